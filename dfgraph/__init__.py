@@ -1,0 +1,51 @@
+"""dfgraph: typed dataflow graphs of blocks, checked before they run and compiled to plain Python.
+
+    import dfgraph as df
+
+    @df.block(outputs="x")
+    def add_one(x: int) -> int:
+        return x + 1
+
+    loop = df.Loop(df.Sequential(add_one, add_one), times="num_steps")
+    prog = df.compile(loop)                      # raises df.WiringError listing every error
+    assert prog(num_steps=10, x=0, output="x") == 20
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dfgraph.block import Block, block
+from dfgraph.check import check
+from dfgraph.compose import Graph, Loop, Sequential
+from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.errors import BlockError, GraphError, InputError, WiringError
+from dfgraph.ports import REQUIRED, Port
+from dfgraph.program import Program, compile_block
+
+__all__ = [
+    "REQUIRED",
+    "Block",
+    "BlockError",
+    "Diagnostic",
+    "Graph",
+    "GraphError",
+    "InputError",
+    "Loop",
+    "Port",
+    "Program",
+    "Report",
+    "Sequential",
+    "Severity",
+    "WiringError",
+    "block",
+    "check",
+    "compile",
+]
+
+__version__ = "0.1.0"
+
+
+def compile(block: Any) -> Program:  # noqa: A001 -- the public name is df.compile
+    """Check `block` and compile it to a Program; raises df.WiringError listing every error."""
+    return compile_block(block)

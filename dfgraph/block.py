@@ -1,0 +1,293 @@
+"""Blocks: `@df.block` turns a function or a class into a block; ports come from the signature."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
+
+import attrs
+
+from dfgraph import types
+from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.errors import WiringError
+from dfgraph.ports import REQUIRED, Port
+
+Returns = Literal["value", "tuple", "mapping", "none"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@runtime_checkable
+class Block(Protocol):
+    """Anything with `name`, `inputs`, `outputs` that, called with its inputs as keywords, returns them."""
+
+    @property
+    def name(self) -> str:
+        """The block's name, the last segment of its path."""
+
+    @property
+    def inputs(self) -> tuple[Port, ...]:
+        """The input ports."""
+
+    @property
+    def outputs(self) -> tuple[Port, ...]:
+        """The output ports."""
+
+    def __call__(self, **inputs: Any) -> Any:
+        """Run the block."""
+
+
+@attrs.frozen
+class Note:
+    """A warning about a block's own definition (unannotated or unsupported annotation)."""
+
+    code: str
+    port: str
+    message: str
+
+
+@attrs.frozen
+class CallSpec:
+    """How compiled code calls a leaf block: the callable, how many inputs go positionally, the return form."""
+
+    target: Callable[..., Any]
+    n_positional: int
+    returns: Returns
+
+
+def call_spec(blk: object) -> CallSpec:
+    """The fast-call description of a block; plain protocol blocks are called with keywords, return a mapping."""
+    spec = getattr(blk, "__dfgraph_call__", None)
+    if callable(spec):
+        result = spec()
+        if isinstance(result, CallSpec):
+            return result
+    return CallSpec(typing.cast(Callable[..., Any], blk), 0, "mapping")
+
+
+def block_notes(blk: object) -> tuple[Note, ...]:
+    """The definition warnings recorded when the block was made."""
+    notes = getattr(blk, "__dfgraph_notes__", ())
+    return notes if isinstance(notes, tuple) else ()
+
+
+def definition_error(path: str, message: str, hint: str = "") -> WiringError:
+    """A WiringError for a malformed definition (DF006), raised where the definition is written."""
+    return WiringError(Report((Diagnostic("DF006", Severity.ERROR, path, message, hint),)))
+
+
+class FunctionBlock:
+    """A block made from a function; calling it calls the function unchanged."""
+
+    __slots__ = ("__dict__", "_spec", "fn", "inputs", "mutates", "name", "notes", "outputs")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str,
+        inputs: tuple[Port, ...],
+        outputs: tuple[Port, ...],
+        spec: CallSpec,
+        notes: tuple[Note, ...],
+        mutates: tuple[str, ...],
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self._spec = spec
+        self.notes = notes
+        self.mutates = mutates
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the wrapped function as it is (blocks stay unit-testable as plain functions)."""
+        return self.fn(*args, **kwargs)
+
+    def __dfgraph_call__(self) -> CallSpec:
+        """The fast-call description used by the code generator."""
+        return self._spec
+
+    @property
+    def __dfgraph_notes__(self) -> tuple[Note, ...]:
+        return self.notes
+
+    def __repr__(self) -> str:
+        ins = ", ".join(p.name for p in self.inputs)
+        outs = ", ".join(p.name for p in self.outputs)
+        return f"<block {self.name}({ins}) -> ({outs})>"
+
+
+@overload
+def block(fn: F, /) -> F: ...
+@overload
+def block(
+    *, outputs: str | tuple[str, ...] | list[str] | None = None, name: str | None = None,
+    mutates: tuple[str, ...] = (),
+) -> Callable[[F], F]: ...
+def block(
+    fn: Any = None,
+    /,
+    *,
+    outputs: str | tuple[str, ...] | list[str] | None = None,
+    name: str | None = None,
+    mutates: tuple[str, ...] = (),
+) -> Any:
+    """Make a block from a function, or from a class whose instances are blocks (ports from `__call__`).
+
+    `outputs="x"` names the single output; `outputs=("a", "b")` names the items of a `tuple[...]` return;
+    with no `outputs=`, a `NamedTuple` return annotation gives the outputs, `-> None` gives none, and any
+    other return annotation gives one output named after the function. `mutates` names shared resources
+    the block changes (blocks that mutate the same resource keep their relative order).
+    """
+
+    def decorate(target: Any) -> Any:
+        if inspect.isclass(target):
+            return _decorate_class(target, outputs, name, tuple(mutates))
+        if callable(target):
+            return _make_function_block(target, outputs, name, tuple(mutates))
+        raise definition_error(repr(target), f"@df.block needs a function or a class, got {type(target).__name__}")
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _make_function_block(
+    fn: Callable[..., Any], outputs: str | tuple[str, ...] | list[str] | None, name: str | None,
+    mutates: tuple[str, ...],
+) -> FunctionBlock:
+    block_name = name or getattr(fn, "__name__", type(fn).__name__)
+    inputs, n_positional, in_notes = _input_ports(fn, block_name, skip_self=False)
+    out_ports, returns, out_notes = _output_ports(fn, block_name, outputs)
+    spec = CallSpec(fn, n_positional, returns)
+    return FunctionBlock(fn, block_name, inputs, out_ports, spec, in_notes + out_notes, mutates)
+
+
+def _decorate_class(
+    cls: type, outputs: str | tuple[str, ...] | list[str] | None, name: str | None, mutates: tuple[str, ...]
+) -> type:
+    call = getattr(cls, "__call__", None)  # noqa: B004 -- the class's own __call__, not callable(cls)
+    if call is None or call is object.__call__ or not inspect.isfunction(call):
+        raise definition_error(cls.__name__, f"class {cls.__name__} needs a __call__ method to be a block")
+    block_name = name or cls.__name__
+    inputs, n_positional, in_notes = _input_ports(call, block_name, skip_self=True)
+    out_ports, returns, out_notes = _output_ports(call, block_name, outputs, fn_name=block_name)
+    notes = in_notes + out_notes
+
+    def __dfgraph_call__(self: Any) -> CallSpec:
+        return CallSpec(self.__call__, n_positional, returns)
+
+    attrs_to_set: dict[str, Any] = {
+        "inputs": inputs,
+        "outputs": out_ports,
+        "mutates": mutates,
+        "__dfgraph_call__": __dfgraph_call__,
+        "__dfgraph_notes__": notes,
+    }
+    if name is not None or "name" not in vars(cls):
+        attrs_to_set["name"] = block_name
+    for key, value in attrs_to_set.items():
+        setattr(cls, key, value)
+    return cls
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable forward references: fall back to raw annotations, degraded per port
+        return dict(getattr(fn, "__annotations__", {}) or {})
+
+
+def _port_type(raw: Any, where: str, notes: list[Note], port: str) -> Any:
+    if raw is inspect.Parameter.empty:
+        notes.append(Note("DF202", port, f"{where} has no annotation; typed as Any"))
+        return Any
+    hint, reason = types.normalize(raw)
+    if reason is not None:
+        notes.append(Note("DF204", port, f"{where}: {reason}; typed as Any"))
+    return hint
+
+
+def _input_ports(fn: Callable[..., Any], block_name: str, *, skip_self: bool) -> tuple[tuple[Port, ...], int, tuple[Note, ...]]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise definition_error(block_name, f"cannot read the signature of {block_name}: {exc}") from exc
+    hints = _hints(fn)
+    params = list(sig.parameters.values())
+    if skip_self and params:
+        params = params[1:]
+    ports: list[Port] = []
+    notes: list[Note] = []
+    n_positional = 0
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            star = "*" if p.kind is p.VAR_POSITIONAL else "**"
+            raise definition_error(
+                f"{block_name}.{p.name}",
+                f"{star}{p.name} cannot be a port: a block's inputs are named parameters",
+                "declare each input as its own parameter",
+            )
+        if p.kind is not p.KEYWORD_ONLY:
+            n_positional += 1
+        raw = hints.get(p.name, p.annotation)
+        typ = _port_type(raw, f"input {block_name}.{p.name}", notes, p.name)
+        default = REQUIRED if p.default is inspect.Parameter.empty else p.default
+        ports.append(Port(p.name, typ, default))
+    return tuple(ports), n_positional, tuple(notes)
+
+
+def _output_ports(
+    fn: Callable[..., Any], block_name: str, outputs: str | tuple[str, ...] | list[str] | None,
+    fn_name: str | None = None,
+) -> tuple[tuple[Port, ...], Returns, tuple[Note, ...]]:
+    hints = _hints(fn)
+    raw = hints.get("return", inspect.signature(fn).return_annotation)
+    notes: list[Note] = []
+    if isinstance(outputs, str):
+        return (Port(outputs, _port_type(raw, f"output {block_name}.{outputs}", notes, outputs)),), "value", tuple(notes)
+    if outputs is not None:
+        names = tuple(outputs)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise definition_error(block_name, f"outputs= must be a name or a tuple of names, got {outputs!r}")
+        if len(set(names)) != len(names):
+            raise definition_error(block_name, f"outputs= names an output twice: {names!r}")
+        if raw is inspect.Parameter.empty:
+            ports = [Port(n, _port_type(raw, f"output {block_name}.{n}", notes, n)) for n in names]
+            return tuple(ports), "tuple", tuple(notes)
+        item_types = _tuple_items(raw)
+        if item_types is None or len(item_types) != len(names):
+            raise definition_error(
+                block_name,
+                f"outputs={names!r} needs a return annotation tuple[...] with {len(names)} items, "
+                f"got {types.describe(raw)}",
+                "annotate the return as tuple[T1, T2, ...], one type per output",
+            )
+        ports = [Port(n, _port_type(t, f"output {block_name}.{n}", notes, n)) for n, t in zip(names, item_types, strict=True)]
+        return tuple(ports), "tuple", tuple(notes)
+    if raw is None or raw is type(None):
+        return (), "none", ()
+    fields = _namedtuple_fields(raw)
+    if fields is not None:
+        ports = [Port(n, _port_type(t, f"output {block_name}.{n}", notes, n)) for n, t in fields]
+        return tuple(ports), "tuple", tuple(notes)
+    # Hamilton-style: one output named after the function.
+    out_name = fn_name or block_name
+    return (Port(out_name, _port_type(raw, f"output {block_name}.{out_name}", notes, out_name)),), "value", tuple(notes)
+
+
+def _tuple_items(hint: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return None
+        return args
+    return None
+
+
+def _namedtuple_fields(hint: Any) -> list[tuple[str, Any]] | None:
+    if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
+        annotations: Mapping[str, Any] = _hints(hint)
+        return [(f, annotations.get(f, inspect.Parameter.empty)) for f in hint._fields]
+    return None

@@ -1,0 +1,180 @@
+"""The checker: types, shapes and dtypes on every edge of the lowered IR, in one pass."""
+
+from __future__ import annotations
+
+import difflib
+import traceback
+from collections.abc import Hashable
+from typing import Any
+
+from dfgraph import shapes, types
+from dfgraph.compose import is_block
+from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.errors import WiringError
+from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Value, lower, same_default
+from dfgraph.ports import Port
+
+RESERVED_INPUTS = frozenset({"output"})  # Program.__call__ takes it
+
+
+class _Checker:
+    def __init__(self, lowered: Lowered) -> None:
+        self.lowered = lowered
+        self.diagnostics: list[Diagnostic] = []
+        self.solver = shapes.ShapeSolver()
+        self.carried: dict[int, Carried] = {}
+
+    def error(self, code: str, path: str, message: str, hint: str = "") -> None:
+        self.diagnostics.append(Diagnostic(code, Severity.ERROR, path, message, hint))
+
+    def warn(self, code: str, path: str, message: str, hint: str = "") -> None:
+        self.diagnostics.append(Diagnostic(code, Severity.WARNING, path, message, hint))
+
+    def run(self) -> list[Diagnostic]:
+        ops = list(self.lowered.ops())
+        for op in ops:
+            if isinstance(op, LoopOp):
+                self.carried.update((c.phi.id, c) for c in op.carried)
+        for op in ops:
+            if isinstance(op, LoopOp):
+                self._loop(op)
+            elif isinstance(op, CallOp):
+                for slot in op.inputs:
+                    self._edge(slot.value, slot.port, op.id, f"{op.path}.{slot.port.name}")
+        self._external_inputs()
+        return self.diagnostics
+
+    def _loop(self, op: LoopOp) -> None:
+        control = op.inputs[0]
+        if control.value.kind not in ("input", "error"):
+            self._edge(control.value, control.port, op.id, f"{op.path} ({op.loop.control!r})")
+        for out in op.outs:
+            spec = _spec(out.value.type)
+            for source in (out.final, out.init):
+                if source is not None and spec is not None:
+                    self._shapes(source, spec, ("v", out.value.id), f"{op.path}.{out.value.name}")
+
+    def _edge(self, value: Value, port: Port, scope: Hashable, where: str) -> None:
+        if value.kind == "error":
+            return
+        if value.kind == "input":
+            spec = _spec(port.type)
+            if spec is not None:
+                reference = _spec(value.type) or spec
+                self._report_shapes(self.solver.unify(reference, ("v", value.id), spec, scope, where), where)
+            return
+        if value.kind == "carry":
+            carried = self.carried[value.id]
+            self._typed(carried.init, port, scope, where)
+            if not types.is_assignable(carried.final.type, port.type):
+                self.error(
+                    "DF101", where,
+                    f"loop-carried {value.name!r} changes type across an iteration: {where} reads it as "
+                    f"{types.describe(port.type)}, but {carried.final.where} writes "
+                    f"{types.describe(carried.final.type)} for the next iteration",
+                    f"make {carried.final.where} return {types.describe(port.type)}, or widen {where} to accept "
+                    f"{types.describe(carried.final.type)}",
+                )
+            else:
+                self._typed(carried.final, port, scope, where, type_checked=True)
+            return
+        self._typed(value, port, scope, where)
+
+    def _typed(self, value: Value, port: Port, scope: Hashable, where: str, *, type_checked: bool = False) -> None:
+        if value.kind == "error":
+            return
+        if not type_checked and value.kind != "input" and not types.is_assignable(value.type, port.type):
+            self.error(
+                "DF001", where,
+                f"{value.name!r} is {types.describe(value.type)} (from {value.where}) but {where} expects "
+                f"{types.describe(port.type)}",
+                "change one of the annotations, or convert the value in a block between them",
+            )
+            return
+        spec = _spec(port.type)
+        if spec is not None:
+            self._shapes(value, spec, scope, where)
+
+    def _shapes(self, value: Value, consumer: shapes.ArraySpec, scope: Hashable, where: str) -> None:
+        producer = _spec(value.type)
+        if producer is None:
+            return
+        conflict = shapes.dtype_conflict(producer, consumer)
+        if conflict is not None:
+            self.error("DF302", where, f"{value.name!r} from {value.where}: {conflict}",
+                       "cast the tensor, or widen one dtype annotation (e.g. Float, Shaped)")
+        self._report_shapes(self.solver.unify(producer, _scope(value), consumer, scope, where), where)
+
+    def _report_shapes(self, conflicts: list[str], where: str) -> None:
+        for message in conflicts:
+            self.error("DF301", where, message, "make the tensor annotations agree, or fix the block that "
+                       "produces the wrong shape")
+
+    def _external_inputs(self) -> None:
+        produced = {v.name for op in self.lowered.ops() for v in op.outputs}
+        root = self.lowered.name
+        for name, value in self.lowered.inputs.items():
+            readers = [(op.path, op.inputs[k].port) for op, k in value.readers]
+            if not readers:
+                continue
+            if name in RESERVED_INPUTS:
+                self.error("DF006", f"{readers[0][0]}.{name}", f"input name {name!r} is reserved: Program.__call__ "
+                           "takes output= to select outputs", f"rename the port {name!r}")
+            hints = [p.type for _, p in readers]
+            if types.narrow(hints) is None and _any_disjoint(hints):
+                shown = ", ".join(f"{types.describe(p.type)} by {path}.{p.name}" for path, p in readers)
+                self.error("DF002", root, f"input {name!r} is read as {shown}; no single type satisfies them all",
+                           "give the readers compatible annotations, or feed them from different inputs")
+            defaults = [p.default for _, p in readers]
+            if all(not p.required for _, p in readers) and not all(same_default(defaults[0], d) for d in defaults):
+                shown = ", ".join(f"{d!r} at {path}" for d, (path, _) in zip(defaults, readers, strict=True))
+                self.warn("DF206", root, f"the readers of input {name!r} give different defaults ({shown}), so "
+                          f"{name!r} is required", "give the readers the same default, or always pass it")
+            if name not in produced:
+                close = difflib.get_close_matches(name, sorted(produced), n=1, cutoff=0.8)
+                if close:
+                    self.warn("DF207", f"{readers[0][0]}.{name}",
+                              f"{name!r} is read but no block writes it, so it is a graph input; "
+                              f"did you mean {close[0]!r}, which a block writes?",
+                              f"rename the input to {close[0]!r} if it should come from inside the graph")
+
+
+def _scope(value: Value) -> Hashable:
+    """Dim variables are shared by all ports of one block call; other values get their own scope."""
+    if isinstance(value.producer, CallOp) and value.kind == "op":
+        return ("op", value.producer.id)
+    return ("v", value.id)
+
+
+def _spec(hint: Any) -> shapes.ArraySpec | None:
+    return shapes.array_spec(hint)
+
+
+def _any_disjoint(hints: list[Any]) -> bool:
+    distinct = list({id(h): h for h in hints}.values())
+    return any(types.disjoint(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1 :])
+
+
+def analyse(blk: Any) -> tuple[Lowered | None, Report]:
+    """Lower and check a block; never raises (an internal failure is reported as DF000)."""
+    if not is_block(blk):
+        d = Diagnostic("DF006", Severity.ERROR, repr(blk)[:60], f"{blk!r} is not a block",
+                       "pass a @df.block function or class instance, or a df.Sequential / df.Loop / df.Graph")
+        return None, Report((d,))
+    try:
+        lowered = lower(blk)
+        diagnostics = lowered.diagnostics + _Checker(lowered).run()
+    except WiringError as exc:  # a malformed definition found while deriving an interface
+        return None, exc.report
+    except Exception as exc:
+        where = "".join(traceback.format_exception_only(exc)).strip()
+        d = Diagnostic("DF000", Severity.ERROR, str(getattr(blk, "name", "graph")),
+                       f"internal error in the checker: {where}", "please report this as a dfgraph bug")
+        return None, Report((d,))
+    unique = list(dict.fromkeys(diagnostics))
+    return lowered, Report(tuple(unique))
+
+
+def check(blk: Any) -> Report:
+    """Check a block's wiring, types and shapes; never raises. `.ok`, `.errors`, `.warnings`, `str()`."""
+    return analyse(blk)[1]

@@ -1,0 +1,379 @@
+"""Code generation: the lowered IR becomes one readable Python function whose values are locals.
+
+A loop-carried name shares one variable with its initial value and its final body value when no later
+reader needs the old one, so the counter loop compiles to exactly the loop a person would write. Every
+emitted line that calls a block is recorded, so a failure maps back to the block path and iteration.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from dfgraph import types
+from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Value, common_default
+from dfgraph.ports import REQUIRED, Port
+
+
+class Unset:
+    """The value of a non-carried loop output when the loop ran zero times."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()
+
+# CPython allows 20 statically nested blocks per function; deeper loops go into helper functions.
+MAX_NESTING = 12
+
+_HELPERS = ("_range", "_enumerate", "_isinstance", "_tqdm", "_UNSET", "_bad_input", "_no_value")
+
+
+@attrs.frozen
+class LineInfo:
+    """What a generated line does: the block (or loop) path and the loops around it in that function."""
+
+    path: str
+    loops: tuple[tuple[str, str], ...]  # (loop path, index variable)
+
+
+@attrs.frozen
+class InputCheck:
+    """A boundary check of one input: which hint and who reads it, for the error message."""
+
+    name: str
+    hint: Any
+    readers: tuple[str, ...]
+
+
+@attrs.frozen
+class Generated:
+    """The generated source and everything the Program needs to run it and explain failures."""
+
+    source: str
+    namespace: dict[str, Any]
+    entry: str
+    params: tuple[tuple[str, str], ...]  # (input name, parameter identifier)
+    output_names: tuple[str, ...]
+    lines: dict[int, LineInfo]
+    maybe_unset: bool
+
+
+class _Names:
+    """Allocates unique, readable identifiers for locals and globals alike (so none shadows another)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set(_HELPERS)
+
+    def new(self, base: str) -> str:
+        ident = re.sub(r"\W", "_", base) or "v"
+        if ident[0].isdigit():
+            ident = f"_{ident}"
+        if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
+            ident = f"{ident}_"
+        candidate, k = ident, 1
+        while candidate in self.used:
+            candidate, k = f"{ident}_{k}", k + 1
+        self.used.add(candidate)
+        return candidate
+
+
+class _Function:
+    def __init__(self, header: str) -> None:
+        self.lines: list[tuple[str, LineInfo | None]] = [(header, None)]
+
+
+class _Emitter:
+    def __init__(self, lowered: Lowered) -> None:
+        self.lowered = lowered
+        self.names = _Names()
+        self.vars: dict[int, str] = {}
+        self.namespace: dict[str, Any] = {}
+        self._global_ids: dict[int, str] = {}
+        self.functions: list[_Function] = []
+        self.position: dict[int, int] = {}
+        self.output_ids = {v.id for v in lowered.outputs.values()}
+        self.maybe_unset = False
+        self.checks: list[InputCheck] = []
+        self.no_value: list[str] = []
+        self._index_positions()
+
+    def _index_positions(self) -> None:
+        def visit(region: Region) -> None:
+            for i, op in enumerate(region.ops):
+                self.position[op.id] = i
+                if isinstance(op, LoopOp):
+                    visit(op.body)
+
+        visit(self.lowered.root)
+
+    # -- names ------------------------------------------------------------------------------------------
+
+    def var(self, value: Value) -> str:
+        ident = self.vars.get(value.id)
+        if ident is None:
+            ident = self.vars[value.id] = self.names.new(value.name)
+        return ident
+
+    def glob(self, obj: object, base: str) -> str:
+        ident = self._global_ids.get(id(obj))
+        if ident is None:
+            ident = self._global_ids[id(obj)] = self.names.new(base)
+            self.namespace[ident] = obj
+        return ident
+
+    # -- program ----------------------------------------------------------------------------------------
+
+    def program(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        entry = self.names.new(self.lowered.name)
+        params: list[tuple[str, str]] = []
+        signature: list[str] = []
+        inputs = [(n, v) for n, v in self.lowered.inputs.items() if v.readers]
+        for name, value in inputs:
+            ident = self.var(value)
+            params.append((name, ident))
+            default = _input_default(value)
+            if default is REQUIRED:
+                signature.append(ident)
+        for name, value in inputs:  # optional parameters after required ones
+            default = _input_default(value)
+            if default is not REQUIRED:
+                signature.append(f"{self.var(value)}={self.glob(default, f'{name}_default')}")
+        fn = _Function(f"def {entry}({', '.join(signature)}):")
+        self.functions.append(fn)
+        for name, value in inputs:
+            self._input_check(fn, name, value)
+        self._region(fn, self.lowered.root, 1, ())
+        outs = [self.var(v) for v in self.lowered.outputs.values()]
+        fn.lines.append((f"    return ({''.join(o + ', ' for o in outs)})", None))
+        return entry, tuple(params)
+
+    def _input_check(self, fn: _Function, name: str, value: Value) -> None:
+        readers = [op.inputs[k].port for op, k in value.readers]
+        paths = tuple(f"{op.path}.{op.inputs[k].port.name}" for op, k in value.readers)
+        narrowed = types.narrow([p.type for p in readers])
+        hints = [narrowed] if narrowed is not None else list({id(p.type): p.type for p in readers}.values())
+        ident = self.var(value)
+        default = _input_default(value)
+        guard = "" if default is REQUIRED else f"{ident} is not {self.glob(default, f'{name}_default')} and "
+        for hint in hints:
+            plain = types.plain_class(hint)
+            if plain is not None:
+                test = f"_isinstance({ident}, {self.glob(plain, _class_name(plain))})"
+            else:
+                predicate = types.checker(hint)
+                if predicate is None:
+                    continue
+                test = f"{self.glob(predicate, f'is_{name}')}({ident})"
+            self.checks.append(InputCheck(name, hint, paths))
+            fn.lines.append((f"    if {guard}not {test}: _bad_input({len(self.checks) - 1}, {ident})", None))
+
+    # -- regions ----------------------------------------------------------------------------------------
+
+    def _region(self, fn: _Function, region: Region, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+        for op in region.ops:
+            if isinstance(op, CallOp):
+                self._call(fn, op, depth, loops)
+            elif isinstance(op, LoopOp):
+                if depth > MAX_NESTING:
+                    self._loop_function(fn, op, depth, loops)
+                else:
+                    self._loop(fn, op, depth, loops)
+
+    def _call(self, fn: _Function, op: CallOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+        pad = "    " * depth
+        spec = op.spec
+        target = self.glob(spec.target, op.path.rsplit("/", 1)[-1])
+        args = [self.var(slot.value) for slot in op.inputs]
+        positional = args[: spec.n_positional]
+        keywords = [(slot.port.name, a) for slot, a in zip(op.inputs[spec.n_positional :], args[spec.n_positional :],
+                                                             strict=True)]
+        if all(k.isidentifier() and not keyword.iskeyword(k) for k, _ in keywords):
+            parts = positional + [f"{k}={a}" for k, a in keywords]
+        else:
+            parts = [*positional, "**{" + ", ".join(f"{k!r}: {a}" for k, a in keywords) + "}"]
+        call = f"{target}({', '.join(parts)})"
+        info = LineInfo(op.path, loops)
+        outs = [self.var(v) for v in op.outputs]
+        comment = f"  # {op.path}"
+        if spec.returns == "value" and len(outs) == 1:
+            fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
+        elif spec.returns == "tuple" and outs:
+            fn.lines.append((f"{pad}{', '.join(outs)}{',' if len(outs) == 1 else ''} = {call}{comment}", info))
+        elif spec.returns == "mapping" and outs:
+            result = self.names.new("_r")
+            fn.lines.append((f"{pad}{result} = {call}{comment}", info))
+            for value, out in zip(op.outputs, outs, strict=True):
+                fn.lines.append((f"{pad}{out} = {result}[{value.name!r}]", info))
+        else:
+            fn.lines.append((f"{pad}{call}{comment}", info))
+
+    def _loop(self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+        pad = "    " * depth
+        loop = op.loop
+        info = LineInfo(op.path, loops)
+        fn.lines.append((f"{pad}# loop {op.path}: {_describe_loop(op)}", None))
+        for carried in op.carried:
+            if self._can_share_init(op, carried.init):
+                self.vars[carried.phi.id] = self.var(carried.init)
+            else:
+                fn.lines.append((f"{pad}{self.var(carried.phi)} = {self.var(carried.init)}", info))
+            if self._can_share_final(op, carried.phi, carried.final):
+                self.vars[carried.final.id] = self.var(carried.phi)
+        unset_checks: list[str] = []
+        for out in op.outs:
+            if out.carried:
+                continue
+            ident = self.var(out.final)
+            if out.init is not None:
+                fn.lines.append((f"{pad}{ident} = {self.var(out.init)}", info))
+            elif out.value.readers or out.value.id in self.output_ids:
+                fn.lines.append((f"{pad}{ident} = _UNSET", info))
+                if out.value.id in self.output_ids:
+                    self.maybe_unset = True
+                if out.value.readers:
+                    self.no_value.append(f"loop {op.path!r} ran zero times, so {out.value.name!r} (not carried) "
+                                         "has no value")
+                    unset_checks.append(f"{pad}if {ident} is _UNSET: _no_value({len(self.no_value) - 1})")
+        for out in op.outs:
+            source = out.final if not out.carried else next(c.phi for c in op.carried if c.final is out.final)
+            self.vars[out.value.id] = self.var(source)
+
+        control = self.var(op.inputs[0].value)
+        index = self.var(op.index_value) if op.index_value is not None else "_"
+        iterable = f"_range({control})" if loop.times is not None else control
+        if loop.progress:
+            iterable = f"_tqdm({iterable}, desc={op.path!r}, leave=False)"
+            self.namespace["_tqdm"] = _tqdm()
+        if loop.over is not None and op.item_value is not None:
+            header = f"for {index}, {self.var(op.item_value)} in _enumerate({iterable}):"
+        else:
+            header = f"for {index} in {iterable}:"
+        fn.lines.append((f"{pad}{header}", info))
+        inner = (*loops, (op.path, index))
+        before = len(fn.lines)
+        self._region(fn, op.body, depth + 1, inner)
+        for carried in op.carried:
+            phi, final = self.var(carried.phi), self.var(carried.final)
+            if phi != final:
+                fn.lines.append((f"{pad}    {phi} = {final}", LineInfo(op.path, inner)))
+        if len(fn.lines) == before:
+            fn.lines.append((f"{pad}    pass", None))
+        fn.lines.extend((line, info) for line in unset_checks)
+
+    def _loop_function(self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+        """A loop too deeply nested for one function becomes a helper function called in its place."""
+        name = self.names.new(f"_loop_{op.path.rsplit('/', 1)[-1]}")
+        params = list(dict.fromkeys(self.var(slot.value) for slot in op.inputs))
+        helper = _Function(f"def {name}({', '.join(params)}):")
+        self.functions.append(helper)
+        self._loop(helper, op, 1, ())
+        outs = [self.var(out.value) for out in op.outs]
+        helper.lines.append((f"    return ({''.join(o + ', ' for o in outs)})", None))
+        pad = "    " * depth
+        target = f"{', '.join(outs)}, = " if outs else ""
+        fn.lines.append((f"{pad}{target}{name}({', '.join(params)})", LineInfo(op.path, loops)))
+
+    # -- variable sharing -------------------------------------------------------------------------------
+
+    def _can_share_init(self, op: LoopOp, init: Value) -> bool:
+        """The phi may reuse the initial value's variable when nothing reads that value after the loop starts."""
+        if init.kind not in ("input", "op") or init.id in self.output_ids:
+            return False
+        if init.kind == "op" and (init.producer is None or init.producer.region is not op.region):
+            return False
+        if init.kind == "input" and op.region.owner is not None:
+            return False
+        start = self.position[op.id]
+        uses_here = 0
+        for reader, _ in init.readers:
+            if reader is op:
+                uses_here += 1
+                continue
+            where = self._ancestor_position(reader, op.region)
+            if where is None or where >= start:
+                return False
+        return uses_here == 1
+
+    def _can_share_final(self, op: LoopOp, phi: Value, final: Value) -> bool:
+        """The final value may be written into the phi's variable when no reader of the phi comes after it."""
+        if final.kind != "op" or final.producer is None or final.id in self.vars:
+            return False
+        defined = self._ancestor_position(final.producer, op.body)
+        if defined is None:
+            return False
+        for reader, _ in phi.readers:
+            where = self._ancestor_position(reader, op.body)
+            if where is None or where > defined:
+                return False
+        return True
+
+    def _ancestor_position(self, op: Op, region: Region) -> int | None:
+        """The index in `region` of the op that is `op` or contains it; None when `op` is outside."""
+        current: Op | None = op
+        while current is not None and current.region is not region:
+            current = current.region.owner
+        return None if current is None else self.position[current.id]
+
+
+def _input_default(value: Value) -> Any:
+    return common_default([op.inputs[k].port for op, k in value.readers])
+
+
+def _class_name(plain: type | tuple[type, ...]) -> str:
+    if isinstance(plain, tuple):
+        return "_or_".join(c.__name__ for c in plain)
+    return plain.__name__
+
+
+def _describe_loop(op: LoopOp) -> str:
+    loop = op.loop
+    how = f"times={loop.times}" if loop.times is not None else f"over={loop.over}"
+    carried = ", ".join(c.name for c in op.carried) or "nothing"
+    return f"{how}, carries {carried}"
+
+
+def _tqdm() -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm
+
+
+def generate(lowered: Lowered) -> tuple[Generated, list[InputCheck], list[str]]:
+    """Generate the program's source; also returns the input checks and zero-iteration messages it cites."""
+    emitter = _Emitter(lowered)
+    entry, params = emitter.program()
+    lines: list[str] = []
+    infos: dict[int, LineInfo] = {}
+    for fn in emitter.functions[1:] + emitter.functions[:1]:  # helpers first, so the entry reads last
+        for text, info in fn.lines:
+            lines.append(text)
+            if info is not None:
+                infos[len(lines)] = info
+        lines.append("")
+    namespace = dict(emitter.namespace)
+    namespace.update(_range=range, _enumerate=enumerate, _isinstance=isinstance, _UNSET=UNSET)
+    generated = Generated(
+        source="\n".join(lines),
+        namespace=namespace,
+        entry=entry,
+        params=params,
+        output_names=tuple(lowered.outputs),
+        lines=infos,
+        maybe_unset=emitter.maybe_unset,
+    )
+    return generated, emitter.checks, emitter.no_value
+
+
+def ports_text(ports: Iterable[Port]) -> str:
+    """Ports rendered as `name: type = default`, comma separated."""
+    parts = []
+    for p in ports:
+        default = "" if p.required else f" = {p.default!r}"
+        parts.append(f"{p.name}: {types.describe(p.type)}{default}")
+    return ", ".join(parts)

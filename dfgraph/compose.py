@@ -1,0 +1,204 @@
+"""Composites: blocks made of blocks — Sequential (wires by name), Loop (carries state), Graph (explicit edges)."""
+
+from __future__ import annotations
+
+import keyword
+import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from dfgraph.block import definition_error
+from dfgraph.ports import Port
+
+if TYPE_CHECKING:
+    from dfgraph.program import Program
+
+
+def is_block(obj: object) -> bool:
+    """True for anything usable as a block: a composite, or an object with name, inputs, outputs, a call."""
+    if isinstance(obj, Composite):
+        return True
+    return all(hasattr(obj, a) for a in ("name", "inputs", "outputs")) and callable(obj)
+
+
+def _check_block(obj: object, where: str) -> None:
+    if not is_block(obj):
+        raise definition_error(
+            where,
+            f"{obj!r} is not a block: a block has name, inputs and outputs and is callable",
+            "decorate the function or class with @df.block, or build ports with df.Port",
+        )
+
+
+def _check_name(value: object, what: str, where: str) -> str:
+    if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
+        raise definition_error(where, f"{what} must be a name (a Python identifier), got {value!r}")
+    return value
+
+
+class Composite:
+    """Base of the composites: the interface (ports) is derived from the wiring, once, on first use."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interface: tuple[tuple[Port, ...], tuple[Port, ...]] | None = None
+        self._program: Program | None = None
+
+    def _ports(self) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+        if self._interface is None:
+            from dfgraph.ir import interface  # the lowering knows the semantics; compose only defines
+
+            self._interface = interface(self)
+        return self._interface
+
+    @property
+    def inputs(self) -> tuple[Port, ...]:
+        """The unbound inputs of this composite."""
+        return self._ports()[0]
+
+    @property
+    def outputs(self) -> tuple[Port, ...]:
+        """The outputs of this composite."""
+        return self._ports()[1]
+
+    def __call__(self, **inputs: Any) -> Any:
+        """Run the composite (compiled once, on first call); returns a mapping of every output."""
+        with self._lock:
+            if self._program is None:
+                from dfgraph.program import compile_block
+
+                self._program = compile_block(self)
+        return self._program(**inputs)
+
+
+def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any], ...]:
+    if len(blocks) == 1 and isinstance(blocks[0], Mapping):
+        items = list(blocks[0].items())
+        for key, child in items:
+            _check_name(key, "a block name", where)
+            _check_block(child, f"{where}/{key}")
+        return tuple(items)
+    named: list[tuple[str, Any]] = []
+    taken: set[str] = set()
+    for index, child in enumerate(blocks):
+        _check_block(child, f"{where}[{index}]")
+        base = str(getattr(child, "name", "block"))
+        unique, k = base, 2
+        while unique in taken:
+            unique, k = f"{base}_{k}", k + 1
+        taken.add(unique)
+        named.append((unique, child))
+    return tuple(named)
+
+
+class Sequential(Composite):
+    """Blocks in order; an input reads the latest earlier output of the same name, else is an input."""
+
+    def __init__(self, *blocks: Any, name: str = "sequential") -> None:
+        super().__init__()
+        self.name = _check_name(name, "name=", name if isinstance(name, str) else "sequential")
+        self.children: tuple[tuple[str, Any], ...] = _named_children(blocks, self.name)
+
+    def __repr__(self) -> str:
+        return f"Sequential({', '.join(n for n, _ in self.children)}, name={self.name!r})"
+
+
+class Loop(Composite):
+    """Runs `body` `times` times or once per item of `over`, carrying state (read-before-write names)."""
+
+    def __init__(
+        self,
+        body: Any,
+        *,
+        times: str | None = None,
+        over: str | None = None,
+        item: str = "t",
+        index: str = "i",
+        carry: Iterable[str] | None = None,
+        progress: bool = False,
+        name: str = "loop",
+    ) -> None:
+        super().__init__()
+        self.name = _check_name(name, "name=", "loop")
+        _check_block(body, f"{self.name}/body")
+        if (times is None) == (over is None):
+            raise definition_error(
+                self.name, "a Loop needs exactly one of times= or over=",
+                "times='num_steps' runs the body num_steps times; over='timesteps' once per item",
+            )
+        self.body = body
+        self.times = None if times is None else _check_name(times, "times=", self.name)
+        self.over = None if over is None else _check_name(over, "over=", self.name)
+        self.item = _check_name(item, "item=", self.name)
+        self.index = _check_name(index, "index=", self.name)
+        if self.over is not None and self.item == self.index:
+            raise definition_error(self.name, f"item= and index= are both {item!r}; they must differ")
+        if carry is not None and isinstance(carry, str):
+            carry = (carry,)
+        self.carry = None if carry is None else tuple(_check_name(c, "carry=", self.name) for c in carry)
+        self.progress = bool(progress)
+
+    @property
+    def control(self) -> str:
+        """The name of the input that drives the loop (`times` or `over`)."""
+        return self.times if self.times is not None else str(self.over)
+
+    def __repr__(self) -> str:
+        how = f"times={self.times!r}" if self.times is not None else f"over={self.over!r}"
+        return f"Loop({getattr(self.body, 'name', self.body)!r}, {how}, name={self.name!r})"
+
+
+def _endpoint(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise definition_error(where, f"an edge end must be 'node.port' or an input name, got {value!r}")
+    return value
+
+
+class Graph(Composite):
+    """Named nodes and explicit edges ('node.port' → 'node.port'); unwired inputs are graph inputs.
+
+    An edge source may also be a bare name: the graph input of that name (renaming it). `outputs`
+    selects and names the graph's outputs: a list of 'node.port' (named by port) or a mapping
+    name → 'node.port'; by default every node output is an output of the graph.
+    """
+
+    def __init__(
+        self,
+        nodes: Mapping[str, Any],
+        edges: Iterable[tuple[str, str]] = (),
+        outputs: Iterable[str] | Mapping[str, str] | None = None,
+        *,
+        name: str = "graph",
+    ) -> None:
+        super().__init__()
+        self.name = _check_name(name, "name=", "graph")
+        if not isinstance(nodes, Mapping):
+            raise definition_error(self.name, f"nodes= must be a mapping name -> block, got {type(nodes).__name__}")
+        for key, node in nodes.items():
+            _check_name(key, "a node name", self.name)
+            _check_block(node, f"{self.name}/{key}")
+        self.nodes: dict[str, Any] = dict(nodes)
+        checked: list[tuple[str, str]] = []
+        for edge in edges:
+            if not isinstance(edge, tuple | list) or len(edge) != 2:
+                raise definition_error(self.name, f"an edge is a pair (source, target), got {edge!r}")
+            checked.append((_endpoint(edge[0], self.name), _endpoint(edge[1], self.name)))
+        self.edges: tuple[tuple[str, str], ...] = tuple(checked)
+        # (output name, 'node.port') pairs; a list keeps duplicates so the checker can report them.
+        self.output_map: tuple[tuple[str, str], ...] | None
+        if outputs is None:
+            self.output_map = None
+        elif isinstance(outputs, Mapping):
+            self.output_map = tuple(
+                (_check_name(k, "an output name", self.name), _endpoint(v, self.name)) for k, v in outputs.items()
+            )
+        elif isinstance(outputs, str):
+            raise definition_error(self.name, f"outputs= is a list or mapping of 'node.port', got {outputs!r}")
+        else:
+            ends = [_endpoint(v, self.name) for v in outputs]
+            self.output_map = tuple((v.rsplit(".", 1)[-1], v) for v in ends)
+
+    def __repr__(self) -> str:
+        return f"Graph({', '.join(self.nodes)}, {len(self.edges)} edges, name={self.name!r})"

@@ -1,0 +1,649 @@
+"""The SSA dataflow IR and the lowering of a composite tree into it.
+
+Every write of a name makes a new `Value`; an `Op` is one block call (`CallOp`) or one loop (`LoopOp`,
+owning a body `Region`). Lowering resolves names through scopes — a Sequential's latest writes, a loop
+body's own writes (a read that misses becomes a placeholder, later a carried phi or a capture), a Graph
+node's edges — and records the structural diagnostics (DF003-DF006, DF102, DF103, DF2xx) as it goes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal, Protocol
+
+from dfgraph import types
+from dfgraph.block import CallSpec, block_notes, call_spec
+from dfgraph.compose import Graph, Loop, Sequential
+from dfgraph.diagnostics import Diagnostic, Severity, did_you_mean
+from dfgraph.ports import REQUIRED, Port
+
+ValueKind = Literal["input", "op", "carry", "index", "item", "pending", "error"]
+
+
+class Value:
+    """One version of a named datum: who produced it, its type, and who reads it."""
+
+    __slots__ = ("id", "kind", "name", "producer", "readers", "type", "where")
+
+    def __init__(self, vid: int, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str) -> None:
+        self.id = vid
+        self.name = name
+        self.type = typ
+        self.kind: ValueKind = kind
+        self.producer = producer
+        self.where = where  # for messages: the producing port path, or "input 'x'"
+        self.readers: list[tuple[Op, int]] = []
+
+    def __repr__(self) -> str:
+        return f"%{self.id}:{self.name}"
+
+
+class Slot:
+    """One input of an op: the port it feeds and the value bound to it (rebound when a capture resolves)."""
+
+    __slots__ = ("port", "value")
+
+    def __init__(self, port: Port, value: Value) -> None:
+        self.port = port
+        self.value = value
+
+
+class Op:
+    """A node of the IR: reads `inputs`, writes `outputs`, lives at `path` inside `region`."""
+
+    __slots__ = ("block", "id", "inputs", "outputs", "path", "region")
+
+    def __init__(self, oid: int, path: str, block: Any, region: Region) -> None:
+        self.id = oid
+        self.path = path
+        self.block = block
+        self.region = region
+        self.inputs: list[Slot] = []
+        self.outputs: list[Value] = []
+
+
+class CallOp(Op):
+    """A call of a leaf block."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, oid: int, path: str, block: Any, region: Region, spec: CallSpec) -> None:
+        super().__init__(oid, path, block, region)
+        self.spec = spec
+
+
+class Carried:
+    """A loop-carried name: its phi (read by the body), initial value (outside) and final body value."""
+
+    __slots__ = ("final", "init", "name", "phi")
+
+    def __init__(self, name: str, phi: Value, init: Value, final: Value) -> None:
+        self.name, self.phi, self.init, self.final = name, phi, init, final
+
+
+class LoopOut:
+    """An output of a loop: the value after the loop, the body value it comes from, its zero-iteration value."""
+
+    __slots__ = ("carried", "final", "init", "value")
+
+    def __init__(self, value: Value, final: Value, init: Value | None, carried: bool) -> None:
+        self.value, self.final, self.init, self.carried = value, final, init, carried
+
+
+class LoopOp(Op):
+    """A loop: `inputs[0]` is the control (count or iterable); the body region runs once per iteration."""
+
+    __slots__ = ("body", "carried", "index_value", "item_value", "outs")
+
+    def __init__(self, oid: int, path: str, block: Loop, region: Region) -> None:
+        super().__init__(oid, path, block, region)
+        self.body = Region(self, region.depth + 1)
+        self.index_value: Value | None = None
+        self.item_value: Value | None = None
+        self.carried: list[Carried] = []
+        self.outs: list[LoopOut] = []
+
+    @property
+    def loop(self) -> Loop:
+        """The Loop definition this op lowers."""
+        assert isinstance(self.block, Loop)
+        return self.block
+
+
+class Region:
+    """An ordered list of ops: the program's top level, or one loop body."""
+
+    __slots__ = ("depth", "ops", "owner")
+
+    def __init__(self, owner: LoopOp | None, depth: int = 0) -> None:
+        self.owner = owner
+        self.depth = depth
+        self.ops: list[Op] = []
+
+    def walk(self) -> Iterator[Op]:
+        """Every op in this region and in nested loop bodies, in order."""
+        for op in self.ops:
+            yield op
+            if isinstance(op, LoopOp):
+                yield from op.body.walk()
+
+
+class Lowered:
+    """The lowered program: root region, external inputs, outputs and the structural diagnostics."""
+
+    def __init__(self, name: str, root: Region, inputs: dict[str, Value], outputs: dict[str, Value],
+                 diagnostics: list[Diagnostic]) -> None:
+        self.name = name
+        self.root = root
+        self.inputs = inputs
+        self.outputs = outputs
+        self.diagnostics = diagnostics
+
+    def ops(self) -> Iterator[Op]:
+        """Every op, nested ones included, in program order."""
+        return self.root.walk()
+
+
+class Scope(Protocol):
+    """Resolves names while lowering."""
+
+    def read(self, name: str) -> Value:
+        """The value a reader of `name` gets here (creating an input or placeholder if unbound)."""
+
+    def peek(self, name: str) -> Value | None:
+        """The value bound to `name` here, without creating anything."""
+
+
+class _RootScope:
+    def __init__(self, lowerer: Lowerer) -> None:
+        self.lowerer = lowerer
+        self.inputs: dict[str, Value] = {}
+
+    def read(self, name: str) -> Value:
+        value = self.inputs.get(name)
+        if value is None:
+            value = self.inputs[name] = self.lowerer.value(name, Any, "input", None, f"input {name!r}")
+        return value
+
+    def peek(self, name: str) -> Value | None:
+        return self.inputs.get(name)
+
+
+class _SeqScope:
+    def __init__(self, lowerer: Lowerer, parent: Scope) -> None:
+        self.lowerer = lowerer
+        self.parent = parent
+        self.written: dict[str, Value] = {}
+
+    def read(self, name: str) -> Value:
+        value = self.written.get(name)
+        return value if value is not None else self.parent.read(name)
+
+    def peek(self, name: str) -> Value | None:
+        value = self.written.get(name)
+        return value if value is not None else self.parent.peek(name)
+
+    def write(self, name: str, value: Value) -> None:
+        old = self.written.get(name)
+        if old is not None and old.kind == "op" and not old.readers:
+            self.lowerer.warn(
+                "DF201", old.where, f"{name!r} is overwritten by {value.where} before anyone reads it",
+                "remove the earlier block, or rename one of the outputs",
+            )
+        self.written[name] = value
+
+
+class _BodyScope:
+    """A loop body: names it does not define become placeholders, resolved after the body is lowered."""
+
+    def __init__(self, lowerer: Lowerer, fixed: dict[str, Value]) -> None:
+        self.lowerer = lowerer
+        self.fixed = fixed  # index and item
+        self.free: dict[str, Value] = {}
+
+    def read(self, name: str) -> Value:
+        value = self.fixed.get(name) or self.free.get(name)
+        if value is None:
+            value = self.free[name] = self.lowerer.value(name, Any, "pending", None, f"loop input {name!r}")
+        return value
+
+    def peek(self, name: str) -> Value | None:
+        return self.fixed.get(name)
+
+
+class _NodeScope:
+    def __init__(self, parent: Scope, wired: dict[str, Value]) -> None:
+        self.parent = parent
+        self.wired = wired
+
+    def read(self, name: str) -> Value:
+        value = self.wired.get(name)
+        return value if value is not None else self.parent.read(name)
+
+    def peek(self, name: str) -> Value | None:
+        value = self.wired.get(name)
+        return value if value is not None else self.parent.peek(name)
+
+
+class Lowerer:
+    """Lowers one composite tree; collects structural diagnostics instead of raising."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+        self._ids = 0
+        self._noted: set[int] = set()
+        self._ports: dict[int, tuple[Any, tuple[Port, ...], tuple[Port, ...]]] = {}
+
+    def value(self, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str) -> Value:
+        """A new value with a fresh id."""
+        self._ids += 1
+        return Value(self._ids, name, typ, kind, producer, where)
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def error(self, code: str, path: str, message: str, hint: str = "") -> None:
+        """Record an error."""
+        self.diagnostics.append(Diagnostic(code, Severity.ERROR, path, message, hint))
+
+    def warn(self, code: str, path: str, message: str, hint: str = "") -> None:
+        """Record a warning."""
+        self.diagnostics.append(Diagnostic(code, Severity.WARNING, path, message, hint))
+
+    def read(self, scope: Scope, name: str, op: Op, port: Port) -> Value:
+        """Bind `op`'s next input slot to what `name` resolves to in `scope`."""
+        value = scope.read(name)
+        op.inputs.append(Slot(port, value))
+        value.readers.append((op, len(op.inputs) - 1))
+        return value
+
+    def lower(self, blk: Any, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+        """Emit the ops of `blk` into `region`; return its outputs by name."""
+        if isinstance(blk, Sequential):
+            return self._sequential(blk, scope, path, region)
+        if isinstance(blk, Loop):
+            return self._loop(blk, scope, path, region)
+        if isinstance(blk, Graph):
+            return self._graph(blk, scope, path, region)
+        return self._call(blk, scope, path, region)
+
+    # -- leaves ---------------------------------------------------------------------------------------
+
+    def _leaf_ports(self, blk: Any, path: str) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+        """The block's ports with checkable types (normalized once per block object)."""
+        cached = self._ports.get(id(blk))
+        if cached is not None:
+            return cached[1], cached[2]
+        ins = tuple(self._normalized(blk, p, path, "input") for p in blk.inputs)
+        outs = tuple(self._normalized(blk, p, path, "output") for p in blk.outputs)
+        self._ports[id(blk)] = (blk, ins, outs)  # holding blk keeps id() unique while cached
+        if id(blk) not in self._noted:
+            self._noted.add(id(blk))
+            for note in block_notes(blk):
+                self.warn(note.code, f"{path}.{note.port}", note.message, _NOTE_HINTS.get(note.code, ""))
+        return ins, outs
+
+    def _normalized(self, blk: Any, port: Port, path: str, side: str) -> Port:
+        hint, reason = types.normalize(port.type)
+        if reason is not None and id(blk) not in self._noted:
+            self.warn("DF204", f"{path}.{port.name}", f"{side} {port.name}: {reason}; typed as Any",
+                      _NOTE_HINTS["DF204"])
+        return port if hint is port.type else Port(port.name, hint, port.default, port.doc)
+
+    def _call(self, blk: Any, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+        ins, outs = self._leaf_ports(blk, path)
+        op = CallOp(self._next_id(), path, blk, region, call_spec(blk))
+        for port in ins:
+            self.read(scope, port.name, op, port)
+        result: dict[str, Value] = {}
+        for port in outs:
+            value = self.value(port.name, port.type, "op", op, f"{path}.{port.name}")
+            op.outputs.append(value)
+            result[port.name] = value
+        region.ops.append(op)
+        return result
+
+    # -- Sequential -------------------------------------------------------------------------------------
+
+    def _sequential(self, seq: Sequential, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+        inner = _SeqScope(self, scope)
+        for child_name, child in seq.children:
+            for name, value in self.lower(child, inner, f"{path}/{child_name}", region).items():
+                inner.write(name, value)
+        return inner.written
+
+    # -- Loop -------------------------------------------------------------------------------------------
+
+    def _loop(self, loop: Loop, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+        op = LoopOp(self._next_id(), path, loop, region)
+        control_type: Any = int if loop.times is not None else _ITERABLE
+        control = self.read(scope, loop.control, op, Port(loop.control, control_type, doc=f"drives loop {path!r}"))
+        fixed: dict[str, Value] = {}
+        op.index_value = fixed[loop.index] = self.value(loop.index, int, "index", op, f"{path} (index {loop.index!r})")
+        if loop.over is not None:
+            op.item_value = fixed[loop.item] = self.value(
+                loop.item, types.item_type(control.type), "item", op, f"{path} (item {loop.item!r} of {loop.over!r})"
+            )
+        body_scope = _BodyScope(self, fixed)
+        body = loop.body
+        body_path = path if isinstance(body, Sequential) else f"{path}/{getattr(body, 'name', 'body')}"
+        written = self.lower(body, body_scope, body_path, op.body)
+
+        for reserved, what in ((loop.index, "index"), (loop.item, "item"), (loop.control, "loop-control input")):
+            if reserved in written and (what != "item" or loop.over is not None):
+                self.error(
+                    "DF103", written[reserved].where,
+                    f"the body of loop {path!r} writes {reserved!r}, which is the loop's {what}",
+                    "rename the output; the loop owns its index, item and control input",
+                )
+                del written[reserved]
+
+        for name, placeholder in body_scope.free.items():
+            readers = [op_.inputs[k].port for op_, k in placeholder.readers]
+            port = Port(name, _narrowest(readers), common_default(readers), _first_doc(readers))
+            if name in written:
+                placeholder.kind = "carry"
+                placeholder.type = port.type
+                placeholder.where = f"{path} (carried {name!r})"
+                init = self.read(scope, name, op, port)
+                op.carried.append(Carried(name, placeholder, init, written[name]))
+            else:
+                outer = self.read(scope, name, op, port)
+                _replace_uses(placeholder, outer)
+
+        self._check_declared_carry(loop, op, path, body_scope, written)
+
+        result: dict[str, Value] = {}
+        carried = {c.name: c for c in op.carried}
+        for name, final in written.items():
+            c = carried.get(name)
+            init: Value | None
+            if c is not None:
+                init = c.init
+            else:
+                # A name that existed before the loop keeps that value when the loop runs zero times.
+                init = scope.peek(name)
+                if init is not None:
+                    self.read(scope, name, op, Port(name, init.type))
+            typ = final.type if init is None else types.union(init.type, final.type)
+            out = self.value(name, typ, "op", op, f"{path}.{name}")
+            op.outputs.append(out)
+            op.outs.append(LoopOut(out, final, init, c is not None))
+            result[name] = out
+        region.ops.append(op)
+        return result
+
+    def _check_declared_carry(self, loop: Loop, op: LoopOp, path: str, body_scope: _BodyScope,
+                              written: dict[str, Value]) -> None:
+        if loop.carry is None:
+            return
+        inferred = {c.name for c in op.carried}
+        declared = set(loop.carry)
+        known = set(body_scope.free) | set(written)
+        for name in loop.carry:
+            if name in inferred:
+                continue
+            if name not in known:
+                self.error("DF003", path, f"carry= names {name!r}, which the body of loop {path!r} never reads or writes;"
+                           + did_you_mean(name, known), "list only names the body reads and writes")
+            elif name in written:
+                self.error("DF102", path, f"carry= declares {name!r}, but the body writes it before reading it, "
+                           "so nothing is carried", f"remove {name!r} from carry=, or read it before writing")
+            else:
+                self.error("DF102", path, f"carry= declares {name!r}, but the body only reads it (it never changes)",
+                           f"remove {name!r} from carry=")
+        for name in sorted(inferred - declared, key=lambda n: list(written).index(n)):
+            self.error("DF102", path, f"the body of loop {path!r} carries {name!r} (read before written, and written), "
+                       "but carry= omits it", f"add {name!r} to carry=")
+
+    # -- Graph ------------------------------------------------------------------------------------------
+
+    def _graph(self, graph: Graph, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+        nodes = graph.nodes
+        in_names = {n: [p.name for p in _ports_of(b, "inputs")] for n, b in nodes.items()}
+        out_names = {n: [p.name for p in _ports_of(b, "outputs")] for n, b in nodes.items()}
+        wiring: dict[str, dict[str, tuple[str, str]]] = {n: {} for n in nodes}  # node -> port -> source
+        deps: dict[str, list[str]] = {n: [] for n in nodes}
+        for source, target in graph.edges:
+            dst = self._endpoint(graph, path, target, in_names, "input", "target")
+            if dst is None:
+                continue
+            if "." in source:
+                src = self._endpoint(graph, path, source, out_names, "output", "source")
+                if src is None:
+                    continue
+            else:
+                src = ("", source)  # a graph input
+            previous = wiring[dst[0]].get(dst[1])
+            if previous is not None:
+                self.error("DF005", f"{path}/{dst[0]}.{dst[1]}",
+                           f"input {dst[0]}.{dst[1]} is driven by two producers: {_show(previous)} and {_show(src)}",
+                           "keep one edge into each input")
+                continue
+            wiring[dst[0]][dst[1]] = src
+            if src[0]:
+                deps[dst[0]].append(src[0])
+
+        order, cyclic = _topological(list(nodes), deps)
+        if cyclic:
+            self._report_cycles(path, cyclic, deps)
+        produced: dict[str, dict[str, Value]] = {}
+        for node in order + cyclic:
+            wired: dict[str, Value] = {}
+            for port, (snode, sport) in wiring[node].items():
+                if not snode:
+                    wired[port] = scope.read(sport)
+                elif snode in produced and sport in produced[snode]:
+                    wired[port] = produced[snode][sport]
+                else:  # a cycle edge: bind a silent placeholder so nothing downstream repeats the DF004
+                    wired[port] = self.value(port, Any, "error", None, f"{path}/{snode}.{sport}")
+            produced[node] = self.lower(nodes[node], _NodeScope(scope, wired), f"{path}/{node}", region)
+
+        self._warn_unwired(path, nodes, wiring, in_names, out_names)
+        return self._graph_outputs(graph, path, produced, out_names)
+
+    def _endpoint(self, graph: Graph, path: str, text: str, names: dict[str, list[str]], side: str,
+                  role: str) -> tuple[str, str] | None:
+        node, dot, port = text.partition(".")
+        if not dot:
+            self.error("DF003", path, f"edge {role} {text!r} is not of the form 'node.port'",
+                       "write the node name and the port name joined by a dot")
+            return None
+        if node not in names:
+            self.error("DF003", path, f"edge {role} {text!r} names no node {node!r};" + did_you_mean(node, names),
+                       f"the nodes are: {', '.join(names) or '(none)'}")
+            return None
+        if port not in names[node]:
+            self.error("DF003", f"{path}/{node}", f"node {node!r} has no {side} {port!r};"
+                       + did_you_mean(port, names[node]), f"its {side}s are: {', '.join(names[node]) or '(none)'}")
+            return None
+        return node, port
+
+    def _report_cycles(self, path: str, cyclic: list[str], deps: dict[str, list[str]]) -> None:
+        import networkx as nx  # only graphs with a cycle pay for the import
+
+        g = nx.DiGraph()
+        g.add_nodes_from(cyclic)
+        g.add_edges_from((s, d) for d in cyclic for s in deps[d] if s in cyclic)
+        for component in nx.strongly_connected_components(g):
+            if len(component) == 1 and not g.has_edge(next(iter(component)), next(iter(component))):
+                continue  # blocked only by a cycle upstream: not part of one
+            start = min(component, key=cyclic.index)
+            cycle = [start, *self._cycle_path(g, start, component)]
+            self.error("DF004", path, "cycle outside a loop: " + " -> ".join(cycle),
+                       "break the cycle, or put the repeated part in a df.Loop to carry the value")
+
+    @staticmethod
+    def _cycle_path(g: Any, start: str, component: set[str]) -> list[str]:
+        import networkx as nx
+
+        back = min((p for p in g.predecessors(start) if p in component), default=start)
+        return [*nx.shortest_path(g.subgraph(component), start, back)[1:], start]
+
+    def _warn_unwired(self, path: str, nodes: dict[str, Any], wiring: dict[str, dict[str, tuple[str, str]]],
+                      in_names: dict[str, list[str]], out_names: dict[str, list[str]]) -> None:
+        producers: dict[str, list[str]] = {}
+        for node, names in out_names.items():
+            for name in names:
+                producers.setdefault(name, []).append(node)
+        for node in nodes:
+            for port in in_names[node]:
+                others = [p for p in producers.get(port, []) if p != node]
+                if port not in wiring[node] and others:
+                    self.warn("DF205", f"{path}/{node}.{port}",
+                              f"{node}.{port} is not wired, so it becomes graph input {port!r}, "
+                              f"though node {others[0]!r} outputs {port!r}",
+                              f"add the edge ('{others[0]}.{port}', '{node}.{port}'), or wire it from an input")
+
+    def _graph_outputs(self, graph: Graph, path: str, produced: dict[str, dict[str, Value]],
+                       out_names: dict[str, list[str]]) -> dict[str, Value]:
+        result: dict[str, Value] = {}
+        if graph.output_map is None:
+            counts: dict[str, int] = {}
+            for outs in produced.values():
+                for name in outs:
+                    counts[name] = counts.get(name, 0) + 1
+            # A name several nodes write is ambiguous: not exported unless outputs= names one.
+            for outs in produced.values():
+                result.update((n, v) for n, v in outs.items() if counts[n] == 1)
+            return result
+        for out_name, end in graph.output_map:
+            src = self._endpoint(graph, path, end, out_names, "output", "output")
+            if src is None:
+                continue
+            value = produced.get(src[0], {}).get(src[1])
+            if value is None:
+                continue
+            if out_name in result:
+                self.error("DF005", path, f"graph output {out_name!r} is given twice: {result[out_name].where} and {value.where}",
+                           "name the outputs apart with a mapping: outputs={'a': 'n1.x', 'b': 'n2.x'}")
+                continue
+            result[out_name] = value
+        exported = {id(v) for v in result.values()}
+        for node, outs in produced.items():
+            if outs and not any(v.readers or id(v) in exported for v in outs.values()):
+                self.warn("DF203", f"{path}/{node}", f"node {node!r} is unused: no edge reads its outputs and "
+                          "none is a graph output", "remove the node, or add it to outputs=")
+        return result
+
+
+_ITERABLE: Any = Iterable[Any]
+
+_NOTE_HINTS = {
+    "DF202": "annotate the parameter or return type so the checker can verify the wiring",
+    "DF204": "use a standard annotation (a class, a typing generic, a jaxtyping array) so the checker can use it",
+}
+
+
+def _show(src: tuple[str, str]) -> str:
+    return f"{src[0]}.{src[1]}" if src[0] else f"graph input {src[1]!r}"
+
+
+def _ports_of(blk: Any, side: str) -> tuple[Port, ...]:
+    ports: tuple[Port, ...] = getattr(blk, side)
+    return ports
+
+
+def _replace_uses(old: Value, new: Value) -> None:
+    for op, k in old.readers:
+        op.inputs[k].value = new
+        new.readers.append((op, k))
+    old.readers.clear()
+
+
+def _narrowest(ports: list[Port]) -> Any:
+    narrowed = types.narrow([p.type for p in ports])
+    return narrowed if narrowed is not None else ports[0].type
+
+
+def common_default(ports: list[Port]) -> Any:
+    """The default shared by every reader, else REQUIRED (one reader without a default makes it required)."""
+    first = ports[0].default
+    for p in ports[1:]:
+        if not same_default(first, p.default):
+            return REQUIRED
+    return first
+
+
+def same_default(a: Any, b: Any) -> bool:
+    """True when two defaults are the same object or compare equal (comparison errors mean different)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+def _first_doc(ports: list[Port]) -> str:
+    return next((p.doc for p in ports if p.doc), "")
+
+
+def _topological(nodes: list[str], deps: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """Kahn's order, stable in declaration order; the second list holds nodes on or behind a cycle."""
+    waiting = {n: len(set(deps[n])) for n in nodes}
+    users: dict[str, list[str]] = {n: [] for n in nodes}
+    for n in nodes:
+        for d in set(deps[n]):
+            users[d].append(n)
+    ready = [n for n in nodes if waiting[n] == 0]
+    position = {n: i for i, n in enumerate(nodes)}
+    order: list[str] = []
+    while ready:
+        ready.sort(key=position.__getitem__, reverse=True)
+        node = ready.pop()
+        order.append(node)
+        for user in users[node]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    done = set(order)
+    return order, [n for n in nodes if n not in done]
+
+
+def root_path(blk: Any) -> str:
+    """The path segment of the root block: its name."""
+    return str(getattr(blk, "name", "graph"))
+
+
+def lower(blk: Any) -> Lowered:
+    """Lower a block (composite or leaf) to the IR, collecting structural diagnostics."""
+    lowerer = Lowerer()
+    root = _RootScope(lowerer)
+    region = Region(None)
+    name = root_path(blk)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))  # deeply nested composites recurse once per level
+    try:
+        outputs = lowerer.lower(blk, root, name, region)
+    finally:
+        sys.setrecursionlimit(limit)
+    for value in root.inputs.values():
+        readers = [op.inputs[k].port for op, k in value.readers]
+        if readers:
+            value.type = _narrowest(readers)
+    return Lowered(name, region, root.inputs, dict(outputs), lowerer.diagnostics)
+
+
+def input_ports(lowered: Lowered) -> tuple[Port, ...]:
+    """The ports of the external inputs: narrowed type, shared default, first doc."""
+    ports = []
+    for name, value in lowered.inputs.items():
+        readers = [op.inputs[k].port for op, k in value.readers]
+        if not readers:
+            continue
+        ports.append(Port(name, value.type, common_default(readers), _first_doc(readers)))
+    return tuple(ports)
+
+
+def output_ports(lowered: Lowered) -> tuple[Port, ...]:
+    """The ports of the outputs, typed by their producers."""
+    return tuple(Port(name, value.type) for name, value in lowered.outputs.items())
+
+
+def interface(blk: Any) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+    """The (inputs, outputs) ports of a composite, derived from its wiring."""
+    lowered = lower(blk)
+    return input_ports(lowered), output_ports(lowered)
