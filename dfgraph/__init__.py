@@ -1,14 +1,14 @@
 """dfgraph: typed dataflow graphs of blocks, checked before they run and compiled to plain Python.
 
-    import dfgraph as df
+import dfgraph as df
 
-    @df.block(outputs="x")
-    def add_one(x: int) -> int:
-        return x + 1
+@df.block(outputs="x")
+def add_one(x: int) -> int:
+    return x + 1
 
-    loop = df.Loop(df.Sequential(add_one, add_one), times="num_steps")
-    prog = df.compile(loop)                      # raises df.WiringError listing every error
-    assert prog(num_steps=10, x=0, output="x") == 20
+loop = df.Loop(df.Sequential(add_one, add_one), times="num_steps")
+prog = df.compile(loop)                      # raises df.WiringError listing every error
+assert prog(num_steps=10, x=0, output="x") == 20
 """
 
 from __future__ import annotations
@@ -46,6 +46,6 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def compile(block: Any) -> Program:  # noqa: A001 -- the public name is df.compile
+def compile(block: Any) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error."""
     return compile_block(block)

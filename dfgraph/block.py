@@ -50,7 +50,7 @@ class Note:
 
 @attrs.frozen
 class CallSpec:
-    """How compiled code calls a leaf block: the callable, how many inputs go positionally, the return form."""
+    """How compiled code calls a leaf block: callable, how many inputs go positionally, return form."""
 
     target: Callable[..., Any]
     n_positional: int
@@ -58,7 +58,7 @@ class CallSpec:
 
 
 def call_spec(blk: object) -> CallSpec:
-    """The fast-call description of a block; plain protocol blocks are called with keywords, return a mapping."""
+    """How to call a block fast; plain protocol blocks take keywords and return a mapping."""
     spec = getattr(blk, "__dfgraph_call__", None)
     if callable(spec):
         result = spec()
@@ -124,7 +124,9 @@ class FunctionBlock:
 def block(fn: F, /) -> F: ...
 @overload
 def block(
-    *, outputs: str | tuple[str, ...] | list[str] | None = None, name: str | None = None,
+    *,
+    outputs: str | tuple[str, ...] | list[str] | None = None,
+    name: str | None = None,
     mutates: tuple[str, ...] = (),
 ) -> Callable[[F], F]: ...
 def block(
@@ -148,16 +150,20 @@ def block(
             return _decorate_class(target, outputs, name, tuple(mutates))
         if callable(target):
             return _make_function_block(target, outputs, name, tuple(mutates))
-        raise definition_error(repr(target), f"@df.block needs a function or a class, got {type(target).__name__}")
+        raise definition_error(
+            repr(target), f"@df.block needs a function or a class, got {type(target).__name__}"
+        )
 
     return decorate(fn) if fn is not None else decorate
 
 
 def _make_function_block(
-    fn: Callable[..., Any], outputs: str | tuple[str, ...] | list[str] | None, name: str | None,
+    fn: Callable[..., Any],
+    outputs: str | tuple[str, ...] | list[str] | None,
+    name: str | None,
     mutates: tuple[str, ...],
 ) -> FunctionBlock:
-    block_name = name or getattr(fn, "__name__", type(fn).__name__)
+    block_name = str(name or getattr(fn, "__name__", type(fn).__name__))
     inputs, n_positional, in_notes = _input_ports(fn, block_name, skip_self=False)
     out_ports, returns, out_notes = _output_ports(fn, block_name, outputs)
     spec = CallSpec(fn, n_positional, returns)
@@ -175,7 +181,7 @@ def _decorate_class(
     out_ports, returns, out_notes = _output_ports(call, block_name, outputs, fn_name=block_name)
     notes = in_notes + out_notes
 
-    def __dfgraph_call__(self: Any) -> CallSpec:
+    def __dfgraph_call__(self: Any) -> CallSpec:  # noqa: N807 -- installed as a method
         return CallSpec(self.__call__, n_positional, returns)
 
     attrs_to_set: dict[str, Any] = {
@@ -209,7 +215,9 @@ def _port_type(raw: Any, where: str, notes: list[Note], port: str) -> Any:
     return hint
 
 
-def _input_ports(fn: Callable[..., Any], block_name: str, *, skip_self: bool) -> tuple[tuple[Port, ...], int, tuple[Note, ...]]:
+def _input_ports(
+    fn: Callable[..., Any], block_name: str, *, skip_self: bool
+) -> tuple[tuple[Port, ...], int, tuple[Note, ...]]:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
@@ -239,18 +247,26 @@ def _input_ports(fn: Callable[..., Any], block_name: str, *, skip_self: bool) ->
 
 
 def _output_ports(
-    fn: Callable[..., Any], block_name: str, outputs: str | tuple[str, ...] | list[str] | None,
+    fn: Callable[..., Any],
+    block_name: str,
+    outputs: str | tuple[str, ...] | list[str] | None,
     fn_name: str | None = None,
 ) -> tuple[tuple[Port, ...], Returns, tuple[Note, ...]]:
     hints = _hints(fn)
     raw = hints.get("return", inspect.signature(fn).return_annotation)
     notes: list[Note] = []
     if isinstance(outputs, str):
-        return (Port(outputs, _port_type(raw, f"output {block_name}.{outputs}", notes, outputs)),), "value", tuple(notes)
+        return (
+            (Port(outputs, _port_type(raw, f"output {block_name}.{outputs}", notes, outputs)),),
+            "value",
+            tuple(notes),
+        )
     if outputs is not None:
         names = tuple(outputs)
         if not names or not all(isinstance(n, str) for n in names):
-            raise definition_error(block_name, f"outputs= must be a name or a tuple of names, got {outputs!r}")
+            raise definition_error(
+                block_name, f"outputs= must be a name or a tuple of names, got {outputs!r}"
+            )
         if len(set(names)) != len(names):
             raise definition_error(block_name, f"outputs= names an output twice: {names!r}")
         if raw is inspect.Parameter.empty:
@@ -264,7 +280,10 @@ def _output_ports(
                 f"got {types.describe(raw)}",
                 "annotate the return as tuple[T1, T2, ...], one type per output",
             )
-        ports = [Port(n, _port_type(t, f"output {block_name}.{n}", notes, n)) for n, t in zip(names, item_types, strict=True)]
+        ports = [
+            Port(n, _port_type(t, f"output {block_name}.{n}", notes, n))
+            for n, t in zip(names, item_types, strict=True)
+        ]
         return tuple(ports), "tuple", tuple(notes)
     if raw is None or raw is type(None):
         return (), "none", ()
@@ -274,7 +293,11 @@ def _output_ports(
         return tuple(ports), "tuple", tuple(notes)
     # Hamilton-style: one output named after the function.
     out_name = fn_name or block_name
-    return (Port(out_name, _port_type(raw, f"output {block_name}.{out_name}", notes, out_name)),), "value", tuple(notes)
+    return (
+        (Port(out_name, _port_type(raw, f"output {block_name}.{out_name}", notes, out_name)),),
+        "value",
+        tuple(notes),
+    )
 
 
 def _tuple_items(hint: Any) -> tuple[Any, ...] | None:

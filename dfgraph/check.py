@@ -11,7 +11,7 @@ from dfgraph import shapes, types
 from dfgraph.compose import is_block
 from dfgraph.diagnostics import Diagnostic, Report, Severity
 from dfgraph.errors import WiringError
-from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Value, lower, same_default
+from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Value, consumers, lower, same_default
 from dfgraph.ports import Port
 
 RESERVED_INPUTS = frozenset({"output"})  # Program.__call__ takes it
@@ -68,24 +68,28 @@ class _Checker:
             self._typed(carried.init, port, scope, where)
             if not types.is_assignable(carried.final.type, port.type):
                 self.error(
-                    "DF101", where,
+                    "DF101",
+                    where,
                     f"loop-carried {value.name!r} changes type across an iteration: {where} reads it as "
                     f"{types.describe(port.type)}, but {carried.final.where} writes "
                     f"{types.describe(carried.final.type)} for the next iteration",
-                    f"make {carried.final.where} return {types.describe(port.type)}, or widen {where} to accept "
-                    f"{types.describe(carried.final.type)}",
+                    f"make {carried.final.where} return {types.describe(port.type)}, "
+                    f"or widen {where} to accept {types.describe(carried.final.type)}",
                 )
             else:
                 self._typed(carried.final, port, scope, where, type_checked=True)
             return
         self._typed(value, port, scope, where)
 
-    def _typed(self, value: Value, port: Port, scope: Hashable, where: str, *, type_checked: bool = False) -> None:
+    def _typed(
+        self, value: Value, port: Port, scope: Hashable, where: str, *, type_checked: bool = False
+    ) -> None:
         if value.kind == "error":
             return
         if not type_checked and value.kind != "input" and not types.is_assignable(value.type, port.type):
             self.error(
-                "DF001", where,
+                "DF001",
+                where,
                 f"{value.name!r} is {types.describe(value.type)} (from {value.where}) but {where} expects "
                 f"{types.describe(port.type)}",
                 "change one of the annotations, or convert the value in a block between them",
@@ -101,42 +105,68 @@ class _Checker:
             return
         conflict = shapes.dtype_conflict(producer, consumer)
         if conflict is not None:
-            self.error("DF302", where, f"{value.name!r} from {value.where}: {conflict}",
-                       "cast the tensor, or widen one dtype annotation (e.g. Float, Shaped)")
+            self.error(
+                "DF302",
+                where,
+                f"{value.name!r} from {value.where}: {conflict}",
+                "cast the tensor, or widen one dtype annotation (e.g. Float, Shaped)",
+            )
         self._report_shapes(self.solver.unify(producer, _scope(value), consumer, scope, where), where)
 
     def _report_shapes(self, conflicts: list[str], where: str) -> None:
         for message in conflicts:
-            self.error("DF301", where, message, "make the tensor annotations agree, or fix the block that "
-                       "produces the wrong shape")
+            self.error(
+                "DF301",
+                where,
+                message,
+                "make the tensor annotations agree, or fix the block that produces the wrong shape",
+            )
 
     def _external_inputs(self) -> None:
         produced = {v.name for op in self.lowered.ops() for v in op.outputs}
         root = self.lowered.name
         for name, value in self.lowered.inputs.items():
-            readers = [(op.path, op.inputs[k].port) for op, k in value.readers]
+            readers = [(op.path, port) for op, port in consumers(value)]
             if not readers:
                 continue
             if name in RESERVED_INPUTS:
-                self.error("DF006", f"{readers[0][0]}.{name}", f"input name {name!r} is reserved: Program.__call__ "
-                           "takes output= to select outputs", f"rename the port {name!r}")
+                self.error(
+                    "DF006",
+                    f"{readers[0][0]}.{name}",
+                    f"input name {name!r} is reserved: Program.__call__ takes output= to select outputs",
+                    f"rename the port {name!r}",
+                )
             hints = [p.type for _, p in readers]
             if types.narrow(hints) is None and _any_disjoint(hints):
                 shown = ", ".join(f"{types.describe(p.type)} by {path}.{p.name}" for path, p in readers)
-                self.error("DF002", root, f"input {name!r} is read as {shown}; no single type satisfies them all",
-                           "give the readers compatible annotations, or feed them from different inputs")
+                self.error(
+                    "DF002",
+                    root,
+                    f"input {name!r} is read as {shown}; no single type satisfies them all",
+                    "give the readers compatible annotations, or feed them from different inputs",
+                )
             defaults = [p.default for _, p in readers]
-            if all(not p.required for _, p in readers) and not all(same_default(defaults[0], d) for d in defaults):
+            if all(not p.required for _, p in readers) and not all(
+                same_default(defaults[0], d) for d in defaults
+            ):
                 shown = ", ".join(f"{d!r} at {path}" for d, (path, _) in zip(defaults, readers, strict=True))
-                self.warn("DF206", root, f"the readers of input {name!r} give different defaults ({shown}), so "
-                          f"{name!r} is required", "give the readers the same default, or always pass it")
+                self.warn(
+                    "DF206",
+                    root,
+                    f"the readers of input {name!r} give different defaults ({shown}), so "
+                    f"{name!r} is required",
+                    "give the readers the same default, or always pass it",
+                )
             if name not in produced:
                 close = difflib.get_close_matches(name, sorted(produced), n=1, cutoff=0.8)
                 if close:
-                    self.warn("DF207", f"{readers[0][0]}.{name}",
-                              f"{name!r} is read but no block writes it, so it is a graph input; "
-                              f"did you mean {close[0]!r}, which a block writes?",
-                              f"rename the input to {close[0]!r} if it should come from inside the graph")
+                    self.warn(
+                        "DF207",
+                        f"{readers[0][0]}.{name}",
+                        f"{name!r} is read but no block writes it, so it is a graph input; "
+                        f"did you mean {close[0]!r}, which a block writes?",
+                        f"rename the input to {close[0]!r} if it should come from inside the graph",
+                    )
 
 
 def _scope(value: Value) -> Hashable:
@@ -158,8 +188,13 @@ def _any_disjoint(hints: list[Any]) -> bool:
 def analyse(blk: Any) -> tuple[Lowered | None, Report]:
     """Lower and check a block; never raises (an internal failure is reported as DF000)."""
     if not is_block(blk):
-        d = Diagnostic("DF006", Severity.ERROR, repr(blk)[:60], f"{blk!r} is not a block",
-                       "pass a @df.block function or class instance, or a df.Sequential / df.Loop / df.Graph")
+        d = Diagnostic(
+            "DF006",
+            Severity.ERROR,
+            repr(blk)[:60],
+            f"{blk!r} is not a block",
+            "pass a @df.block function or class instance, or a df.Sequential / df.Loop / df.Graph",
+        )
         return None, Report((d,))
     try:
         lowered = lower(blk)
@@ -168,8 +203,13 @@ def analyse(blk: Any) -> tuple[Lowered | None, Report]:
         return None, exc.report
     except Exception as exc:
         where = "".join(traceback.format_exception_only(exc)).strip()
-        d = Diagnostic("DF000", Severity.ERROR, str(getattr(blk, "name", "graph")),
-                       f"internal error in the checker: {where}", "please report this as a dfgraph bug")
+        d = Diagnostic(
+            "DF000",
+            Severity.ERROR,
+            str(getattr(blk, "name", "graph")),
+            f"internal error in the checker: {where}",
+            "please report this as a dfgraph bug",
+        )
         return None, Report((d,))
     unique = list(dict.fromkeys(diagnostics))
     return lowered, Report(tuple(unique))

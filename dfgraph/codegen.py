@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from dfgraph import types
-from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Value, common_default
+from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Value, common_default, consumers
 from dfgraph.ports import REQUIRED, Port
 
 
@@ -150,12 +150,12 @@ class _Emitter:
             self._input_check(fn, name, value)
         self._region(fn, self.lowered.root, 1, ())
         outs = [self.var(v) for v in self.lowered.outputs.values()]
-        fn.lines.append((f"    return ({''.join(o + ', ' for o in outs)})", None))
+        fn.lines.append((f"    return ({_tuple(outs)})", None))
         return entry, tuple(params)
 
     def _input_check(self, fn: _Function, name: str, value: Value) -> None:
         readers = [op.inputs[k].port for op, k in value.readers]
-        paths = tuple(f"{op.path}.{op.inputs[k].port.name}" for op, k in value.readers)
+        paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
         narrowed = types.narrow([p.type for p in readers])
         hints = [narrowed] if narrowed is not None else list({id(p.type): p.type for p in readers}.values())
         ident = self.var(value)
@@ -188,11 +188,13 @@ class _Emitter:
     def _call(self, fn: _Function, op: CallOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         pad = "    " * depth
         spec = op.spec
-        target = self.glob(spec.target, op.path.rsplit("/", 1)[-1])
+        target = self.glob(spec.target, str(getattr(op.block, "name", op.path.rsplit("/", 1)[-1])))
         args = [self.var(slot.value) for slot in op.inputs]
         positional = args[: spec.n_positional]
-        keywords = [(slot.port.name, a) for slot, a in zip(op.inputs[spec.n_positional :], args[spec.n_positional :],
-                                                             strict=True)]
+        keywords = [
+            (slot.port.name, a)
+            for slot, a in zip(op.inputs[spec.n_positional :], args[spec.n_positional :], strict=True)
+        ]
         if all(k.isidentifier() and not keyword.iskeyword(k) for k, _ in keywords):
             parts = positional + [f"{k}={a}" for k, a in keywords]
         else:
@@ -204,7 +206,9 @@ class _Emitter:
         if spec.returns == "value" and len(outs) == 1:
             fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
         elif spec.returns == "tuple" and outs:
-            fn.lines.append((f"{pad}{', '.join(outs)}{',' if len(outs) == 1 else ''} = {call}{comment}", info))
+            fn.lines.append(
+                (f"{pad}{', '.join(outs)}{',' if len(outs) == 1 else ''} = {call}{comment}", info)
+            )
         elif spec.returns == "mapping" and outs:
             result = self.names.new("_r")
             fn.lines.append((f"{pad}{result} = {call}{comment}", info))
@@ -237,8 +241,9 @@ class _Emitter:
                 if out.value.id in self.output_ids:
                     self.maybe_unset = True
                 if out.value.readers:
-                    self.no_value.append(f"loop {op.path!r} ran zero times, so {out.value.name!r} (not carried) "
-                                         "has no value")
+                    self.no_value.append(
+                        f"loop {op.path!r} ran zero times, so {out.value.name!r} (not carried) has no value"
+                    )
                     unset_checks.append(f"{pad}if {ident} is _UNSET: _no_value({len(self.no_value) - 1})")
         for out in op.outs:
             source = out.final if not out.carried else next(c.phi for c in op.carried if c.final is out.final)
@@ -266,7 +271,9 @@ class _Emitter:
             fn.lines.append((f"{pad}    pass", None))
         fn.lines.extend((line, info) for line in unset_checks)
 
-    def _loop_function(self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+    def _loop_function(
+        self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]
+    ) -> None:
         """A loop too deeply nested for one function becomes a helper function called in its place."""
         name = self.names.new(f"_loop_{op.path.rsplit('/', 1)[-1]}")
         params = list(dict.fromkeys(self.var(slot.value) for slot in op.inputs))
@@ -274,7 +281,7 @@ class _Emitter:
         self.functions.append(helper)
         self._loop(helper, op, 1, ())
         outs = [self.var(out.value) for out in op.outs]
-        helper.lines.append((f"    return ({''.join(o + ', ' for o in outs)})", None))
+        helper.lines.append((f"    return ({_tuple(outs)})", None))
         pad = "    " * depth
         target = f"{', '.join(outs)}, = " if outs else ""
         fn.lines.append((f"{pad}{target}{name}({', '.join(params)})", LineInfo(op.path, loops)))
@@ -282,7 +289,7 @@ class _Emitter:
     # -- variable sharing -------------------------------------------------------------------------------
 
     def _can_share_init(self, op: LoopOp, init: Value) -> bool:
-        """The phi may reuse the initial value's variable when nothing reads that value after the loop starts."""
+        """The phi may reuse the initial value's variable when nothing reads it after the loop starts."""
         if init.kind not in ("input", "op") or init.id in self.output_ids:
             return False
         if init.kind == "op" and (init.producer is None or init.producer.region is not op.region):
@@ -323,6 +330,10 @@ class _Emitter:
 
 def _input_default(value: Value) -> Any:
     return common_default([op.inputs[k].port for op, k in value.readers])
+
+
+def _tuple(items: list[str]) -> str:
+    return f"{items[0]}," if len(items) == 1 else ", ".join(items)
 
 
 def _class_name(plain: type | tuple[type, ...]) -> str:

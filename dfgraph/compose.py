@@ -1,4 +1,4 @@
-"""Composites: blocks made of blocks — Sequential (wires by name), Loop (carries state), Graph (explicit edges)."""
+"""Composites, blocks made of blocks: Sequential (by name), Loop (carries state), Graph (explicit edges)."""
 
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ class Loop(Composite):
         _check_block(body, f"{self.name}/body")
         if (times is None) == (over is None):
             raise definition_error(
-                self.name, "a Loop needs exactly one of times= or over=",
+                self.name,
+                "a Loop needs exactly one of times= or over=",
                 "times='num_steps' runs the body num_steps times; over='timesteps' once per item",
             )
         self.body = body
@@ -175,7 +176,9 @@ class Graph(Composite):
         super().__init__()
         self.name = _check_name(name, "name=", "graph")
         if not isinstance(nodes, Mapping):
-            raise definition_error(self.name, f"nodes= must be a mapping name -> block, got {type(nodes).__name__}")
+            raise definition_error(
+                self.name, f"nodes= must be a mapping name -> block, got {type(nodes).__name__}"
+            )
         for key, node in nodes.items():
             _check_name(key, "a node name", self.name)
             _check_block(node, f"{self.name}/{key}")
@@ -192,10 +195,13 @@ class Graph(Composite):
             self.output_map = None
         elif isinstance(outputs, Mapping):
             self.output_map = tuple(
-                (_check_name(k, "an output name", self.name), _endpoint(v, self.name)) for k, v in outputs.items()
+                (_check_name(k, "an output name", self.name), _endpoint(v, self.name))
+                for k, v in outputs.items()
             )
         elif isinstance(outputs, str):
-            raise definition_error(self.name, f"outputs= is a list or mapping of 'node.port', got {outputs!r}")
+            raise definition_error(
+                self.name, f"outputs= is a list or mapping of 'node.port', got {outputs!r}"
+            )
         else:
             ends = [_endpoint(v, self.name) for v in outputs]
             self.output_map = tuple((v.rsplit(".", 1)[-1], v) for v in ends)

@@ -56,10 +56,12 @@ class Report:
         """The codes of all diagnostics, in order (handy in tests)."""
         return [d.code for d in self.diagnostics]
 
+    def summary(self) -> str:
+        """'N errors, M warnings'."""
+        return f"{_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
+
     def __str__(self) -> str:
-        n_err, n_warn = len(self.errors), len(self.warnings)
-        summary = f"{_plural(n_err, 'error')}, {_plural(n_warn, 'warning')}"
-        return "\n".join([*map(str, self.diagnostics), summary])
+        return "\n".join([*map(str, self.diagnostics), self.summary()])
 
 
 def _plural(n: int, word: str) -> str:

@@ -26,7 +26,9 @@ class Value:
 
     __slots__ = ("id", "kind", "name", "producer", "readers", "type", "where")
 
-    def __init__(self, vid: int, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str) -> None:
+    def __init__(
+        self, vid: int, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str
+    ) -> None:
         self.id = vid
         self.name = name
         self.type = typ
@@ -83,7 +85,7 @@ class Carried:
 
 
 class LoopOut:
-    """An output of a loop: the value after the loop, the body value it comes from, its zero-iteration value."""
+    """A loop output: the value after the loop, the body value it comes from, its zero-iteration value."""
 
     __slots__ = ("carried", "final", "init", "value")
 
@@ -132,8 +134,14 @@ class Region:
 class Lowered:
     """The lowered program: root region, external inputs, outputs and the structural diagnostics."""
 
-    def __init__(self, name: str, root: Region, inputs: dict[str, Value], outputs: dict[str, Value],
-                 diagnostics: list[Diagnostic]) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: Region,
+        inputs: dict[str, Value],
+        outputs: dict[str, Value],
+        diagnostics: list[Diagnostic],
+    ) -> None:
         self.name = name
         self.root = root
         self.inputs = inputs
@@ -188,7 +196,9 @@ class _SeqScope:
         old = self.written.get(name)
         if old is not None and old.kind == "op" and not old.readers:
             self.lowerer.warn(
-                "DF201", old.where, f"{name!r} is overwritten by {value.where} before anyone reads it",
+                "DF201",
+                old.where,
+                f"{name!r} is overwritten by {value.where} before anyone reads it",
                 "remove the earlier block, or rename one of the outputs",
             )
         self.written[name] = value
@@ -288,8 +298,12 @@ class Lowerer:
     def _normalized(self, blk: Any, port: Port, path: str, side: str) -> Port:
         hint, reason = types.normalize(port.type)
         if reason is not None and id(blk) not in self._noted:
-            self.warn("DF204", f"{path}.{port.name}", f"{side} {port.name}: {reason}; typed as Any",
-                      _NOTE_HINTS["DF204"])
+            self.warn(
+                "DF204",
+                f"{path}.{port.name}",
+                f"{side} {port.name}: {reason}; typed as Any",
+                _NOTE_HINTS["DF204"],
+            )
         return port if hint is port.type else Port(port.name, hint, port.default, port.doc)
 
     def _call(self, blk: Any, scope: Scope, path: str, region: Region) -> dict[str, Value]:
@@ -319,22 +333,35 @@ class Lowerer:
     def _loop(self, loop: Loop, scope: Scope, path: str, region: Region) -> dict[str, Value]:
         op = LoopOp(self._next_id(), path, loop, region)
         control_type: Any = int if loop.times is not None else _ITERABLE
-        control = self.read(scope, loop.control, op, Port(loop.control, control_type, doc=f"drives loop {path!r}"))
+        control = self.read(
+            scope, loop.control, op, Port(loop.control, control_type, doc=f"drives loop {path!r}")
+        )
         fixed: dict[str, Value] = {}
-        op.index_value = fixed[loop.index] = self.value(loop.index, int, "index", op, f"{path} (index {loop.index!r})")
+        op.index_value = fixed[loop.index] = self.value(
+            loop.index, int, "index", op, f"{path} (index {loop.index!r})"
+        )
         if loop.over is not None:
             op.item_value = fixed[loop.item] = self.value(
-                loop.item, types.item_type(control.type), "item", op, f"{path} (item {loop.item!r} of {loop.over!r})"
+                loop.item,
+                types.item_type(control.type),
+                "item",
+                op,
+                f"{path} (item {loop.item!r} of {loop.over!r})",
             )
         body_scope = _BodyScope(self, fixed)
         body = loop.body
         body_path = path if isinstance(body, Sequential) else f"{path}/{getattr(body, 'name', 'body')}"
         written = self.lower(body, body_scope, body_path, op.body)
 
-        for reserved, what in ((loop.index, "index"), (loop.item, "item"), (loop.control, "loop-control input")):
+        for reserved, what in (
+            (loop.index, "index"),
+            (loop.item, "item"),
+            (loop.control, "loop-control input"),
+        ):
             if reserved in written and (what != "item" or loop.over is not None):
                 self.error(
-                    "DF103", written[reserved].where,
+                    "DF103",
+                    written[reserved].where,
                     f"the body of loop {path!r} writes {reserved!r}, which is the loop's {what}",
                     "rename the output; the loop owns its index, item and control input",
                 )
@@ -359,24 +386,25 @@ class Lowerer:
         carried = {c.name: c for c in op.carried}
         for name, final in written.items():
             c = carried.get(name)
-            init: Value | None
+            start: Value | None  # the value after zero iterations
             if c is not None:
-                init = c.init
+                start = c.init
             else:
                 # A name that existed before the loop keeps that value when the loop runs zero times.
-                init = scope.peek(name)
-                if init is not None:
-                    self.read(scope, name, op, Port(name, init.type))
-            typ = final.type if init is None else types.union(init.type, final.type)
+                start = scope.peek(name)
+                if start is not None:
+                    self.read(scope, name, op, Port(name, start.type))
+            typ = final.type if start is None else types.union(_known_type(start, op), final.type)
             out = self.value(name, typ, "op", op, f"{path}.{name}")
             op.outputs.append(out)
-            op.outs.append(LoopOut(out, final, init, c is not None))
+            op.outs.append(LoopOut(out, final, start, c is not None))
             result[name] = out
         region.ops.append(op)
         return result
 
-    def _check_declared_carry(self, loop: Loop, op: LoopOp, path: str, body_scope: _BodyScope,
-                              written: dict[str, Value]) -> None:
+    def _check_declared_carry(
+        self, loop: Loop, op: LoopOp, path: str, body_scope: _BodyScope, written: dict[str, Value]
+    ) -> None:
         if loop.carry is None:
             return
         inferred = {c.name for c in op.carried}
@@ -386,17 +414,36 @@ class Lowerer:
             if name in inferred:
                 continue
             if name not in known:
-                self.error("DF003", path, f"carry= names {name!r}, which the body of loop {path!r} never reads or writes;"
-                           + did_you_mean(name, known), "list only names the body reads and writes")
+                self.error(
+                    "DF003",
+                    path,
+                    f"carry= names {name!r}, which the body of loop {path!r} never reads or writes;"
+                    + did_you_mean(name, known),
+                    "list only names the body reads and writes",
+                )
             elif name in written:
-                self.error("DF102", path, f"carry= declares {name!r}, but the body writes it before reading it, "
-                           "so nothing is carried", f"remove {name!r} from carry=, or read it before writing")
+                self.error(
+                    "DF102",
+                    path,
+                    f"carry= declares {name!r}, but the body writes it before reading it, "
+                    "so nothing is carried",
+                    f"remove {name!r} from carry=, or read it before writing",
+                )
             else:
-                self.error("DF102", path, f"carry= declares {name!r}, but the body only reads it (it never changes)",
-                           f"remove {name!r} from carry=")
+                self.error(
+                    "DF102",
+                    path,
+                    f"carry= declares {name!r}, but the body only reads it (it never changes)",
+                    f"remove {name!r} from carry=",
+                )
         for name in sorted(inferred - declared, key=lambda n: list(written).index(n)):
-            self.error("DF102", path, f"the body of loop {path!r} carries {name!r} (read before written, and written), "
-                       "but carry= omits it", f"add {name!r} to carry=")
+            self.error(
+                "DF102",
+                path,
+                f"the body of loop {path!r} carries {name!r} (read before written, and written), "
+                "but carry= omits it",
+                f"add {name!r} to carry=",
+            )
 
     # -- Graph ------------------------------------------------------------------------------------------
 
@@ -418,9 +465,12 @@ class Lowerer:
                 src = ("", source)  # a graph input
             previous = wiring[dst[0]].get(dst[1])
             if previous is not None:
-                self.error("DF005", f"{path}/{dst[0]}.{dst[1]}",
-                           f"input {dst[0]}.{dst[1]} is driven by two producers: {_show(previous)} and {_show(src)}",
-                           "keep one edge into each input")
+                self.error(
+                    "DF005",
+                    f"{path}/{dst[0]}.{dst[1]}",
+                    f"input {dst[0]}.{dst[1]} is driven by two producers: {_show(previous)} and {_show(src)}",
+                    "keep one edge into each input",
+                )
                 continue
             wiring[dst[0]][dst[1]] = src
             if src[0]:
@@ -441,23 +491,36 @@ class Lowerer:
                     wired[port] = self.value(port, Any, "error", None, f"{path}/{snode}.{sport}")
             produced[node] = self.lower(nodes[node], _NodeScope(scope, wired), f"{path}/{node}", region)
 
-        self._warn_unwired(path, nodes, wiring, in_names, out_names)
+        self._warn_unwired(path, nodes, wiring, deps, in_names, out_names)
         return self._graph_outputs(graph, path, produced, out_names)
 
-    def _endpoint(self, graph: Graph, path: str, text: str, names: dict[str, list[str]], side: str,
-                  role: str) -> tuple[str, str] | None:
+    def _endpoint(
+        self, graph: Graph, path: str, text: str, names: dict[str, list[str]], side: str, role: str
+    ) -> tuple[str, str] | None:
         node, dot, port = text.partition(".")
         if not dot:
-            self.error("DF003", path, f"edge {role} {text!r} is not of the form 'node.port'",
-                       "write the node name and the port name joined by a dot")
+            self.error(
+                "DF003",
+                path,
+                f"edge {role} {text!r} is not of the form 'node.port'",
+                "write the node name and the port name joined by a dot",
+            )
             return None
         if node not in names:
-            self.error("DF003", path, f"edge {role} {text!r} names no node {node!r};" + did_you_mean(node, names),
-                       f"the nodes are: {', '.join(names) or '(none)'}")
+            self.error(
+                "DF003",
+                path,
+                f"edge {role} {text!r} names no node {node!r};" + did_you_mean(node, names),
+                f"the nodes are: {', '.join(names) or '(none)'}",
+            )
             return None
         if port not in names[node]:
-            self.error("DF003", f"{path}/{node}", f"node {node!r} has no {side} {port!r};"
-                       + did_you_mean(port, names[node]), f"its {side}s are: {', '.join(names[node]) or '(none)'}")
+            self.error(
+                "DF003",
+                f"{path}/{node}",
+                f"node {node!r} has no {side} {port!r};" + did_you_mean(port, names[node]),
+                f"its {side}s are: {', '.join(names[node]) or '(none)'}",
+            )
             return None
         return node, port
 
@@ -472,8 +535,12 @@ class Lowerer:
                 continue  # blocked only by a cycle upstream: not part of one
             start = min(component, key=cyclic.index)
             cycle = [start, *self._cycle_path(g, start, component)]
-            self.error("DF004", path, "cycle outside a loop: " + " -> ".join(cycle),
-                       "break the cycle, or put the repeated part in a df.Loop to carry the value")
+            self.error(
+                "DF004",
+                path,
+                "cycle outside a loop: " + " -> ".join(cycle),
+                "break the cycle, or put the repeated part in a df.Loop to carry the value",
+            )
 
     @staticmethod
     def _cycle_path(g: Any, start: str, component: set[str]) -> list[str]:
@@ -482,23 +549,36 @@ class Lowerer:
         back = min((p for p in g.predecessors(start) if p in component), default=start)
         return [*nx.shortest_path(g.subgraph(component), start, back)[1:], start]
 
-    def _warn_unwired(self, path: str, nodes: dict[str, Any], wiring: dict[str, dict[str, tuple[str, str]]],
-                      in_names: dict[str, list[str]], out_names: dict[str, list[str]]) -> None:
+    def _warn_unwired(
+        self,
+        path: str,
+        nodes: dict[str, Any],
+        wiring: dict[str, dict[str, tuple[str, str]]],
+        deps: dict[str, list[str]],
+        in_names: dict[str, list[str]],
+        out_names: dict[str, list[str]],
+    ) -> None:
+        """DF205: an unwired input that a node could feed; not when that edge would close a cycle (the
+        loop-carry idiom: a body reads 'x' from outside and a later node writes 'x')."""
         producers: dict[str, list[str]] = {}
         for node, names in out_names.items():
             for name in names:
                 producers.setdefault(name, []).append(node)
         for node in nodes:
             for port in in_names[node]:
-                others = [p for p in producers.get(port, []) if p != node]
+                others = [p for p in producers.get(port, []) if p != node and not _reaches(deps, p, node)]
                 if port not in wiring[node] and others:
-                    self.warn("DF205", f"{path}/{node}.{port}",
-                              f"{node}.{port} is not wired, so it becomes graph input {port!r}, "
-                              f"though node {others[0]!r} outputs {port!r}",
-                              f"add the edge ('{others[0]}.{port}', '{node}.{port}'), or wire it from an input")
+                    self.warn(
+                        "DF205",
+                        f"{path}/{node}.{port}",
+                        f"{node}.{port} is not wired, so it becomes graph input {port!r}, "
+                        f"though node {others[0]!r} outputs {port!r}",
+                        f"add the edge ('{others[0]}.{port}', '{node}.{port}'), or wire it from an input",
+                    )
 
-    def _graph_outputs(self, graph: Graph, path: str, produced: dict[str, dict[str, Value]],
-                       out_names: dict[str, list[str]]) -> dict[str, Value]:
+    def _graph_outputs(
+        self, graph: Graph, path: str, produced: dict[str, dict[str, Value]], out_names: dict[str, list[str]]
+    ) -> dict[str, Value]:
         result: dict[str, Value] = {}
         if graph.output_map is None:
             counts: dict[str, int] = {}
@@ -517,15 +597,23 @@ class Lowerer:
             if value is None:
                 continue
             if out_name in result:
-                self.error("DF005", path, f"graph output {out_name!r} is given twice: {result[out_name].where} and {value.where}",
-                           "name the outputs apart with a mapping: outputs={'a': 'n1.x', 'b': 'n2.x'}")
+                self.error(
+                    "DF005",
+                    path,
+                    f"graph output {out_name!r} is given twice: {result[out_name].where} and {value.where}",
+                    "name the outputs apart with a mapping: outputs={'a': 'n1.x', 'b': 'n2.x'}",
+                )
                 continue
             result[out_name] = value
         exported = {id(v) for v in result.values()}
         for node, outs in produced.items():
             if outs and not any(v.readers or id(v) in exported for v in outs.values()):
-                self.warn("DF203", f"{path}/{node}", f"node {node!r} is unused: no edge reads its outputs and "
-                          "none is a graph output", "remove the node, or add it to outputs=")
+                self.warn(
+                    "DF203",
+                    f"{path}/{node}",
+                    f"node {node!r} is unused: no edge reads its outputs and none is a graph output",
+                    "remove the node, or add it to outputs=",
+                )
         return result
 
 
@@ -533,8 +621,46 @@ _ITERABLE: Any = Iterable[Any]
 
 _NOTE_HINTS = {
     "DF202": "annotate the parameter or return type so the checker can verify the wiring",
-    "DF204": "use a standard annotation (a class, a typing generic, a jaxtyping array) so the checker can use it",
+    "DF204": "use a standard annotation (a class, a typing generic, a jaxtyping array) the checker can use",
 }
+
+
+def _known_type(value: Value, reader: Op) -> Any:
+    """A value's type as known now: an external input is only narrowed at the end, so use the reading port."""
+    if value.kind != "input":
+        return value.type
+    return next(slot.port.type for slot in reader.inputs if slot.value is value)
+
+
+def consumers(value: Value) -> list[tuple[Op, Port]]:
+    """The block ports reading a value, through loops (a carried init reaches the body's readers)."""
+    found: list[tuple[Op, Port]] = []
+    for op, k in value.readers:
+        if not isinstance(op, LoopOp):
+            found.append((op, op.inputs[k].port))
+        elif k == 0:
+            found.append((op, op.inputs[0].port))  # the loop's control input
+        else:
+            carried = next(
+                (c for c in op.carried if c.init is value and op.inputs[k].port.name == c.name), None
+            )
+            if carried is not None:
+                found.extend(consumers(carried.phi))
+            # a capture's body readers read the value directly, so they are in value.readers already
+    return found
+
+
+def _reaches(deps: dict[str, list[str]], start: str, target: str) -> bool:
+    """True when `start` depends, directly or not, on `target`."""
+    seen, stack = {start}, [start]
+    while stack:
+        for dep in deps[stack.pop()]:
+            if dep == target:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return False
 
 
 def _show(src: tuple[str, str]) -> str:

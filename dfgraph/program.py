@@ -12,8 +12,8 @@ from dfgraph import types
 from dfgraph.check import analyse
 from dfgraph.codegen import UNSET, Generated, InputCheck, generate, ports_text
 from dfgraph.diagnostics import Report, did_you_mean
-from dfgraph.errors import BlockError, GraphError, InputError, WiringError
-from dfgraph.ir import input_ports, output_ports
+from dfgraph.errors import BlockError, InputError, WiringError
+from dfgraph.ir import consumers, input_ports, output_ports
 from dfgraph.ports import Port
 
 _serial = itertools.count(1)
@@ -23,12 +23,31 @@ class Program:
     """A compiled graph: call it with its inputs as keywords; thread-safe (all state is in locals)."""
 
     __slots__ = (
-        "_fn", "_index", "_lines", "_params", "_readers", "_rename", "_unset", "block", "filename",
-        "inputs", "name", "outputs", "report", "source",
+        "_fn",
+        "_index",
+        "_lines",
+        "_params",
+        "_readers",
+        "_rename",
+        "_unset",
+        "block",
+        "filename",
+        "inputs",
+        "name",
+        "outputs",
+        "report",
+        "source",
     )
 
-    def __init__(self, block: Any, report: Report, generated: Generated, inputs: tuple[Port, ...],
-                 outputs: tuple[Port, ...], readers: Mapping[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        block: Any,
+        report: Report,
+        generated: Generated,
+        inputs: tuple[Port, ...],
+        outputs: tuple[Port, ...],
+        readers: Mapping[str, tuple[str, ...]],
+    ) -> None:
         self.block = block
         self.name: str = str(getattr(block, "name", "program"))
         self.report = report
@@ -51,14 +70,14 @@ class Program:
         linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
 
     def __call__(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
-        """Run the program: `output=None` gives a mapping of all outputs, a name its value, names a mapping."""
+        """Run the program: `output=None` maps every output, a name gives its value, names a mapping."""
         if args:
             raise InputError(f"{self.name}: pass inputs by keyword ({ports_text(self.inputs)})")
         pick: int | tuple[tuple[str, int], ...] | None
         if output is None:
             pick = None
         elif output.__class__ is str:
-            pick = self._index.get(output)  # type: ignore[call-overload]
+            pick = self._index.get(output)
             if pick is None:
                 raise self._unknown_output(str(output))
         else:
@@ -75,13 +94,15 @@ class Program:
             if self._unset:
                 return {n: v for n, v in zip(names, result, strict=True) if v is not UNSET}
             return dict(zip(names, result, strict=True))
-        if pick.__class__ is int:
+        if isinstance(pick, int):
             value = result[pick]
             if value is UNSET:
-                raise InputError(f"{self.name}: output {output!r} has no value: the loop that writes it ran "
-                                 "zero times and it is not carried")
+                raise InputError(
+                    f"{self.name}: output {output!r} has no value: the loop that writes it ran "
+                    "zero times and it is not carried"
+                )
             return value
-        return {name: result[i] for name, i in pick}  # type: ignore[union-attr]
+        return {name: result[i] for name, i in pick}
 
     @property
     def doc(self) -> str:
@@ -111,8 +132,10 @@ class Program:
         return {rename.get(k, k): v for k, v in inputs.items()}
 
     def _unknown_output(self, name: object) -> InputError:
-        return InputError(f"{self.name}: no output {name!r};{did_you_mean(str(name), self._index)} "
-                          f"the outputs are: {', '.join(self._index) or '(none)'}")
+        return InputError(
+            f"{self.name}: no output {name!r};{did_you_mean(str(name), self._index)} "
+            f"the outputs are: {', '.join(self._index) or '(none)'}"
+        )
 
     def _pick_many(self, output: object) -> tuple[tuple[str, int], ...]:
         if not isinstance(output, Iterable):
@@ -131,7 +154,8 @@ class Program:
             return self._binding_error(inputs) or exc  # Python refused the arguments: say which
         frames = [t for t in _walk(tb) if t.tb_frame.f_code.co_filename == self.filename]
         infos = [(t, self._lines.get(t.tb_lineno)) for t in frames]
-        if not infos or infos[-1][1] is None:
+        innermost = infos[-1][1] if infos else None
+        if innermost is None:
             return exc  # raised by the boundary checks, already a clear InputError
         iterations: list[tuple[str, int]] = []
         for t, info in infos:
@@ -141,7 +165,7 @@ class Program:
                 index = t.tb_frame.f_locals.get(ident)
                 if isinstance(index, int):
                     iterations.append((loop_path, index))
-        path = str(infos[-1][1].path)  # type: ignore[union-attr]
+        path = innermost.path
         where = ""
         if iterations:
             where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
@@ -175,8 +199,10 @@ def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
         readers = ", ".join(check.readers)
         shown = repr(value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise InputError(f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
-                         f"got {type(value).__name__}: {shown}")
+        raise InputError(
+            f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
+            f"got {type(value).__name__}: {shown}"
+        )
 
     return _bad_input
 
@@ -198,7 +224,8 @@ def compile_block(block: Any) -> Program:
     generated.namespace["_bad_input"] = _bad_input_factory(name, checks)
     generated.namespace["_no_value"] = _no_value_factory(name, no_value)
     readers = {
-        n: tuple(f"{op.path}" for op, _ in v.readers) for n, v in lowered.inputs.items() if v.readers
+        n: tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(v)))
+        for n, v in lowered.inputs.items()
+        if v.readers
     }
     return Program(block, report, generated, input_ports(lowered), output_ports(lowered), readers)
-

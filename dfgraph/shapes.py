@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # dims key the alignment cache
 class Named:
     """A named dim (``b``): one size per scope, shared by every port of that scope."""
 
@@ -39,7 +39,7 @@ class Named:
         return self.name
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # dims key the alignment cache
 class Fixed:
     """A dim of known size (``4``)."""
 
@@ -49,7 +49,7 @@ class Fixed:
         return str(self.size)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # dims key the alignment cache
 class Skip:
     """A dim that is never constrained: anonymous ``_``, broadcastable ``#h``, symbolic ``h*2``."""
 
@@ -59,7 +59,7 @@ class Skip:
         return self.text
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # dims key the alignment cache
 class Variadic:
     """Any number of dims: ``*batch`` (name ``batch``) or ``...`` (no name); never constrained."""
 
@@ -83,6 +83,10 @@ class ArraySpec:
     def dim_text(self) -> str:
         """The dims as written: 'b 4 h w'."""
         return " ".join(map(str, self.dims))
+
+
+_CACHE_SIZE = 1 << 16
+_SPECS: dict[tuple[str, object, tuple[str, ...] | None], ArraySpec] = {}
 
 
 def _dim(dim: object) -> Dim:
@@ -117,15 +121,23 @@ def _array_spec(hint: object) -> ArraySpec | None:
             return specs[0] if len(specs) == 1 else None  # two arrays in one union: no single shape
         if not is_array(hint):
             return None
-        dtypes = getattr(hint, "dtypes", None)
         # jaxtyping's Shaped stores an _AnyDtype object instead of a tuple of names.
-        names = frozenset(map(str, dtypes)) if isinstance(dtypes, tuple | list | frozenset) else None
-        return ArraySpec(names, tuple(map(_dim, getattr(hint, "dims", ()))), getattr(hint, "__name__", ""))
+        dtypes = getattr(hint, "dtypes", None)
+        dtypes = tuple(map(str, dtypes)) if isinstance(dtypes, tuple | list) else None
+        # Each subscription makes a new class, so the spec is shared by what the class is written as.
+        key = (getattr(hint, "__name__", ""), getattr(hint, "dim_str", None), dtypes)
+        spec = _SPECS.get(key)
+        if spec is None:
+            if len(_SPECS) >= _CACHE_SIZE:
+                _SPECS.clear()
+            dims = tuple(map(_dim, getattr(hint, "dims", ())))
+            spec = _SPECS[key] = ArraySpec(None if dtypes is None else frozenset(dtypes), dims, key[0])
+        return spec
     except Exception:
         return None
 
 
-_array_spec_cached = functools.lru_cache(maxsize=1 << 16)(_array_spec)
+_array_spec_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(_array_spec)
 
 
 def array_spec(hint: object) -> ArraySpec | None:
@@ -158,131 +170,104 @@ def _rank_text(spec: ArraySpec) -> str:
     return f"rank {rank} ({spec.dim_text()})"
 
 
-def _align(producer: tuple[Dim, ...], consumer: tuple[Dim, ...]) -> list[tuple[Dim, Dim, int]] | None:
-    """(producer dim, consumer dim, consumer position) pairs that must agree; None when ranks cannot."""
+# An aligned pair of dims that constrains: (producer dim, consumer dim, consumer position).
+_Pair: TypeAlias = tuple[Named | Fixed, Named | Fixed, int]
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _align(producer: tuple[Dim, ...], consumer: tuple[Dim, ...]) -> tuple[_Pair, ...] | None:
+    """(producer dim, consumer dim, consumer position) pairs that constrain; None when ranks cannot agree."""
     p_head, p_tail, p_var = _split(producer)
     c_head, c_tail, c_var = _split(consumer)
     if not p_var and not c_var:
         if len(producer) != len(consumer):
             return None
-        return list(zip(producer, consumer, range(len(consumer)), strict=True))
-    if (not c_var and len(consumer) < len(p_head) + len(p_tail)) or (
+        pairs = list(zip(producer, consumer, range(len(consumer)), strict=True))
+    elif (not c_var and len(consumer) < len(p_head) + len(p_tail)) or (
         not p_var and len(producer) < len(c_head) + len(c_tail)
     ):
         return None
-    # Match from the left up to the first variadic dim, and from the right back to it; a side without
-    # one reads the same dims from either end.  Whatever a variadic covers stays unconstrained.
-    p_left, p_right = (p_head, p_tail) if p_var else (producer, producer)
-    c_left, c_right = (c_head, c_tail) if c_var else (consumer, consumer)
-    pairs = [(p_left[i], c_left[i], i) for i in range(min(len(p_left), len(c_left)))]
-    right = range(1, min(len(p_right), len(c_right)) + 1)
-    pairs += [(p_right[-j], c_right[-j], len(consumer) - j) for j in right]
-    return pairs
+    else:
+        # Match from the left up to the first variadic dim, and from the right back to it; a side without
+        # one reads the same dims from either end.  Whatever a variadic covers stays unconstrained.
+        p_left, p_right = (p_head, p_tail) if p_var else (producer, producer)
+        c_left, c_right = (c_head, c_tail) if c_var else (consumer, consumer)
+        pairs = [(p_left[i], c_left[i], i) for i in range(min(len(p_left), len(c_left)))]
+        right = range(1, min(len(p_right), len(c_right)) + 1)
+        pairs += [(p_right[-j], c_right[-j], len(consumer) - j) for j in right]
+    kept: list[_Pair] = []
+    for p, c, at in pairs:
+        if isinstance(p, Named | Fixed) and isinstance(c, Named | Fixed):
+            kept.append((p, c, at))
+    return tuple(kept)
 
 
 class ShapeSolver:
     """Union-find over named dims, one variable per (scope, name); scopes are call sites."""
 
-    __slots__ = ("_bound", "_ids", "_names", "_origin", "_parent", "_poisoned", "_rank")
+    __slots__ = ("_bound", "_ids", "_parent", "_poisoned", "_size")
 
     def __init__(self) -> None:
         self._ids: dict[tuple[Hashable, str], int] = {}
         self._parent: list[int] = []
-        self._rank: list[int] = []  # class size, for union by size
-        self._names: list[str] = []
-        # Per root: the size the class is bound to, where that came from, and whether it already
-        # reported a conflict (then it stays silent: downstream repeats are not new errors).
-        self._bound: list[int | None] = []
-        self._origin: list[str] = []
-        self._poisoned: list[bool] = []
+        self._size: list[int] = []  # members per class, for union by size
+        # Per root, kept sparse: the size a class is bound to and where that came from, and the classes
+        # that already reported a conflict (they stay silent: downstream repeats are not new errors).
+        self._bound: dict[int, tuple[int, str]] = {}
+        self._poisoned: set[int] = set()
 
     def _var(self, scope: Hashable, name: str) -> int:
-        """The variable of a named dim in a scope, created on first use."""
+        """The root of the class of a named dim in a scope; a new variable on first use."""
         key = (scope, name)
         var = self._ids.get(key)
         if var is None:
             var = self._ids[key] = len(self._parent)
             self._parent.append(var)
-            self._rank.append(1)
-            self._names.append(name)
-            self._bound.append(None)
-            self._origin.append("")
-            self._poisoned.append(False)
-        return var
-
-    def _find(self, var: int) -> int:
-        """The root of a variable's class, halving the path on the way."""
+            self._size.append(1)
+            return var
         parent = self._parent
-        while parent[var] != var:
+        while parent[var] != var:  # path halving
             parent[var] = parent[parent[var]]
             var = parent[var]
         return var
 
-    def _merge(self, a: int, b: int) -> int:
-        """Join two roots, the smaller under the larger; the new root keeps either binding."""
-        if self._rank[a] < self._rank[b]:
-            a, b = b, a
-        self._parent[b] = a
-        self._rank[a] += self._rank[b]
-        if self._bound[a] is None:
-            self._bound[a], self._origin[a] = self._bound[b], self._origin[b]
-        return a
-
     def size_of(self, scope: Hashable, name: str) -> int | None:
         """The size a named dim of a scope is bound to, or None while it is free."""
-        var = self._ids.get((scope, name))
-        return None if var is None else self._bound[self._find(var)]
-
-    def _bind(self, var: int, size: int, where: str) -> tuple[int, str] | None:
-        """Bind a variable's class to a size; on a new disagreement, the earlier size and its origin."""
-        root = self._find(var)
-        bound = self._bound[root]
-        if self._poisoned[root] or bound == size:
+        if (scope, name) not in self._ids:
             return None
+        bound = self._bound.get(self._var(scope, name))
+        return None if bound is None else bound[0]
+
+    def _bind(self, root: int, size: int, where: str) -> tuple[int, str] | None:
+        """Bind a class to a size; on a new disagreement, the earlier size and its origin."""
+        bound = self._bound.get(root)
         if bound is None:
-            self._bound[root], self._origin[root] = size, where
+            self._bound[root] = (size, where)
             return None
-        self._poisoned[root] = True
-        return bound, self._origin[root]
+        if bound[0] == size or root in self._poisoned:
+            return None
+        self._poisoned.add(root)
+        return bound
 
-    def _join(self, a: int, b: int) -> str | None:
-        """Merge the classes of two variables; a message when they were bound to different sizes."""
-        ra, rb = self._find(a), self._find(b)
-        if ra == rb:
+    def _join(self, a: int, b: int) -> tuple[tuple[int, str], tuple[int, str]] | None:
+        """Merge two classes, the smaller under the larger; on a new clash, both bindings."""
+        if a == b:
             return None
-        size_a, size_b = self._bound[ra], self._bound[rb]
-        poisoned = self._poisoned[ra] or self._poisoned[rb]
-        clash = not poisoned and size_a is not None and size_b is not None and size_a != size_b
-        origin_a, origin_b = self._origin[ra], self._origin[rb]
-        root = self._merge(ra, rb)
-        self._poisoned[root] = poisoned or clash
-        if not clash:
-            return None
-        name_a, name_b = self._names[a], self._names[b]
-        names = f"named dim {name_a!r}" if name_a == name_b else f"named dims {name_a!r} and {name_b!r}"
-        return f"{names} bound to {size_a} at {origin_a} and to {size_b} at {origin_b}"
-
-    def _check(
-        self, p_dim: Dim, p_scope: Hashable, c_dim: Dim, c_scope: Hashable, *, at: int, where: str
-    ) -> str | None:
-        """Constrain one aligned pair of dims (the consumer's dim number at); a new conflict, or None."""
-        if isinstance(p_dim, Fixed) and isinstance(c_dim, Fixed):
-            if p_dim.size != c_dim.size:
-                return f"dim {at} of {where} is {c_dim.size} but {p_dim.size} here"
-        elif isinstance(p_dim, Named) and isinstance(c_dim, Named):
-            return self._join(self._var(p_scope, p_dim.name), self._var(c_scope, c_dim.name))
-        elif isinstance(c_dim, Named) and isinstance(p_dim, Fixed):
-            clash = self._bind(self._var(c_scope, c_dim.name), p_dim.size, where)
-            if clash is not None:
-                bound, origin = clash
-                return f"dim {c_dim.name!r} of {where} is {bound} (from {origin}) but {p_dim.size} here"
-        elif isinstance(p_dim, Named) and isinstance(c_dim, Fixed):
-            clash = self._bind(self._var(p_scope, p_dim.name), c_dim.size, where)
-            if clash is not None:
-                bound, origin = clash
-                return (
-                    f"dim {at} of {where} is {c_dim.size} but {p_dim.name!r} is {bound} here (from {origin})"
-                )
+        if self._size[a] < self._size[b]:
+            a, b = b, a
+        self._parent[b] = a
+        self._size[a] += self._size[b]
+        bound_a, bound_b = self._bound.get(a), self._bound.pop(b, None)
+        poisoned = a in self._poisoned or b in self._poisoned
+        self._poisoned.discard(b)
+        if bound_a is None:
+            if bound_b is not None:
+                self._bound[a] = bound_b
+        elif bound_b is not None and bound_a[0] != bound_b[0] and not poisoned:
+            self._poisoned.add(a)
+            return bound_a, bound_b
+        if poisoned:
+            self._poisoned.add(a)
         return None
 
     def unify(
@@ -297,5 +282,29 @@ class ShapeSolver:
         pairs = _align(producer.dims, consumer.dims)
         if pairs is None:
             return [f"{_rank_text(producer)} vs {_rank_text(consumer)}"]
-        found = (self._check(p, producer_scope, c, consumer_scope, at=at, where=where) for p, c, at in pairs)
-        return [message for message in found if message is not None]
+        messages: list[str] = []
+        for p_dim, c_dim, at in pairs:
+            if isinstance(p_dim, Fixed):
+                if isinstance(c_dim, Fixed):
+                    if p_dim.size != c_dim.size:
+                        messages.append(f"dim {at} of {where} is {c_dim.size} but {p_dim.size} here")
+                elif clash := self._bind(self._var(consumer_scope, c_dim.name), p_dim.size, where):
+                    size, origin = clash
+                    messages.append(
+                        f"dim {c_dim.name!r} of {where} is {size} (from {origin}) but {p_dim.size} here"
+                    )
+            elif isinstance(c_dim, Fixed):
+                if clash := self._bind(self._var(producer_scope, p_dim.name), c_dim.size, where):
+                    size, origin = clash
+                    value = f"{p_dim.name!r} is {size} here (from {origin})"
+                    messages.append(f"dim {at} of {where} is {c_dim.size} but {value}")
+            elif both := self._join(
+                self._var(producer_scope, p_dim.name), self._var(consumer_scope, c_dim.name)
+            ):
+                (size_a, origin_a), (size_b, origin_b) = both
+                names = repr(p_dim.name) if p_dim.name == c_dim.name else f"{p_dim.name!r} and {c_dim.name!r}"
+                kind = "named dim" if p_dim.name == c_dim.name else "named dims"
+                messages.append(
+                    f"{kind} {names} bound to {size_a} at {origin_a} and to {size_b} at {origin_b}"
+                )
+        return messages
