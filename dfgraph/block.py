@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
@@ -145,11 +146,13 @@ def block(
     the block changes (blocks that mutate the same resource keep their relative order).
     """
 
+    scope = dict(sys._getframe(1).f_locals)  # resolves annotations naming classes local to the caller
+
     def decorate(target: Any) -> Any:
         if inspect.isclass(target):
-            return _decorate_class(target, outputs, name, tuple(mutates))
+            return _decorate_class(target, outputs, name, tuple(mutates), scope)
         if callable(target):
-            return _make_function_block(target, outputs, name, tuple(mutates))
+            return _make_function_block(target, outputs, name, tuple(mutates), scope)
         raise definition_error(
             repr(target), f"@df.block needs a function or a class, got {type(target).__name__}"
         )
@@ -162,23 +165,28 @@ def _make_function_block(
     outputs: str | tuple[str, ...] | list[str] | None,
     name: str | None,
     mutates: tuple[str, ...],
+    scope: Mapping[str, Any],
 ) -> FunctionBlock:
     block_name = str(name or getattr(fn, "__name__", type(fn).__name__))
-    inputs, n_positional, in_notes = _input_ports(fn, block_name, skip_self=False)
-    out_ports, returns, out_notes = _output_ports(fn, block_name, outputs)
+    inputs, n_positional, in_notes = _input_ports(fn, block_name, scope, skip_self=False)
+    out_ports, returns, out_notes = _output_ports(fn, block_name, outputs, scope)
     spec = CallSpec(fn, n_positional, returns)
     return FunctionBlock(fn, block_name, inputs, out_ports, spec, in_notes + out_notes, mutates)
 
 
 def _decorate_class(
-    cls: type, outputs: str | tuple[str, ...] | list[str] | None, name: str | None, mutates: tuple[str, ...]
+    cls: type,
+    outputs: str | tuple[str, ...] | list[str] | None,
+    name: str | None,
+    mutates: tuple[str, ...],
+    scope: Mapping[str, Any],
 ) -> type:
     call = getattr(cls, "__call__", None)  # noqa: B004 -- the class's own __call__, not callable(cls)
     if call is None or call is object.__call__ or not inspect.isfunction(call):
         raise definition_error(cls.__name__, f"class {cls.__name__} needs a __call__ method to be a block")
     block_name = name or cls.__name__
-    inputs, n_positional, in_notes = _input_ports(call, block_name, skip_self=True)
-    out_ports, returns, out_notes = _output_ports(call, block_name, outputs, fn_name=block_name)
+    inputs, n_positional, in_notes = _input_ports(call, block_name, scope, skip_self=True)
+    out_ports, returns, out_notes = _output_ports(call, block_name, outputs, scope, fn_name=block_name)
     notes = in_notes + out_notes
 
     def __dfgraph_call__(self: Any) -> CallSpec:  # noqa: N807 -- installed as a method
@@ -198,11 +206,25 @@ def _decorate_class(
     return cls
 
 
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+def _hints(fn: Callable[..., Any], scope: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Resolved annotations; string ones are looked up in the closure and the decorating scope too."""
+    localns = dict(scope or {})
     try:
-        return typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # unresolvable forward references: fall back to raw annotations, degraded per port
-        return dict(getattr(fn, "__annotations__", {}) or {})
+        localns.update(inspect.getclosurevars(fn).nonlocals)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return typing.get_type_hints(fn, localns=localns, include_extras=True)
+    except Exception:  # resolve one by one, so one bad annotation only degrades its own port
+        raw = dict(getattr(fn, "__annotations__", {}) or {})
+        module_globals = getattr(fn, "__globals__", {})
+        for key, ann in raw.items():
+            if isinstance(ann, str):
+                try:
+                    raw[key] = eval(ann, module_globals, localns)  # how typing resolves string annotations
+                except Exception:
+                    continue
+        return raw
 
 
 def _port_type(raw: Any, where: str, notes: list[Note], port: str) -> Any:
@@ -216,13 +238,13 @@ def _port_type(raw: Any, where: str, notes: list[Note], port: str) -> Any:
 
 
 def _input_ports(
-    fn: Callable[..., Any], block_name: str, *, skip_self: bool
+    fn: Callable[..., Any], block_name: str, scope: Mapping[str, Any], *, skip_self: bool
 ) -> tuple[tuple[Port, ...], int, tuple[Note, ...]]:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
         raise definition_error(block_name, f"cannot read the signature of {block_name}: {exc}") from exc
-    hints = _hints(fn)
+    hints = _hints(fn, scope)
     params = list(sig.parameters.values())
     if skip_self and params:
         params = params[1:]
@@ -250,9 +272,10 @@ def _output_ports(
     fn: Callable[..., Any],
     block_name: str,
     outputs: str | tuple[str, ...] | list[str] | None,
+    scope: Mapping[str, Any],
     fn_name: str | None = None,
 ) -> tuple[tuple[Port, ...], Returns, tuple[Note, ...]]:
-    hints = _hints(fn)
+    hints = _hints(fn, scope)
     raw = hints.get("return", inspect.signature(fn).return_annotation)
     notes: list[Note] = []
     if isinstance(outputs, str):
@@ -287,7 +310,7 @@ def _output_ports(
         return tuple(ports), "tuple", tuple(notes)
     if raw is None or raw is type(None):
         return (), "none", ()
-    fields = _namedtuple_fields(raw)
+    fields = _namedtuple_fields(raw, scope)
     if fields is not None:
         ports = [Port(n, _port_type(t, f"output {block_name}.{n}", notes, n)) for n, t in fields]
         return tuple(ports), "tuple", tuple(notes)
@@ -309,8 +332,8 @@ def _tuple_items(hint: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def _namedtuple_fields(hint: Any) -> list[tuple[str, Any]] | None:
+def _namedtuple_fields(hint: Any, scope: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
     if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
-        annotations: Mapping[str, Any] = _hints(hint)
+        annotations: Mapping[str, Any] = _hints(hint, scope)
         return [(f, annotations.get(f, inspect.Parameter.empty)) for f in hint._fields]
     return None

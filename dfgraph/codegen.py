@@ -269,7 +269,7 @@ class _Emitter:
                 fn.lines.append((f"{pad}    {phi} = {final}", LineInfo(op.path, inner)))
         if len(fn.lines) == before:
             fn.lines.append((f"{pad}    pass", None))
-        fn.lines.extend((line, info) for line in unset_checks)
+        fn.lines.extend((line, None) for line in unset_checks)  # an InputError of ours, not a block failure
 
     def _loop_function(
         self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]

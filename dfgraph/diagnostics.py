@@ -69,8 +69,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """A ' did you mean ...?' suffix naming the closest candidates, or '' when none is close."""
+    """A '; did you mean ...?' suffix naming the closest candidates, or '' when none is close."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
     if not close:
         return ""
-    return " did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -417,7 +417,7 @@ class Lowerer:
                 self.error(
                     "DF003",
                     path,
-                    f"carry= names {name!r}, which the body of loop {path!r} never reads or writes;"
+                    f"carry= names {name!r}, which the body of loop {path!r} never reads or writes"
                     + did_you_mean(name, known),
                     "list only names the body reads and writes",
                 )
@@ -510,7 +510,7 @@ class Lowerer:
             self.error(
                 "DF003",
                 path,
-                f"edge {role} {text!r} names no node {node!r};" + did_you_mean(node, names),
+                f"edge {role} {text!r} names no node {node!r}" + did_you_mean(node, names),
                 f"the nodes are: {', '.join(names) or '(none)'}",
             )
             return None
@@ -518,7 +518,7 @@ class Lowerer:
             self.error(
                 "DF003",
                 f"{path}/{node}",
-                f"node {node!r} has no {side} {port!r};" + did_you_mean(port, names[node]),
+                f"node {node!r} has no {side} {port!r}" + did_you_mean(port, names[node]),
                 f"its {side}s are: {', '.join(names[node]) or '(none)'}",
             )
             return None

@@ -133,7 +133,7 @@ class Program:
 
     def _unknown_output(self, name: object) -> InputError:
         return InputError(
-            f"{self.name}: no output {name!r};{did_you_mean(str(name), self._index)} "
+            f"{self.name}: no output {name!r}{did_you_mean(str(name), self._index)}; "
             f"the outputs are: {', '.join(self._index) or '(none)'}"
         )
 
@@ -181,7 +181,7 @@ class Program:
             problems.append(f"missing input {p.name!r} ({types.describe(p.type)}), read by {readers}")
         for name in inputs:
             if name not in known:
-                problems.append(f"unknown input {name!r};{did_you_mean(name, known)}".rstrip(";"))
+                problems.append(f"unknown input {name!r}{did_you_mean(name, known)}")
         if not problems:
             return None
         return InputError(f"{self.name}: " + "; ".join(problems) + f". Inputs: {ports_text(self.inputs)}")

@@ -144,7 +144,7 @@ def array_spec(hint: object) -> ArraySpec | None:
     """The dims and dtypes of a jaxtyping annotation (also inside Optional/Union of one array), else None."""
     try:
         return _array_spec_cached(hint)
-    except TypeError:  # unhashable hint; _array_spec itself never raises
+    except Exception:  # an unhashable hint; _array_spec itself never raises
         return _array_spec(hint)
 
 
@@ -302,9 +302,7 @@ class ShapeSolver:
                 self._var(producer_scope, p_dim.name), self._var(consumer_scope, c_dim.name)
             ):
                 (size_a, origin_a), (size_b, origin_b) = both
-                names = repr(p_dim.name) if p_dim.name == c_dim.name else f"{p_dim.name!r} and {c_dim.name!r}"
-                kind = "named dim" if p_dim.name == c_dim.name else "named dims"
-                messages.append(
-                    f"{kind} {names} bound to {size_a} at {origin_a} and to {size_b} at {origin_b}"
-                )
+                same = p_dim.name == c_dim.name
+                dims = f"dim {p_dim.name!r}" if same else f"dims {p_dim.name!r} and {c_dim.name!r}"
+                messages.append(f"named {dims} bound to {size_a} at {origin_a} and to {size_b} at {origin_b}")
         return messages

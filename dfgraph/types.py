@@ -40,11 +40,8 @@ _NONE_TYPE = type(None)
 _UNION_ORIGINS: tuple[object, ...] = (Union, types.UnionType)
 # CPython's Py_TPFLAGS_BASETYPE: a class without it (bool, NoneType) cannot be subclassed.
 _TPFLAGS_BASETYPE = 1 << 10
-# Hooks typing itself installs; they have no side effects, so probing classes that carry them is safe.
-_HARMLESS_HOOKS: tuple[object, ...] = (
-    getattr(typing.Generic.__init_subclass__, "__func__", None),
-    getattr(typing.Protocol.__init_subclass__, "__func__", None),
-)
+# typing.Generic's subclass hook has no side effects, so probing generic classes is safe.
+_GENERIC_HOOK = getattr(typing.Generic.__init_subclass__, "__func__", None)
 
 
 def _cached(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -55,7 +52,7 @@ def _cached(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return memo(*args, **kwargs)
-        except TypeError:  # an unhashable hint such as Annotated[int, []]; fn itself never raises
+        except Exception:  # an unhashable hint such as Annotated[int, []]; fn itself never raises
             return fn(*args, **kwargs)
 
     return wrapper
@@ -71,7 +68,10 @@ def _safe_repr(hint: object) -> str:
 
 def is_array(hint: object) -> bool:
     """True for a jaxtyping array annotation such as Float[Tensor, 'b 4 h w']."""
-    return isinstance(hint, type) and hasattr(hint, "dims") and hasattr(hint, "array_type")
+    try:
+        return isinstance(hint, type) and hasattr(hint, "dims") and hasattr(hint, "array_type")
+    except Exception:  # a metaclass whose __getattr__ raises something other than AttributeError
+        return False
 
 
 def _is_union(hint: object) -> bool:
@@ -178,6 +178,8 @@ def _assignable(producer: object, consumer: object) -> bool:
             return True
         if _is_union(p):
             return all(is_assignable(member, c) for member in get_args(p))
+        if get_origin(p) is Literal and len(get_args(p)) > 1:  # Literal['a', 2] is the union of its values
+            return all(is_assignable(Literal[value], c) for value in get_args(p))
         if _is_union(c):
             return any(is_assignable(p, member) for member in get_args(c))
         if isinstance(p, TypeVar) or isinstance(c, TypeVar):
@@ -208,7 +210,7 @@ def is_assignable(producer: object, consumer: object) -> bool:
         return True
     try:
         return _assignable_cached(producer, consumer)
-    except TypeError:  # unhashable hint; _assignable itself never raises
+    except Exception:  # an unhashable hint; _assignable itself never raises
         return _assignable(producer, consumer)
 
 
@@ -221,16 +223,19 @@ def _detail(hint: object) -> int:
 
 def narrow(hints: Sequence[object]) -> object | None:
     """The tightest of the hints, assignable to all the others, or None when no single one is."""
-    known = [h for h in map(_norm, hints) if h is not Any]
-    if not known:
+    try:
+        known = [h for h in map(_norm, hints) if h is not Any]
+        if not known:
+            return Any
+        # One linear pass finds the only possible answer (the relation is transitive on the hints that
+        # matter), then one more verifies it: O(n) instead of comparing all pairs.
+        best = known[0]
+        for hint in known[1:]:
+            if is_assignable(hint, best) and (not is_assignable(best, hint) or _detail(hint) > _detail(best)):
+                best = hint
+        return best if all(is_assignable(best, hint) for hint in known) else None
+    except Exception:
         return Any
-    # One linear pass finds the only possible answer (the relation is transitive on the hints that
-    # matter), then one more verifies it: O(n) instead of comparing all pairs.
-    best = known[0]
-    for hint in known[1:]:
-        if is_assignable(hint, best) and (not is_assignable(best, hint) or _detail(hint) > _detail(best)):
-            best = hint
-    return best if all(is_assignable(best, hint) for hint in known) else None
 
 
 def _is_plain_metaclass(cls: type) -> bool:
@@ -254,15 +259,15 @@ def _probe_is_safe(cls: type) -> bool:
         if isinstance(getattr(attr, "__func__", attr), types.FunctionType):
             return False
     hook = getattr(cls.__init_subclass__, "__func__", None)
-    return hook is None or hook in _HARMLESS_HOOKS
+    return hook is None or hook is _GENERIC_HOOK
 
 
 def _classes_disjoint(a: type, b: type) -> bool:
     """True when no class can inherit from both a and b."""
     if not (_is_plain_metaclass(a) and _is_plain_metaclass(b)):
         return False
-    if issubclass(a, b) or issubclass(b, a):
-        return False
+    if _class_assignable(a, b) or _class_assignable(b, a):
+        return False  # includes the numeric tower: 1 is both an int and a float
     if _is_final(a) or _is_final(b):
         return True
     meta_a, meta_b = type(a), type(b)

@@ -1,0 +1,547 @@
+"""The type relation: normalize, is_assignable, narrow, disjoint, checker, describe, item_type, union."""
+
+# Typing forms are tested in every spelling (Optional, Union, List) and some string hints are
+# deliberately unresolvable, hence:
+# ruff: noqa: F821, UP006, UP007, UP045
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import inspect
+import time
+import typing
+from typing import Annotated, Any, ForwardRef, Literal, NewType, Optional, Protocol, TypeVar, Union, final
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jaxtyping import Float, Int, Shaped
+from torch import Tensor
+
+from dfgraph.types import (
+    checker,
+    describe,
+    disjoint,
+    is_array,
+    is_assignable,
+    item_type,
+    narrow,
+    normalize,
+    plain_class,
+    union,
+)
+
+NoneType = type(None)
+T = TypeVar("T")
+IntBound = TypeVar("IntBound", bound=int)
+UserId = NewType("UserId", int)
+
+
+class Animal:
+    pass
+
+
+class Dog(Animal):
+    pass
+
+
+class Car:
+    pass
+
+
+@final
+class Sealed:
+    pass
+
+
+class HasLen(Protocol):
+    def __len__(self) -> int: ...
+
+
+class IntList(list[int]):
+    pass
+
+
+class Weird:
+    """An object whose repr, hash and attributes all fail."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(name)
+
+    def __hash__(self) -> int:
+        raise RuntimeError("no hash")
+
+
+LATENTS = Float[Tensor, "b 4 h w"]
+
+
+# -- normalize -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        (inspect.Parameter.empty, (Any, None)),
+        (None, (NoneType, None)),
+        (int, (int, None)),
+        (Any, (Any, None)),
+        (list[int], (list[int], None)),
+        (Annotated[int, "meta"], (int, None)),
+        (Annotated[Optional[int], "meta"], (Optional[int], None)),
+        ("Latents", (Any, "unresolved forward reference 'Latents'")),
+        (ForwardRef("Unet"), (Any, "unresolved forward reference 'Unet'")),
+        (1, (Any, "unsupported annotation 1")),
+        ([int], (Any, "unsupported annotation [<class 'int'>]")),
+        (torch.float32, (Any, "unsupported annotation torch.float32")),
+    ],
+)
+def test_normalize(hint: object, expected: tuple[object, str | None]) -> None:
+    assert normalize(hint) == expected
+
+
+def test_normalize_keeps_jaxtyping_arrays_and_unwraps_unhashable_annotated() -> None:
+    assert normalize(LATENTS) == (LATENTS, None)
+    assert normalize(Annotated[int, []]) == (int, None)  # metadata that cannot be hashed
+    reason = normalize(Weird())[1]
+    assert reason is not None and reason.startswith("unsupported annotation <Weird object>")
+
+
+def test_is_array() -> None:
+    assert is_array(LATENTS) and is_array(Shaped[np.ndarray, "n"])
+    assert not is_array(Tensor) and not is_array(Float) and not is_array(list[int]) and not is_array(Weird())
+
+
+# -- is_assignable ---------------------------------------------------------------------------------------
+
+ASSIGNABLE = [
+    (Any, int),
+    (int, Any),
+    (str, object),
+    (Dog, Animal),
+    (bool, int),
+    # the numeric tower, as mypy has it
+    (int, float),
+    (bool, float),
+    (int, complex),
+    (float, complex),
+    # unions: every producer member must fit, one consumer member suffices
+    (int, Optional[int]),
+    (None, Optional[int]),
+    (NoneType, int | None),
+    (int | str, str | int | None),
+    (Optional[int], Optional[float]),
+    (int | bool, float),
+    # generics
+    (list[int], cabc.Sequence[int]),
+    (list[bool], list[int]),
+    (list[int], list[float]),
+    (list[int], list),
+    (list, list[int]),  # a bare generic means list[Any]
+    (typing.List[int], list[int]),
+    (dict[str, int], cabc.Mapping[str, float]),
+    (list[Any], list[str]),
+    (tuple[int, int], tuple[float, ...]),
+    (tuple[int, ...], tuple[int, ...]),
+    (tuple[int, str], tuple[int, str]),
+    (type[bool], type[int]),
+    (IntList, list[int]),
+    (typing.Callable[[int], int], typing.Callable[..., int]),
+    (Literal[1], float),
+    (Literal[1], Literal[1, 2]),
+    (Literal["a", 2], str | int),
+    (UserId, int),
+    # TypeVars stand for their bound, or for Any
+    (T, int),
+    (int, T),
+    (IntBound, float),
+    # jaxtyping: only the array classes are compared here (dtype and shape are DF302/DF301)
+    (LATENTS, Tensor),
+    (Tensor, LATENTS),
+    (Float[Tensor, "b"], Int[Tensor, "b"]),
+    (Optional[LATENTS], Optional[Tensor]),
+    (LATENTS, Optional[Float[Tensor, "x"]]),
+    # gradual: what cannot be decided is compatible
+    ("Latents", int),
+    (int, ForwardRef("Unet")),
+    (Annotated[int, []], float),
+    (int, HasLen),  # a non-runtime protocol: beartype raises, so it is compatible
+    (list[int], list["Nope"]),
+]
+
+NOT_ASSIGNABLE = [
+    (object, int),
+    (Animal, Dog),
+    (str, int),
+    (float, int),
+    (complex, float),
+    (Optional[int], int),
+    (int | str, int),
+    (list[int], list[str]),
+    (cabc.Sequence[int], list[int]),
+    (list[int], dict[str, int]),
+    (dict[str, int], cabc.Mapping[str, str]),
+    (tuple[int, ...], tuple[int, int]),
+    (tuple[int, str], tuple[int]),
+    (tuple[str, ...], tuple[int, ...]),
+    (IntList, list[str]),
+    (typing.Callable[[], str], typing.Callable[[], int]),
+    (Literal["a"], int),
+    (Literal[3], Literal[1, 2]),
+    (int, UserId),
+    (IntBound, str),
+    (Float[np.ndarray, "b"], Tensor),
+    (Tensor, Float[np.ndarray, "b"]),
+    (Optional[LATENTS], Tensor),
+    (Annotated[str, []], int),
+]
+
+
+@pytest.mark.parametrize(("producer", "consumer"), ASSIGNABLE)
+def test_assignable(producer: object, consumer: object) -> None:
+    assert is_assignable(producer, consumer)
+
+
+@pytest.mark.parametrize(("producer", "consumer"), NOT_ASSIGNABLE)
+def test_not_assignable(producer: object, consumer: object) -> None:
+    assert not is_assignable(producer, consumer)
+
+
+def test_is_assignable_is_fast_on_repeated_and_fresh_hints() -> None:
+    pairs = [(int, float), (list[int], cabc.Sequence[float]), (Optional[int], int | None | str)]
+    # Each jaxtyping subscription is a new class, so these are 10,000 distinct hints.
+    arrays = [(Float[Tensor, "b 4 h w"], Float[Tensor, "b c h w"]) for _ in range(10_000)]
+    start = time.perf_counter()
+    for _ in range(10_000):
+        for producer, consumer in pairs:
+            assert is_assignable(producer, consumer)
+    for producer, consumer in arrays:
+        assert is_assignable(producer, consumer)
+    assert time.perf_counter() - start < 1.0
+
+
+# -- narrow ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hints", "expected"),
+    [
+        ([], Any),
+        ([Any], Any),
+        ([Any, int], int),
+        ([int, Optional[int]], int),
+        ([Optional[int], int], int),
+        ([bool, int], bool),
+        ([int, bool, object], bool),
+        ([float, int], int),
+        ([Tensor, LATENTS], LATENTS),  # equally assignable: keep the one that says more
+        ([list, list[int]], list[int]),
+        ([Animal, Dog, Optional[Animal]], Dog),
+        (["Unresolved", str], str),
+        ([int, str], None),
+        ([Dog, Car], None),
+        ([Optional[int], Optional[str]], None),  # None satisfies both, but no single hint is the answer
+    ],
+)
+def test_narrow(hints: list[object], expected: object) -> None:
+    assert narrow(hints) == expected
+
+
+# -- disjoint --------------------------------------------------------------------------------------------
+
+DISJOINT = [
+    (int, str),
+    (str, bytes),
+    (list, dict),
+    (bool, str),  # bool cannot be subclassed
+    (NoneType, int),
+    (Sealed, Animal),  # @final
+    (Optional[int], str),
+    (int | str, bytes | NoneType),
+    (list[int], dict[str, int]),
+    (Tensor, int),
+    (LATENTS, Float[np.ndarray, "b"]),
+]
+
+NOT_DISJOINT = [
+    (int, int),
+    (Any, int),
+    (object, int),
+    (bool, int),
+    (int, float),  # the numeric tower: 1 is both
+    (int, complex),
+    (Dog, Animal),
+    (Animal, Car),  # class X(Animal, Car) can exist
+    (Optional[int], Optional[str]),  # None is both
+    (int | str, str | bytes),
+    (list[int], list[str]),  # [] is both
+    (cabc.Sequence, int),  # an ABC can register anything
+    (HasLen, int),
+    (Literal[1], str),
+    (T, int),
+    (UserId, str),
+    (typing.Callable[[int], int], int),
+    (LATENTS, Int[Tensor, "b"]),  # dtypes are DF302's business
+    ("Unresolved", int),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), DISJOINT)
+def test_disjoint(a: object, b: object) -> None:
+    assert disjoint(a, b) and disjoint(b, a)
+
+
+@pytest.mark.parametrize(("a", "b"), NOT_DISJOINT)
+def test_not_disjoint(a: object, b: object) -> None:
+    assert not disjoint(a, b) and not disjoint(b, a)
+
+
+def test_disjoint_runs_no_user_code_to_probe_classes() -> None:
+    created: list[type] = []
+
+    class Registered:
+        def __init_subclass__(cls) -> None:
+            created.append(cls)
+
+    class Meta(type):
+        def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any]) -> Meta:
+            created.append(object)
+            return super().__new__(mcs, name, bases, ns)
+
+    class WithMeta(metaclass=Meta):
+        pass
+
+    created.clear()
+    assert not disjoint(Registered, Animal)  # not provable without running the hook
+    assert not disjoint(WithMeta, Animal)
+    assert created == []
+
+
+# -- checker and plain_class -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        (int, int),
+        (bool, bool),
+        (float, (float, int)),
+        (complex, (complex, float, int)),
+        (Optional[int], (int, NoneType)),
+        (Optional[float], (float, int, NoneType)),
+        (Annotated[str, "x"], str),
+        (LATENTS, LATENTS),
+        (Any, None),
+        (object, None),
+        (list[int], None),
+        (Literal[1], None),
+        (HasLen, None),
+        (Optional[list[int]], None),
+    ],
+)
+def test_plain_class(hint: object, expected: object) -> None:
+    assert plain_class(hint) == expected
+
+
+def test_checker() -> None:
+    assert checker(Any) is None and checker(object) is None and checker(inspect.Parameter.empty) is None
+    is_int, is_float, is_complex = checker(int), checker(float), checker(complex)
+    assert is_int is not None and is_float is not None and is_complex is not None
+    assert is_int(1) and is_int(True) and not is_int("1") and not is_int(1.0)
+    assert is_float(1.0) and is_float(1) and not is_float("1.0")
+    assert is_complex(1j) and is_complex(1.0) and is_complex(1) and not is_complex("1")
+    is_opt = checker(Optional[int])
+    assert is_opt is not None and is_opt(None) and is_opt(3) and not is_opt("3")
+    is_list = checker(list[int])
+    assert is_list is not None and is_list([1, 2]) and not is_list(["a"]) and not is_list(3)
+    is_lit = checker(Literal["a", "b"])
+    assert is_lit is not None and is_lit("a") and not is_lit("c")
+
+
+def test_checker_of_jaxtyping_checks_dtype_and_fixed_dims() -> None:
+    is_latents = checker(LATENTS)
+    assert is_latents is not None
+    assert is_latents(torch.zeros(2, 4, 8, 8))
+    assert not is_latents(torch.zeros(2, 3, 8, 8))
+    assert not is_latents(torch.zeros(2, 4, 8, 8, dtype=torch.int64))
+    assert not is_latents([1.0])
+
+
+def test_checker_passes_when_beartype_cannot_check() -> None:
+    has_len = checker(HasLen)  # beartype raises on a protocol that is not runtime-checkable
+    assert has_len is not None and has_len(3)
+
+
+# -- describe, item_type, union --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hint", "text"),
+    [
+        (int, "int"),
+        (None, "None"),
+        (NoneType, "None"),
+        (Any, "Any"),
+        (inspect.Parameter.empty, "Any"),
+        (list[int], "list[int]"),
+        (typing.List[int], "list[int]"),
+        (typing.List, "list"),
+        (Optional[int], "int | None"),
+        (Union[int, str], "int | str"),
+        (dict[str, list[int]], "dict[str, list[int]]"),
+        (tuple[int, ...], "tuple[int, ...]"),
+        (typing.Callable[[int, str], bool], "Callable[[int, str], bool]"),
+        (cabc.Sequence[float], "Sequence[float]"),
+        (Literal["a", 1], "Literal['a', 1]"),
+        (type[int], "type[int]"),
+        (Annotated[int, "meta"], "int"),
+        (LATENTS, "Float[Tensor, 'b 4 h w']"),
+        (Optional[LATENTS], "Float[Tensor, 'b 4 h w'] | None"),
+        (Tensor, "Tensor"),
+        (Dog, "Dog"),
+        (T, "T"),
+        (UserId, "UserId"),
+        ("Latents", "Latents"),
+        (ForwardRef("Unet"), "Unet"),
+        (typing.Final, "Final"),
+    ],
+)
+def test_describe(hint: object, text: str) -> None:
+    assert describe(hint) == text
+
+
+def test_describe_of_local_classes_and_broken_objects() -> None:
+    class Local:
+        pass
+
+    assert describe(Local) == "Local"
+    assert describe(Weird()) == "<Weird object>"
+
+
+@pytest.mark.parametrize(
+    ("hint", "item"),
+    [
+        (list[int], int),
+        (cabc.Sequence[str], str),
+        (cabc.Iterable[float], float),
+        (cabc.Iterator[bytes], bytes),
+        (set[int], int),
+        (tuple[int, ...], int),
+        (tuple[int, str], int | str),
+        (tuple[int, bool], int),
+        (dict[str, int], str),
+        (cabc.Generator[int, None, None], int),
+        (Optional[list[int]], int),
+        (str, str),
+        (bytes, int),
+        (range, int),
+        (Tensor, Tensor),
+        (LATENTS, Tensor),
+        (list, Any),
+        (int, Any),
+        (Any, Any),
+        ("Unresolved", Any),
+        (Literal[1], Any),
+    ],
+)
+def test_item_type(hint: object, item: object) -> None:
+    assert item_type(hint) == item
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (int, int, int),
+        (int, float, float),
+        (float, int, float),
+        (bool, int, int),
+        (Dog, Animal, Animal),
+        (int, Optional[int], Optional[int]),
+        (int, str, int | str),
+        (Any, int, Any),
+        (int, Any, Any),
+        (Tensor, LATENTS, Tensor),  # mutually assignable: the one that says less
+        (list[int], list, list),
+    ],
+)
+def test_union(a: object, b: object, expected: object) -> None:
+    assert union(a, b) == expected
+
+
+# -- properties ------------------------------------------------------------------------------------------
+
+BASES: list[object] = [int, bool, float, complex, str, bytes, NoneType, object, Any, Animal, Dog, Car, Sealed]
+BASES += [Tensor, LATENTS, Int[Tensor, "b"], Float[np.ndarray, "b"], Literal[1], Literal["a"], T, UserId]
+
+
+def _compose(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """Hints built from smaller hints."""
+    return st.one_of(
+        inner.map(lambda h: list[h]),  # type: ignore[valid-type]
+        inner.map(lambda h: cabc.Sequence[h]),  # type: ignore[valid-type]
+        inner.map(lambda h: Optional[h]),
+        inner.map(lambda h: tuple[h, ...]),  # type: ignore[valid-type]
+        st.tuples(inner, inner).map(lambda hs: Union[hs]),
+        st.tuples(inner, inner).map(lambda hs: dict[hs]),  # type: ignore[misc]
+        st.tuples(inner, inner).map(lambda hs: tuple[hs]),  # type: ignore[misc]
+    )
+
+
+HINTS = st.recursive(st.sampled_from(BASES), _compose, max_leaves=4)
+ODD = st.one_of(
+    st.integers(),
+    st.text(max_size=5),
+    st.none(),
+    st.lists(st.sampled_from(BASES), max_size=2),
+    st.builds(Weird),
+    st.just(typing.Final),
+    st.just(typing.Generic),
+    st.just(Annotated[int, []]),
+    st.just(inspect.Parameter.empty),
+    st.just(torch.float16),
+)
+ANYTHING = st.one_of(HINTS, ODD)
+
+
+@settings(max_examples=200, deadline=None)
+@given(HINTS)
+def test_is_assignable_is_reflexive(hint: object) -> None:
+    assert is_assignable(hint, hint)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(HINTS, max_size=5))
+def test_narrow_result_fits_every_member(hints: list[object]) -> None:
+    narrowed = narrow(hints)
+    if narrowed is not None:
+        assert all(is_assignable(narrowed, hint) for hint in hints)
+
+
+@settings(max_examples=200, deadline=None)
+@given(HINTS, HINTS)
+def test_disjoint_is_symmetric_and_irreflexive(a: object, b: object) -> None:
+    assert disjoint(a, b) == disjoint(b, a)
+    assert not disjoint(a, a)
+    if disjoint(a, b):
+        assert narrow([a, b]) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(ANYTHING, ANYTHING)
+def test_nothing_raises_on_odd_annotations(a: object, b: object) -> None:
+    _, reason = normalize(a)
+    assert reason is None or reason.startswith(("unresolved", "unsupported"))
+    assert isinstance(is_assignable(a, b), bool)
+    assert isinstance(disjoint(a, b), bool)
+    narrow([a, b])
+    union(a, b)
+    item_type(a)
+    plain_class(a)
+    assert isinstance(describe(a), str)
+    predicate = checker(a)
+    if predicate is not None:
+        assert isinstance(predicate(3), bool)
