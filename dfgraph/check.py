@@ -23,6 +23,7 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = []
         self.solver = shapes.ShapeSolver()
         self.carried: dict[int, Carried] = {}
+        self.changed: set[int] = set()  # phis already reported as DF101: once per carried name
 
     def error(self, code: str, path: str, message: str, hint: str = "") -> None:
         self.diagnostics.append(Diagnostic(code, Severity.ERROR, path, message, hint))
@@ -65,8 +66,11 @@ class _Checker:
             return
         if value.kind == "carry":
             carried = self.carried[value.id]
-            self._typed(carried.init, port, scope, where)
+            self._edge(carried.init, port, scope, where)  # the init may itself be an outer loop's phi
             if not types.is_assignable(carried.final.type, port.type):
+                if value.id in self.changed:
+                    return
+                self.changed.add(value.id)
                 self.error(
                     "DF101",
                     where,

@@ -69,6 +69,7 @@ class _Names:
 
     def __init__(self) -> None:
         self.used: set[str] = set(_HELPERS)
+        self.next_suffix: dict[str, int] = {}  # per base name, so 10,000 versions of 'x' stay linear
 
     def new(self, base: str) -> str:
         ident = re.sub(r"\W", "_", base) or "v"
@@ -76,9 +77,10 @@ class _Names:
             ident = f"_{ident}"
         if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
             ident = f"{ident}_"
-        candidate, k = ident, 1
+        candidate, k = ident, self.next_suffix.get(ident, 1)
         while candidate in self.used:
             candidate, k = f"{ident}_{k}", k + 1
+        self.next_suffix[ident] = k
         self.used.add(candidate)
         return candidate
 
@@ -222,10 +224,16 @@ class _Emitter:
         loop = op.loop
         info = LineInfo(op.path, loops)
         fn.lines.append((f"{pad}# loop {op.path}: {_describe_loop(op)}", None))
+        # An enclosing loop may already have chosen the variable of an output of this loop (to write
+        # its own carried value in place): then the output's source must live in that variable.
+        preset = {out.final.id: self.vars[out.value.id] for out in op.outs if out.value.id in self.vars}
         for carried in op.carried:
-            if self._can_share_init(op, carried.init):
+            wanted = preset.get(carried.final.id)
+            if wanted is not None:
+                self.vars[carried.phi.id] = wanted
+            elif self._can_share_init(op, carried.init):
                 self.vars[carried.phi.id] = self.var(carried.init)
-            else:
+            if self.var(carried.phi) != self.var(carried.init):
                 fn.lines.append((f"{pad}{self.var(carried.phi)} = {self.var(carried.init)}", info))
             if self._can_share_final(op, carried.phi, carried.final):
                 self.vars[carried.final.id] = self.var(carried.phi)
@@ -233,9 +241,12 @@ class _Emitter:
         for out in op.outs:
             if out.carried:
                 continue
+            if out.final.id in preset and out.final.id not in self.vars:
+                self.vars[out.final.id] = preset[out.final.id]
             ident = self.var(out.final)
             if out.init is not None:
-                fn.lines.append((f"{pad}{ident} = {self.var(out.init)}", info))
+                if ident != self.var(out.init):
+                    fn.lines.append((f"{pad}{ident} = {self.var(out.init)}", info))
             elif out.value.readers or out.value.id in self.output_ids:
                 fn.lines.append((f"{pad}{ident} = _UNSET", info))
                 if out.value.id in self.output_ids:
@@ -248,6 +259,7 @@ class _Emitter:
         for out in op.outs:
             source = out.final if not out.carried else next(c.phi for c in op.carried if c.final is out.final)
             self.vars[out.value.id] = self.var(source)
+            assert preset.get(out.final.id, self.vars[out.value.id]) == self.vars[out.value.id], op.path
 
         control = self.var(op.inputs[0].value)
         index = self.var(op.index_value) if op.index_value is not None else "_"

@@ -219,7 +219,8 @@ class _BodyScope:
         return value
 
     def peek(self, name: str) -> Value | None:
-        return self.fixed.get(name)
+        # a name the body already read is bound (to a placeholder that becomes a phi or a capture)
+        return self.fixed.get(name) or self.free.get(name)
 
 
 class _NodeScope:
@@ -286,14 +287,45 @@ class Lowerer:
         cached = self._ports.get(id(blk))
         if cached is not None:
             return cached[1], cached[2]
-        ins = tuple(self._normalized(blk, p, path, "input") for p in blk.inputs)
-        outs = tuple(self._normalized(blk, p, path, "output") for p in blk.outputs)
+        ins = tuple(self._normalized(blk, p, path, "input") for p in self._valid_ports(blk, path, "inputs"))
+        outs = tuple(
+            self._normalized(blk, p, path, "output") for p in self._valid_ports(blk, path, "outputs")
+        )
         self._ports[id(blk)] = (blk, ins, outs)  # holding blk keeps id() unique while cached
         if id(blk) not in self._noted:
             self._noted.add(id(blk))
             for note in block_notes(blk):
                 self.warn(note.code, f"{path}.{note.port}", note.message, _NOTE_HINTS.get(note.code, ""))
         return ins, outs
+
+    def _valid_ports(self, blk: Any, path: str, side: str) -> list[Port]:
+        """The block's ports on one side; anything that is not a uniquely named Port is reported (DF006)."""
+        raw = getattr(blk, side, ())
+        items = list(raw) if isinstance(raw, tuple | list) else None
+        if items is None:
+            self.error(
+                "DF006", path, f"{side} of {path!r} must be a tuple of df.Port, got {type(raw).__name__}"
+            )
+            return []
+        ports: list[Port] = []
+        for port in items:
+            if not isinstance(port, Port) or not isinstance(port.name, str):
+                self.error(
+                    "DF006",
+                    path,
+                    f"{side} of {path!r} holds {port!r}, which is not a df.Port",
+                    "build ports with df.Port(name, type, default, doc)",
+                )
+            elif any(p.name == port.name for p in ports):
+                self.error(
+                    "DF006",
+                    f"{path}.{port.name}",
+                    f"{side} of {path!r} name {port.name!r} twice",
+                    "give every port of one side its own name",
+                )
+            else:
+                ports.append(port)
+        return ports
 
     def _normalized(self, blk: Any, port: Port, path: str, side: str) -> Port:
         hint, reason = types.normalize(port.type)

@@ -148,6 +148,9 @@ def _tuple_assignable(p_args: tuple[Any, ...], c_args: tuple[Any, ...]) -> bool:
     return len(p_args) == len(c_args) and all(map(is_assignable, p_args, c_args))
 
 
+_KNOWN_ITEMS: dict[type, type] = {str: str, bytes: int, bytearray: int, range: int}
+
+
 def _generic_assignable(producer: object, consumer: object) -> bool | None:
     """Compare two class-backed hints by origin and arguments; None when beartype must decide."""
     p_origin, p_args = _origin_args(producer)
@@ -159,6 +162,10 @@ def _generic_assignable(producer: object, consumer: object) -> bool | None:
     if not c_args:
         return True
     if not p_args:
+        # str and bytes are collections of a known item type: str is no Sequence[int].
+        item = next((t for cls, t in _KNOWN_ITEMS.items() if issubclass(p_origin, cls)), None)
+        if item is not None and len(c_args) == 1:
+            return is_assignable(item, c_args[0])
         # A bare generic (list, typing.List) means list[Any]; a class with generic bases has real
         # arguments hidden in __orig_bases__, which beartype knows how to read.
         return None if getattr(producer, "__orig_bases__", None) else True

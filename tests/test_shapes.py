@@ -116,9 +116,16 @@ def test_consistent_edges_bind_sizes() -> None:
 
 def test_a_size_flows_through_a_block_to_a_conflict() -> None:
     solver = ShapeSolver()
-    # prepare's 4 binds unet's c; the same scope's output carries it to the vae, which wants 3.
+    # prepare's 4 binds unet's c, and unet's output (same scope, same c) carries it on to the vae.
     assert solver.unify(dims("b 4 h w"), "prepare", dims("b c h w"), "unet", "prepare.latents") == []
-    assert solver.unify(dims("b c h w"), "unet", dims("b 4 h w"), "vae", "vae.latents") == []
+    assert solver.unify(dims("b c h w"), "unet", dims("b 3 h w"), "vae", "vae.latents") == [
+        "dim 1 of vae.latents is 3 but 'c' is 4 here (from prepare.latents)"
+    ]
+
+
+def test_a_second_producer_disagreeing_with_the_first() -> None:
+    solver = ShapeSolver()
+    assert solver.unify(dims("b 4 h w"), "prepare", dims("b c h w"), "unet", "prepare.latents") == []
     messages = solver.unify(dims("b 3 h w"), "encode", dims("b c h w"), "unet", "loop/unet.sample")
     assert messages == ["dim 'c' of loop/unet.sample is 4 (from prepare.latents) but 3 here"]
 
@@ -279,7 +286,9 @@ class Chain:
         """A fully fixed source feeds block 0; block k's output feeds block k+1's input. Inputs are named,
         so every class is anchored to its true size from the left."""
         named = [False] * len(self.bases)
-        edges = [(self.port(0, [True] * len(self.bases)), "source", self.port(0, named), 0, "block0.in")]
+        edges: list[Edge] = [
+            (self.port(0, [True] * len(self.bases)), "source", self.port(0, named), 0, "block0.in")
+        ]
         for k in range(len(self.names) - 1):
             edges.append(
                 (self.port(k, self.fixed_out[k]), k, self.port(k + 1, named), k + 1, f"block{k + 1}.in")

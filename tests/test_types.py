@@ -10,6 +10,8 @@ import collections.abc as cabc
 import inspect
 import time
 import typing
+from functools import partial
+from operator import getitem
 from typing import Annotated, Any, ForwardRef, Literal, NewType, Optional, Protocol, TypeVar, Union, final
 
 import numpy as np
@@ -170,7 +172,7 @@ ASSIGNABLE = [
     (int, ForwardRef("Unet")),
     (Annotated[int, []], float),
     (int, HasLen),  # a non-runtime protocol: beartype raises, so it is compatible
-    (list[int], list["Nope"]),
+    (list[int], list.__class_getitem__("Nope")),  # list["Nope"]: an unresolved argument
 ]
 
 NOT_ASSIGNABLE = [
@@ -479,15 +481,12 @@ BASES += [Tensor, LATENTS, Int[Tensor, "b"], Float[np.ndarray, "b"], Literal[1],
 
 
 def _compose(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
-    """Hints built from smaller hints."""
+    """Hints built from smaller hints: list[h], Optional[h], tuple[h, ...], Union[a, b], dict[a, b]..."""
+    pairs = st.tuples(inner, inner)
     return st.one_of(
-        inner.map(lambda h: list[h]),  # type: ignore[valid-type]
-        inner.map(lambda h: cabc.Sequence[h]),  # type: ignore[valid-type]
-        inner.map(lambda h: Optional[h]),
-        inner.map(lambda h: tuple[h, ...]),  # type: ignore[valid-type]
-        st.tuples(inner, inner).map(lambda hs: Union[hs]),
-        st.tuples(inner, inner).map(lambda hs: dict[hs]),  # type: ignore[misc]
-        st.tuples(inner, inner).map(lambda hs: tuple[hs]),  # type: ignore[misc]
+        *(inner.map(partial(getitem, generic)) for generic in (list, set, cabc.Sequence, Optional)),
+        inner.map(lambda h: tuple.__class_getitem__((h, ...))),
+        *(pairs.map(partial(getitem, generic)) for generic in (Union, dict, tuple)),
     )
 
 
