@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import traceback
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from dfgraph import shapes, types
@@ -189,8 +191,26 @@ def _any_disjoint(hints: list[Any]) -> bool:
     return any(types.disjoint(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1 :])
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: the IR is millions of fresh objects in cycles, and repeated full scans
+    of them made checking big graphs several times slower. The previous state is restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def analyse(blk: Any) -> tuple[Lowered | None, Report]:
     """Lower and check a block; never raises (an internal failure is reported as DF000)."""
+    with gc_paused():
+        return _analyse(blk)
+
+
+def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
     if not is_block(blk):
         d = Diagnostic(
             "DF006",

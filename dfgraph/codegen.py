@@ -28,10 +28,38 @@ class Unset:
 
 UNSET = Unset()
 
+
+class Missing:
+    """The value of a required input the caller did not pass (sends the call down the slow path)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = Missing()
+
 # CPython allows 20 statically nested blocks per function; deeper loops go into helper functions.
 MAX_NESTING = 12
 
-_HELPERS = ("_range", "_enumerate", "_isinstance", "_tqdm", "_UNSET", "_bad_input", "_no_value")
+# Names the generated code uses for itself; the allocator never hands them to values or blocks.
+_HELPERS = (
+    "_range",
+    "_enumerate",
+    "_isinstance",
+    "_tqdm",
+    "_UNSET",
+    "_MISSING",
+    "_bad_input",
+    "_no_value",
+    "_OUTPUTS",
+    "self",
+    "args",
+    "output",
+    "unknown",
+    "exc",
+)
+# Up to this many outputs, `output="name"` is answered by inline comparisons instead of a lookup.
+INLINE_OUTPUTS = 8
 
 
 @attrs.frozen
@@ -132,30 +160,59 @@ class _Emitter:
     # -- program ----------------------------------------------------------------------------------------
 
     def program(self) -> tuple[str, tuple[tuple[str, str], ...]]:
-        entry = self.names.new(self.lowered.name)
+        """The program's `__call__`: keywords bind straight to parameters; anything unusual (positional
+        arguments, unknown or missing names, renamed ports) takes the slow path, which explains it."""
         params: list[tuple[str, str]] = []
-        signature: list[str] = []
+        signature = ["self", "/", "*args"]
+        required: list[str] = []
         inputs = [(n, v) for n, v in self.lowered.inputs.items() if v.readers]
         for name, value in inputs:
             ident = self.var(value)
             params.append((name, ident))
             default = _input_default(value)
             if default is REQUIRED:
-                signature.append(ident)
-        for name, value in inputs:  # optional parameters after required ones
-            default = _input_default(value)
-            if default is not REQUIRED:
-                signature.append(f"{self.var(value)}={self.glob(default, f'{name}_default')}")
-        fn = _Function(f"def {entry}({', '.join(signature)}):")
+                required.append(ident)
+                signature.append(f"{ident}=_MISSING")
+            else:
+                signature.append(f"{ident}={self.glob(default, f'{name}_default')}")
+        signature += ["output=None", "**unknown"]
+        fn = _Function(f"def __call__({', '.join(signature)}):")
         self.functions.append(fn)
+        given = ", ".join(f"{ident!r}: {ident}" for _, ident in params)
+        odd = " or ".join(["args", "unknown", *(f"{ident} is _MISSING" for ident in required)])
+        fn.lines.append((f"    if {odd}:", None))
+        fn.lines.append((f"        return self._slow_call(args, unknown, output, {{{given}}})", None))
+        # unknown output names are refused before any block runs, as bad inputs are
+        check = "output is not None and (output.__class__ is not str or output not in _OUTPUTS)"
+        fn.lines.append((f"    if {check}: self._check_output(output)", None))
         for name, value in inputs:
             self._input_check(fn, name, value)
-        self._region(fn, self.lowered.root, 1, ())
+        fn.lines.append(("    try:", None))
+        before = len(fn.lines)
+        self._region(fn, self.lowered.root, 2, ())
+        if len(fn.lines) == before:
+            fn.lines.append(("        pass", None))
+        fn.lines.append(("    except Exception as exc:", None))
+        fn.lines.append(("        self._reraise(exc)", None))
+        self._select_output(fn)
+        return "__call__", tuple(params)
+
+    def _select_output(self, fn: _Function) -> None:
+        names = list(self.lowered.outputs)
         outs = [self.var(v) for v in self.lowered.outputs.values()]
-        fn.lines.append((f"    return ({_tuple(outs)})", None))
-        return entry, tuple(params)
+        mapping = ", ".join(f"{n!r}: {o}" for n, o in zip(names, outs, strict=True))
+        if self.maybe_unset:  # a loop may have run zero times: its non-carried outputs are left out
+            fn.lines.append((f"    if output is None: return self._defined({{{mapping}}})", None))
+        else:
+            fn.lines.append((f"    if output is None: return {{{mapping}}}", None))
+        if len(names) <= INLINE_OUTPUTS and not self.maybe_unset:
+            fn.lines.extend(
+                (f"    if output == {n!r}: return {o}", None) for n, o in zip(names, outs, strict=True)
+            )
+        fn.lines.append((f"    return self._select(output, ({_tuple(outs)}))", None))
 
     def _input_check(self, fn: _Function, name: str, value: Value) -> None:
+        """Boundary checks, inlined as isinstance where that is exact; they run before any block."""
         readers = [op.inputs[k].port for op, k in value.readers]
         paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
         narrowed = types.narrow([p.type for p in readers])
@@ -179,6 +236,7 @@ class _Emitter:
 
     def _region(self, fn: _Function, region: Region, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         for op in region.ops:
+            # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
             if isinstance(op, CallOp):
                 self._call(fn, op, depth, loops)
             elif isinstance(op, LoopOp):
@@ -373,14 +431,17 @@ def generate(lowered: Lowered) -> tuple[Generated, list[InputCheck], list[str]]:
     entry, params = emitter.program()
     lines: list[str] = []
     infos: dict[int, LineInfo] = {}
-    for fn in emitter.functions[1:] + emitter.functions[:1]:  # helpers first, so the entry reads last
+    for fn in emitter.functions[1:] + emitter.functions[:1]:  # helpers first, so __call__ reads last
         for text, info in fn.lines:
             lines.append(text)
             if info is not None:
                 infos[len(lines)] = info
         lines.append("")
     namespace = dict(emitter.namespace)
-    namespace.update(_range=range, _enumerate=enumerate, _isinstance=isinstance, _UNSET=UNSET)
+    namespace.update(
+        _range=range, _enumerate=enumerate, _isinstance=isinstance, _UNSET=UNSET, _MISSING=MISSING
+    )
+    namespace["_OUTPUTS"] = frozenset(lowered.outputs)
     generated = Generated(
         source="\n".join(lines),
         namespace=namespace,

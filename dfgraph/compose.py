@@ -82,12 +82,14 @@ def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any
         return tuple(items)
     named: list[tuple[str, Any]] = []
     taken: set[str] = set()
+    next_suffix: dict[str, int] = {}  # per base name, so 100,000 copies of one block stay linear
     for index, child in enumerate(blocks):
         _check_block(child, f"{where}[{index}]")
         base = str(getattr(child, "name", "block"))
-        unique, k = base, 2
+        unique, k = base, next_suffix.get(base, 2)
         while unique in taken:
             unique, k = f"{base}_{k}", k + 1
+        next_suffix[base] = k
         taken.add(unique)
         named.append((unique, child))
     return tuple(named)

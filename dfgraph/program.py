@@ -1,4 +1,9 @@
-"""Programs: the compiled, immutable, callable result of `df.compile`."""
+"""Programs: the compiled, immutable, callable result of `df.compile`.
+
+Each program is an instance of its own small subclass of `Program` whose `__call__` is the generated
+function: keywords bind straight to its parameters, values live in its locals, and a call costs about
+what the hand-written code costs. Everything unusual goes through the slow paths here.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ import itertools
 import linecache
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from dfgraph import types
-from dfgraph.check import analyse
-from dfgraph.codegen import UNSET, Generated, InputCheck, generate, ports_text
+from dfgraph.check import analyse, gc_paused
+from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
 from dfgraph.ir import consumers, input_ports, output_ports
@@ -23,13 +28,10 @@ class Program:
     """A compiled graph: call it with its inputs as keywords; thread-safe (all state is in locals)."""
 
     __slots__ = (
-        "_fn",
+        "_ident_of",
         "_index",
         "_lines",
-        "_params",
         "_readers",
-        "_rename",
-        "_unset",
         "block",
         "filename",
         "inputs",
@@ -44,65 +46,26 @@ class Program:
         block: Any,
         report: Report,
         generated: Generated,
-        inputs: tuple[Port, ...],
-        outputs: tuple[Port, ...],
+        filename: str,
+        ports: tuple[tuple[Port, ...], tuple[Port, ...]],
         readers: Mapping[str, tuple[str, ...]],
     ) -> None:
         self.block = block
         self.name: str = str(getattr(block, "name", "program"))
         self.report = report
         self.source = generated.source
-        self.inputs = inputs
-        self.outputs = outputs
-        self.filename = f"<dfgraph {self.name} #{next(_serial)}>"
-        code = compile(generated.source, self.filename, "exec")
-        namespace = dict(generated.namespace)
-        exec(code, namespace)  # the generated source is ours, built from the checked IR
-        self._fn = namespace[generated.entry]
+        self.filename = filename
+        self.inputs, self.outputs = ports
         self._lines = generated.lines
         self._index = {name: i for i, name in enumerate(generated.output_names)}
-        self._unset = generated.maybe_unset
-        self._params = generated.params
+        self._ident_of = dict(generated.params)  # input name -> parameter of the generated __call__
         self._readers = dict(readers)
-        renamed = {name: ident for name, ident in generated.params if name != ident}
-        self._rename = renamed or None
-        # Register the source so tracebacks through generated code show its lines.
-        linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
 
     def __call__(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Run the program: `output=None` maps every output, a name gives its value, names a mapping."""
-        if args:
-            raise InputError(f"{self.name}: pass inputs by keyword ({ports_text(self.inputs)})")
-        pick: int | tuple[tuple[str, int], ...] | None
-        if output is None:
-            pick = None
-        elif output.__class__ is str:
-            pick = self._index.get(output)
-            if pick is None:
-                raise self._unknown_output(str(output))
-        else:
-            pick = self._pick_many(output)
-        try:
-            result = self._fn(**inputs) if self._rename is None else self._fn(**self._renamed(inputs))
-        except Exception as exc:
-            error = self._translate(exc, inputs)
-            if error is exc:
-                raise
-            raise error from (None if isinstance(error, InputError) else exc)
-        if pick is None:
-            names = self._index
-            if self._unset:
-                return {n: v for n, v in zip(names, result, strict=True) if v is not UNSET}
-            return dict(zip(names, result, strict=True))
-        if isinstance(pick, int):
-            value = result[pick]
-            if value is UNSET:
-                raise InputError(
-                    f"{self.name}: output {output!r} has no value: the loop that writes it ran "
-                    "zero times and it is not carried"
-                )
-            return value
-        return {name: result[i] for name, i in pick}
+        # Replaced in each compiled program's class by the generated function; this generic form
+        # reaches it through the slow path.
+        return self._slow_call(args, inputs, output, {})
 
     @property
     def doc(self) -> str:
@@ -125,11 +88,38 @@ class Program:
         outs = ", ".join(p.name for p in self.outputs)
         return f"<Program {self.name}({ports_text(self.inputs)}) -> ({outs})>"
 
-    # -- calls that go wrong ------------------------------------------------------------------------
+    # -- slow paths, called by the generated __call__ ---------------------------------------------------
 
-    def _renamed(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        rename = self._rename or {}
-        return {rename.get(k, k): v for k, v in inputs.items()}
+    def _slow_call(
+        self, args: tuple[Any, ...], unknown: dict[str, Any], output: Any, given: dict[str, Any]
+    ) -> Any:
+        """Explain a bad call with an InputError, or forward renamed ports (names that are not identifiers)."""
+        problems = []
+        if args:
+            problems.append(f"pass inputs by keyword, not by position ({len(args)} positional given)")
+        values = {ident: v for ident, v in given.items() if v is not MISSING}
+        for name, value in unknown.items():
+            ident = self._ident_of.get(name)
+            if ident is not None and ident != name:
+                values[ident] = value
+            else:
+                problems.append(f"unknown input {name!r}{did_you_mean(name, self._ident_of)}")
+        for p in self.inputs:
+            if p.required and self._ident_of[p.name] not in values:
+                readers = ", ".join(self._readers.get(p.name, ())) or "the graph"
+                problems.append(f"missing input {p.name!r} ({types.describe(p.type)}), read by {readers}")
+        if problems:
+            raise InputError(f"{self.name}: " + "; ".join(problems) + f". Inputs: {ports_text(self.inputs)}")
+        return self(output=output, **values)
+
+    def _check_output(self, output: object) -> None:
+        if isinstance(output, str):
+            raise self._unknown_output(output)
+        if not isinstance(output, Iterable):
+            raise InputError(f"{self.name}: output= takes a name or a list of names, got {output!r}")
+        for name in output:
+            if not isinstance(name, str) or name not in self._index:
+                raise self._unknown_output(name)
 
     def _unknown_output(self, name: object) -> InputError:
         return InputError(
@@ -137,26 +127,34 @@ class Program:
             f"the outputs are: {', '.join(self._index) or '(none)'}"
         )
 
-    def _pick_many(self, output: object) -> tuple[tuple[str, int], ...]:
-        if not isinstance(output, Iterable):
-            raise InputError(f"{self.name}: output= takes a name or a list of names, got {output!r}")
-        picked = []
-        for name in output:
-            index = self._index.get(name) if isinstance(name, str) else None
-            if index is None:
-                raise self._unknown_output(name)
-            picked.append((name, index))
-        return tuple(picked)
+    def _select(self, output: Any, values: tuple[Any, ...]) -> Any:
+        if isinstance(output, str):
+            value = values[self._index[output]]
+            if value is UNSET:
+                raise InputError(
+                    f"{self.name}: output {output!r} has no value: the loop that writes it ran zero times "
+                    "and it is not carried"
+                )
+            return value
+        return {name: values[self._index[name]] for name in output}
 
-    def _translate(self, exc: Exception, inputs: Mapping[str, Any]) -> Exception:
-        tb = exc.__traceback__
-        if isinstance(exc, TypeError) and tb is not None and tb.tb_next is None:
-            return self._binding_error(inputs) or exc  # Python refused the arguments: say which
-        frames = [t for t in _walk(tb) if t.tb_frame.f_code.co_filename == self.filename]
+    @staticmethod
+    def _defined(outputs: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in outputs.items() if value is not UNSET}
+
+    def _reraise(self, exc: Exception) -> NoReturn:
+        error = self._translate(exc)
+        if error is exc:
+            raise exc
+        raise error from exc
+
+    def _translate(self, exc: Exception) -> Exception:
+        """A BlockError naming the block path and loop iterations, from the generated frames' lines."""
+        frames = [t for t in _walk(exc.__traceback__) if t.tb_frame.f_code.co_filename == self.filename]
         infos = [(t, self._lines.get(t.tb_lineno)) for t in frames]
         innermost = infos[-1][1] if infos else None
         if innermost is None:
-            return exc  # raised by the boundary checks, already a clear InputError
+            return exc  # raised by our own zero-iteration check: already a clear InputError
         iterations: list[tuple[str, int]] = []
         for t, info in infos:
             if info is None:
@@ -165,26 +163,11 @@ class Program:
                 index = t.tb_frame.f_locals.get(ident)
                 if isinstance(index, int):
                     iterations.append((loop_path, index))
-        path = innermost.path
         where = ""
         if iterations:
             where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
-        message = f"block {path!r} raised {type(exc).__name__}: {exc}{where}"
-        return BlockError(message, path, tuple(iterations))
-
-    def _binding_error(self, inputs: Mapping[str, Any]) -> InputError | None:
-        known = {p.name: p for p in self.inputs}
-        problems = []
-        missing = [p for p in self.inputs if p.required and p.name not in inputs]
-        for p in missing:
-            readers = ", ".join(self._readers.get(p.name, ())) or "the graph"
-            problems.append(f"missing input {p.name!r} ({types.describe(p.type)}), read by {readers}")
-        for name in inputs:
-            if name not in known:
-                problems.append(f"unknown input {name!r}{did_you_mean(name, known)}")
-        if not problems:
-            return None
-        return InputError(f"{self.name}: " + "; ".join(problems) + f". Inputs: {ports_text(self.inputs)}")
+        message = f"block {innermost.path!r} raised {type(exc).__name__}: {exc}{where}"
+        return BlockError(message, innermost.path, tuple(iterations))
 
 
 def _walk(tb: TracebackType | None) -> Iterable[TracebackType]:
@@ -219,13 +202,23 @@ def compile_block(block: Any) -> Program:
     lowered, report = analyse(block)
     if lowered is None or not report.ok:
         raise WiringError(report)
-    generated, checks, no_value = generate(lowered)
+    with gc_paused():
+        generated, checks, no_value = generate(lowered)
     name = str(getattr(block, "name", "program"))
-    generated.namespace["_bad_input"] = _bad_input_factory(name, checks)
-    generated.namespace["_no_value"] = _no_value_factory(name, no_value)
+    filename = f"<dfgraph {name} #{next(_serial)}>"
+    namespace = dict(generated.namespace)
+    namespace["_bad_input"] = _bad_input_factory(name, checks)
+    namespace["_no_value"] = _no_value_factory(name, no_value)
+    exec(compile(generated.source, filename, "exec"), namespace)  # our source, built from the checked IR
+    # Register the source so tracebacks through generated code show its lines.
+    linecache.cache[filename] = (len(generated.source), None, generated.source.splitlines(True), filename)
+    cls = type(f"Program[{name}]", (Program,), {"__slots__": (), "__call__": namespace[generated.entry]})
     readers = {
         n: tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(v)))
         for n, v in lowered.inputs.items()
         if v.readers
     }
-    return Program(block, report, generated, input_ports(lowered), output_ports(lowered), readers)
+    program: Program = cls(
+        block, report, generated, filename, (input_ports(lowered), output_ports(lowered)), readers
+    )
+    return program
