@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -209,10 +210,8 @@ def _decorate_class(
 def _hints(fn: Callable[..., Any], scope: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Resolved annotations; string ones are looked up in the closure and the decorating scope too."""
     localns = dict(scope or {})
-    try:
+    with contextlib.suppress(TypeError, ValueError):  # builtins and classes have no closure
         localns.update(inspect.getclosurevars(fn).nonlocals)
-    except (TypeError, ValueError):
-        pass
     try:
         return typing.get_type_hints(fn, localns=localns, include_extras=True)
     except Exception:  # resolve one by one, so one bad annotation only degrades its own port

@@ -481,8 +481,8 @@ class Lowerer:
 
     def _graph(self, graph: Graph, scope: Scope, path: str, region: Region) -> dict[str, Value]:
         nodes = graph.nodes
-        in_names = {n: [p.name for p in _ports_of(b, "inputs")] for n, b in nodes.items()}
-        out_names = {n: [p.name for p in _ports_of(b, "outputs")] for n, b in nodes.items()}
+        in_names = {n: _port_names(b, "inputs") for n, b in nodes.items()}
+        out_names = {n: _port_names(b, "outputs") for n, b in nodes.items()}
         wiring: dict[str, dict[str, tuple[str, str]]] = {n: {} for n in nodes}  # node -> port -> source
         deps: dict[str, list[str]] = {n: [] for n in nodes}
         for source, target in graph.edges:
@@ -699,9 +699,12 @@ def _show(src: tuple[str, str]) -> str:
     return f"{src[0]}.{src[1]}" if src[0] else f"graph input {src[1]!r}"
 
 
-def _ports_of(blk: Any, side: str) -> tuple[Port, ...]:
-    ports: tuple[Port, ...] = getattr(blk, side)
-    return ports
+def _port_names(blk: Any, side: str) -> list[str]:
+    """Port names for wiring; malformed ports are skipped here and reported when the block is lowered."""
+    ports = getattr(blk, side, ())
+    if not isinstance(ports, tuple | list):
+        return []
+    return [p.name for p in ports if isinstance(p, Port) and isinstance(p.name, str)]
 
 
 def _replace_uses(old: Value, new: Value) -> None:

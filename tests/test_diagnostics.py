@@ -139,7 +139,7 @@ def test_df003_unknown_names_with_did_you_mean() -> None:
     assert any("not of the form 'node.port'" in m for m in messages)
 
     loop = df.Loop(add_one, times="n", carry=("xs",))
-    d = [d for d in df.check(loop).errors if d.code == "DF003"][0]
+    d = next(d for d in df.check(loop).errors if d.code == "DF003")
     assert "did you mean 'x'?" in d.message
 
 
@@ -339,7 +339,7 @@ def test_checking_never_raises_on_odd_annotations() -> None:
             return object()
 
     @df.block(outputs="y")
-    def odd(x: Weird[int]) -> "list[NoSuchThing]":  # type: ignore[name-defined, misc] # noqa: F821
+    def odd(x: Weird[int]) -> list[NoSuchThing]:  # type: ignore[name-defined, misc] # noqa: F821
         return []
 
     report = df.check(odd)

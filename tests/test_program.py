@@ -73,7 +73,9 @@ def test_input_errors_come_before_any_block_runs() -> None:
         prog(seed=1)
     with pytest.raises(df.InputError, match="unknown input 'seeds'; did you mean 'seed'"):
         prog(seeds=1, scale=1.0)
-    with pytest.raises(df.InputError, match=r"input 'scale' must be float \(read by p/second.scale\), got str"):
+    with pytest.raises(
+        df.InputError, match=r"input 'scale' must be float \(read by p/second.scale\), got str"
+    ):
         prog(seed=1, scale="big")
     with pytest.raises(df.InputError, match="by keyword"):
         prog(1, 2.0)
@@ -96,7 +98,7 @@ def test_block_error_names_path_and_iteration_and_program_stays_usable() -> None
     assert err.path == "loop/fragile" and err.iteration == 6
     assert err.iterations == (("loop", 6),)
     assert isinstance(err.__cause__, ZeroDivisionError)
-    assert "block 'loop/fragile' raised ZeroDivisionError: seven (iteration 6 of loop 'loop')" == str(err)
+    assert str(err) == "block 'loop/fragile' raised ZeroDivisionError: seven (iteration 6 of loop 'loop')"
     assert prog(n=3, x=0) == {"x": 3}  # still usable
 
 

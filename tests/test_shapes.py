@@ -2,7 +2,7 @@
 
 # Optional and Union are tested as spelled, and ruff reads jaxtyping dim strings as broken forward
 # references, hence:
-# ruff: noqa: F722, F821, UP007, UP045
+# ruff: noqa: F821, UP007, UP045
 
 from __future__ import annotations
 

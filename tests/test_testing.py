@@ -326,12 +326,12 @@ def _anything(v: Any) -> Any:
 
 
 @df.block(outputs="y")
-def _tensor(t: Float[torch.Tensor, "b c"]) -> int:  # noqa: F722
+def _tensor(t: Float[torch.Tensor, "b c"]) -> int:
     return 0
 
 
 @df.block(outputs="y")
-def _tensor_optional(x: int, t: Float[torch.Tensor, "b c"] | None = None) -> int:  # noqa: F722
+def _tensor_optional(x: int, t: Float[torch.Tensor, "b c"] | None = None) -> int:
     return x
 
 
