@@ -93,7 +93,7 @@ class Program:
     def _slow_call(
         self, args: tuple[Any, ...], unknown: dict[str, Any], output: Any, given: dict[str, Any]
     ) -> Any:
-        """Explain a bad call with an InputError, or forward renamed ports (names that are not identifiers)."""
+        """Explain a bad call with an InputError, or forward renamed ports (non-identifier names)."""
         problems = []
         if args:
             problems.append(f"pass inputs by keyword, not by position ({len(args)} positional given)")
