@@ -323,7 +323,8 @@ class _Emitter:
         index = self.var(op.index_value) if op.index_value is not None else "_"
         iterable = f"_range({control})" if loop.times is not None else control
         if loop.progress:
-            iterable = f"_tqdm({iterable}, desc={op.path!r}, leave=False)"
+            # the outermost loop keeps its finished bar; nested loops clear theirs
+            iterable = f"_tqdm({iterable}, desc={op.path!r}, leave={op.region.owner is None})"
             self.namespace["_tqdm"] = _tqdm()
         if loop.over is not None and op.item_value is not None:
             header = f"for {index}, {self.var(op.item_value)} in _enumerate({iterable}):"
