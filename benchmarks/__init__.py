@@ -1,0 +1,1 @@
+"""Side-by-side measurements of dfgraph (run as modules: python -m benchmarks.overhead)."""
