@@ -46,6 +46,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def compile(block: Any) -> Program:
-    """Check `block` and compile it to a Program; raises df.WiringError listing every error."""
-    return compile_block(block)
+def compile(block: Any, *, streams: str | int = "auto") -> Program:
+    """Check `block` and compile it to a Program; raises df.WiringError listing every error.
+
+    `streams` caps the CUDA streams of each loop body's schedule ("auto": at most 4); the schedule is
+    computed on every device (`prog.schedule`), and execution on the CPU is serial.
+    """
+    return compile_block(block, streams=streams)

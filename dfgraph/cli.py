@@ -1,4 +1,4 @@
-"""The command line: `dfgraph check MODULE:ATTR...` and `dfgraph describe MODULE:ATTR`."""
+"""The command line: `dfgraph check MODULE:ATTR...`, `dfgraph describe MODULE:ATTR`, `dfgraph schedule`."""
 
 from __future__ import annotations
 
@@ -115,6 +115,24 @@ def _cmd_describe(target: str, source: bool) -> int:
     return 0
 
 
+def _cmd_schedule(target: str, streams: str) -> int:
+    try:
+        blk = load(target)
+    except TargetError as exc:
+        print(f"{target}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        program = compile_block(blk, streams=int(streams) if streams.isdigit() else streams)
+    except ValueError as exc:
+        print(f"{target}: error: {exc}", file=sys.stderr)
+        return 2
+    except GraphError as exc:
+        print(f"{target}: not compiled: {exc}")
+        return 1
+    print(program.schedule)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dfgraph` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="dfgraph", description="Check and describe dfgraph graphs.")
@@ -124,10 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_desc = sub.add_parser("describe", help="print a graph's ports and structure")
     p_desc.add_argument("target", metavar="MODULE:ATTR")
     p_desc.add_argument("--source", action="store_true", help="also print the generated Python")
+    p_sched = sub.add_parser("schedule", help="print the stream schedule of every loop body")
+    p_sched.add_argument("target", metavar="MODULE:ATTR")
+    p_sched.add_argument("--streams", default="auto", help="'auto' (at most 4) or a number of streams")
     args = parser.parse_args(argv)
     sys.path.insert(0, "")  # like `python -m`: modules of the current directory are importable
     if args.command == "check":
         return _cmd_check(args.targets)
+    if args.command == "schedule":
+        return _cmd_schedule(args.target, args.streams)
     return _cmd_describe(args.target, args.source)
 
 

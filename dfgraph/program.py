@@ -20,6 +20,7 @@ from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
 from dfgraph.ir import consumers, input_ports, output_ports
 from dfgraph.ports import Port
+from dfgraph.schedule import Schedule, max_streams_of, schedule_program
 
 _serial = itertools.count(1)
 
@@ -38,6 +39,7 @@ class Program:
         "name",
         "outputs",
         "report",
+        "schedule",
         "source",
     )
 
@@ -49,6 +51,7 @@ class Program:
         filename: str,
         ports: tuple[tuple[Port, ...], tuple[Port, ...]],
         readers: Mapping[str, tuple[str, ...]],
+        schedule: Schedule,
     ) -> None:
         self.block = block
         self.name: str = str(getattr(block, "name", "program"))
@@ -60,6 +63,7 @@ class Program:
         self._index = {name: i for i, name in enumerate(generated.output_names)}
         self._ident_of = dict(generated.params)  # input name -> parameter of the generated __call__
         self._readers = dict(readers)
+        self.schedule = schedule  # the stream schedule of every loop body (execution on the CPU is serial)
 
     def __call__(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Run the program: `output=None` maps every output, a name gives its value, names a mapping."""
@@ -197,8 +201,9 @@ def _no_value_factory(name: str, messages: list[str]) -> Any:
     return _no_value
 
 
-def compile_block(block: Any) -> Program:
+def compile_block(block: Any, *, streams: str | int = "auto") -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error."""
+    max_streams = max_streams_of(streams)
     lowered, report = analyse(block)
     if lowered is None or not report.ok:
         raise WiringError(report)
@@ -218,7 +223,7 @@ def compile_block(block: Any) -> Program:
         for n, v in lowered.inputs.items()
         if v.readers
     }
-    program: Program = cls(
-        block, report, generated, filename, (input_ports(lowered), output_ports(lowered)), readers
-    )
+    schedule = schedule_program(lowered, max_streams)
+    ports = (input_ports(lowered), output_ports(lowered))
+    program: Program = cls(block, report, generated, filename, ports, readers, schedule)
     return program

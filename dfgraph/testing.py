@@ -9,6 +9,10 @@
     def test_my_loop_runs(inputs):
         prog(**inputs)
 
+The stream-schedule simulator is here too (`simulate`, `serial`, `happens_before`, `SimulationError`):
+it runs a schedule under random legal interleavings of its streams and checks every edge with vector
+clocks, so a schedule is proven correct without a GPU.
+
 `counter_loops`, `well_typed_graphs`, `mistyped_graphs` and `malformed_graphs` generate whole graphs with
 what the engine must say about them (the expected counter value, no error, one error at one path, some
 error): each expectation is computed from the random structure itself, never by running dfgraph.
@@ -41,6 +45,7 @@ from dfgraph.diagnostics import did_you_mean
 from dfgraph.ir import LoopOp, consumers, lower
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program
+from dfgraph.simulator import SimulationError, SimulationResult, happens_before, serial, simulate
 
 __all__ = [
     "MAX_LOOP_ITEMS",
@@ -48,11 +53,16 @@ __all__ = [
     "CounterCase",
     "Injected",
     "Malformed",
+    "SimulationError",
+    "SimulationResult",
     "counter_loops",
+    "happens_before",
     "increment",
     "inputs_for",
     "malformed_graphs",
     "mistyped_graphs",
+    "serial",
+    "simulate",
     "well_typed_graphs",
 ]
 
