@@ -46,10 +46,12 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def compile(block: Any, *, streams: str | int = "auto") -> Program:
+def compile(block: Any, *, streams: str | int = "auto", fuse: bool = False) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
     `streams` caps the CUDA streams of each loop body's schedule ("auto": at most 4); the schedule is
-    computed on every device (`prog.schedule`), and execution on the CPU is serial.
+    computed on every device (`prog.schedule`), and execution on the CPU is serial. `fuse=True` merges
+    independent calls of one batchable block (`@df.block(batch=...)`) into one batched call
+    (`prog.fused` lists the pairs).
     """
-    return compile_block(block, streams=streams)
+    return compile_block(block, streams=streams, fuse=fuse)

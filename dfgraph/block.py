@@ -83,7 +83,7 @@ def definition_error(path: str, message: str, hint: str = "") -> WiringError:
 class FunctionBlock:
     """A block made from a function; calling it calls the function unchanged."""
 
-    __slots__ = ("__dict__", "_spec", "fn", "inputs", "mutates", "name", "notes", "outputs")
+    __slots__ = ("__dict__", "_spec", "batch", "fn", "inputs", "mutates", "name", "notes", "outputs")
 
     def __init__(
         self,
@@ -102,6 +102,7 @@ class FunctionBlock:
         self._spec = spec
         self.notes = notes
         self.mutates = mutates
+        self.batch: tuple[str, ...] = ()  # set by @df.block(batch=...)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -130,6 +131,7 @@ def block(
     outputs: str | tuple[str, ...] | list[str] | None = None,
     name: str | None = None,
     mutates: tuple[str, ...] = (),
+    batch: tuple[str, ...] = (),
 ) -> Callable[[F], F]: ...
 def block(
     fn: Any = None,
@@ -138,25 +140,40 @@ def block(
     outputs: str | tuple[str, ...] | list[str] | None = None,
     name: str | None = None,
     mutates: tuple[str, ...] = (),
+    batch: tuple[str, ...] = (),
 ) -> Any:
     """Make a block from a function, or from a class whose instances are blocks (ports from `__call__`).
 
     `outputs="x"` names the single output; `outputs=("a", "b")` names the items of a `tuple[...]` return;
     with no `outputs=`, a `NamedTuple` return annotation gives the outputs, `-> None` gives none, and any
     other return annotation gives one output named after the function. `mutates` names shared resources
-    the block changes (blocks that mutate the same resource keep their relative order).
+    the block changes (blocks that mutate the same resource keep their relative order). `batch` names
+    the tensor inputs that may be stacked along dim 0, making the block batchable: with
+    `df.compile(..., fuse=True)`, two independent calls that share every other input become one call on
+    the concatenated batch, whose outputs are split back along dim 0.
     """
 
     scope = dict(sys._getframe(1).f_locals)  # resolves annotations naming classes local to the caller
 
     def decorate(target: Any) -> Any:
+        made: Any
         if inspect.isclass(target):
-            return _decorate_class(target, outputs, name, tuple(mutates), scope)
-        if callable(target):
-            return _make_function_block(target, outputs, name, tuple(mutates), scope)
-        raise definition_error(
-            repr(target), f"@df.block needs a function or a class, got {type(target).__name__}"
-        )
+            made = _decorate_class(target, outputs, name, tuple(mutates), scope)
+        elif callable(target):
+            made = _make_function_block(target, outputs, name, tuple(mutates), scope)
+        else:
+            raise definition_error(
+                repr(target), f"@df.block needs a function or a class, got {type(target).__name__}"
+            )
+        unknown = [b for b in batch if b not in {p.name for p in made.inputs}]
+        if unknown or isinstance(batch, str):
+            raise definition_error(
+                made.name,
+                f"batch= must be a tuple of input names, got {batch!r}",
+                f"the inputs are: {', '.join(p.name for p in made.inputs)}",
+            )
+        made.batch = tuple(batch)
+        return made
 
     return decorate(fn) if fn is not None else decorate
 

@@ -15,7 +15,8 @@ from typing import Any
 import attrs
 
 from dfgraph import types
-from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Value, common_default, consumers
+from dfgraph.fuse import FusedOp
+from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Slot, Value, common_default, consumers
 from dfgraph.ports import REQUIRED, Port
 
 
@@ -47,6 +48,7 @@ _HELPERS = (
     "_enumerate",
     "_isinstance",
     "_tqdm",
+    "_cat",
     "_UNSET",
     "_MISSING",
     "_bad_input",
@@ -247,21 +249,50 @@ class _Emitter:
 
     def _call(self, fn: _Function, op: CallOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         pad = "    " * depth
+        info = LineInfo(op.path, loops)
+        if not isinstance(op, FusedOp):
+            args = [self.var(slot.value) for slot in op.inputs]
+            self._assign(
+                fn, pad, op, self._call_expr(op, op.inputs, args), [self.var(v) for v in op.outputs], info
+            )
+            return
+        # One call on the stacked batch, then each output split back at the first member's batch size.
+        first, second = op.members
+        self.namespace.setdefault("_cat", _torch_cat())
+        size = self.names.new("_n")
+        batch_input = next(slot for slot in first.inputs if slot.port.name in op.batch)
+        fn.lines.append((f"{pad}{size} = {self.var(batch_input.value)}.shape[0]", info))
+        args = [
+            f"_cat(({self.var(a.value)}, {self.var(b.value)}))"
+            if a.port.name in op.batch
+            else self.var(a.value)
+            for a, b in zip(first.inputs, second.inputs, strict=True)
+        ]
+        batched = [self.names.new(f"{v.name}_batch") for v in first.outputs]
+        self._assign(fn, pad, op, self._call_expr(op, first.inputs, args), batched, info)
+        for whole, a, b in zip(batched, first.outputs, second.outputs, strict=True):
+            fn.lines.append((f"{pad}{self.var(a)}, {self.var(b)} = {whole}[:{size}], {whole}[{size}:]", info))
+
+    def _call_expr(self, op: CallOp, slots: list[Slot], args: list[str]) -> str:
+        """`block(positional..., keyword=...)` for a leaf call, arguments given as expressions."""
         spec = op.spec
         target = self.glob(spec.target, str(getattr(op.block, "name", op.path.rsplit("/", 1)[-1])))
-        args = [self.var(slot.value) for slot in op.inputs]
         positional = args[: spec.n_positional]
         keywords = [
             (slot.port.name, a)
-            for slot, a in zip(op.inputs[spec.n_positional :], args[spec.n_positional :], strict=True)
+            for slot, a in zip(slots[spec.n_positional :], args[spec.n_positional :], strict=True)
         ]
         if all(k.isidentifier() and not keyword.iskeyword(k) for k, _ in keywords):
             parts = positional + [f"{k}={a}" for k, a in keywords]
         else:
             parts = [*positional, "**{" + ", ".join(f"{k!r}: {a}" for k, a in keywords) + "}"]
-        call = f"{target}({', '.join(parts)})"
-        info = LineInfo(op.path, loops)
-        outs = [self.var(v) for v in op.outputs]
+        return f"{target}({', '.join(parts)})"
+
+    def _assign(
+        self, fn: _Function, pad: str, op: CallOp, call: str, outs: list[str], info: LineInfo
+    ) -> None:
+        """Bind a call's results to `outs`, following the block's return form."""
+        spec = op.spec
         comment = f"  # {op.path}"
         if spec.returns == "value" and len(outs) == 1:
             fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
@@ -272,7 +303,7 @@ class _Emitter:
         elif spec.returns == "mapping" and outs:
             result = self.names.new("_r")
             fn.lines.append((f"{pad}{result} = {call}{comment}", info))
-            for value, out in zip(op.outputs, outs, strict=True):
+            for value, out in zip(op.outputs, outs, strict=True):  # a fused op's first outputs lead
                 fn.lines.append((f"{pad}{out} = {result}[{value.name!r}]", info))
         else:
             fn.lines.append((f"{pad}{call}{comment}", info))
@@ -418,6 +449,12 @@ def _describe_loop(op: LoopOp) -> str:
     how = f"times={loop.times}" if loop.times is not None else f"over={loop.over}"
     carried = ", ".join(c.name for c in op.carried) or "nothing"
     return f"{how}, carries {carried}"
+
+
+def _torch_cat() -> Any:
+    import torch  # only programs with fused calls need it
+
+    return torch.cat
 
 
 def _tqdm() -> Any:

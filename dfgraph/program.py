@@ -18,6 +18,7 @@ from dfgraph.check import analyse, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
+from dfgraph.fuse import fuse as fuse_calls
 from dfgraph.ir import consumers, input_ports, output_ports
 from dfgraph.ports import Port
 from dfgraph.schedule import Schedule, max_streams_of, schedule_program
@@ -35,6 +36,7 @@ class Program:
         "_readers",
         "block",
         "filename",
+        "fused",
         "inputs",
         "name",
         "outputs",
@@ -64,6 +66,7 @@ class Program:
         self._ident_of = dict(generated.params)  # input name -> parameter of the generated __call__
         self._readers = dict(readers)
         self.schedule = schedule  # the stream schedule of every loop body (execution on the CPU is serial)
+        self.fused: tuple[tuple[str, str], ...] = ()  # the pairs of calls batch fusion merged
 
     def __call__(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Run the program: `output=None` maps every output, a name gives its value, names a mapping."""
@@ -201,12 +204,13 @@ def _no_value_factory(name: str, messages: list[str]) -> Any:
     return _no_value
 
 
-def compile_block(block: Any, *, streams: str | int = "auto") -> Program:
+def compile_block(block: Any, *, streams: str | int = "auto", fuse: bool = False) -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error."""
     max_streams = max_streams_of(streams)
     lowered, report = analyse(block)
     if lowered is None or not report.ok:
         raise WiringError(report)
+    fused = fuse_calls(lowered) if fuse else []
     with gc_paused():
         generated, checks, no_value = generate(lowered)
     name = str(getattr(block, "name", "program"))
@@ -226,4 +230,5 @@ def compile_block(block: Any, *, streams: str | int = "auto") -> Program:
     schedule = schedule_program(lowered, max_streams)
     ports = (input_ports(lowered), output_ports(lowered))
     program: Program = cls(block, report, generated, filename, ports, readers, schedule)
+    program.fused = tuple(fused)
     return program
