@@ -46,12 +46,15 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def compile(block: Any, *, streams: str | int = "auto", fuse: bool = False) -> Program:
+def compile(
+    block: Any, *, device: str | None = None, streams: str | int = "auto", fuse: bool = False
+) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
     `streams` caps the CUDA streams of each loop body's schedule ("auto": at most 4); the schedule is
-    computed on every device (`prog.schedule`), and execution on the CPU is serial. `fuse=True` merges
+    computed on every device (`prog.schedule`). With `device="cuda"` each loop body runs on its
+    streams (events, waits, fork and join as scheduled); otherwise execution is serial. `fuse=True` merges
     independent calls of one batchable block (`@df.block(batch=...)`) into one batched call
     (`prog.fused` lists the pairs).
     """
-    return compile_block(block, streams=streams, fuse=fuse)
+    return compile_block(block, device=device, streams=streams, fuse=fuse)

@@ -18,6 +18,7 @@ from dfgraph import types
 from dfgraph.fuse import FusedOp
 from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Slot, Value, common_default, consumers
 from dfgraph.ports import REQUIRED, Port
+from dfgraph.schedule import BodySchedule, Schedule
 
 
 class Unset:
@@ -49,6 +50,7 @@ _HELPERS = (
     "_isinstance",
     "_tqdm",
     "_cat",
+    "_rt",
     "_UNSET",
     "_MISSING",
     "_bad_input",
@@ -118,11 +120,26 @@ class _Names:
 class _Function:
     def __init__(self, header: str) -> None:
         self.lines: list[tuple[str, LineInfo | None]] = [(header, None)]
+        self.setup: list[str] = []  # run once per call, right after the header (CUDA streams and events)
+
+
+@attrs.frozen
+class _StreamPlan:
+    """The variables of one scheduled loop body: its streams (0 is the main one), events, fork, joins."""
+
+    body: BodySchedule
+    stream_var: list[str]
+    event_var: dict[str, str]
+    fork: str
+    joins: list[str]
 
 
 class _Emitter:
-    def __init__(self, lowered: Lowered) -> None:
+    def __init__(self, lowered: Lowered, schedule: Schedule | None = None, runtime: Any = None) -> None:
         self.lowered = lowered
+        self.schedule = schedule
+        self.runtime = runtime  # set for device="cuda": scheduled bodies run on streams
+        self.plans: dict[int, _StreamPlan] = {}
         self.names = _Names()
         self.vars: dict[int, str] = {}
         self.namespace: dict[str, Any] = {}
@@ -237,15 +254,56 @@ class _Emitter:
     # -- regions ----------------------------------------------------------------------------------------
 
     def _region(self, fn: _Function, region: Region, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+        plan = self.plans.get(id(region))
         for op in region.ops:
-            # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
-            if isinstance(op, CallOp):
-                self._call(fn, op, depth, loops)
-            elif isinstance(op, LoopOp):
-                if depth > MAX_NESTING:
-                    self._loop_function(fn, op, depth, loops)
-                else:
-                    self._loop(fn, op, depth, loops)
+            if plan is None:
+                self._op(fn, op, depth, loops)
+                continue
+            # A scheduled body: each op on its stream, after its waits, then its event if anyone waits.
+            stream = plan.stream_var[plan.body.stream_of(op.path)]
+            inner = depth
+            if stream != plan.stream_var[0]:
+                fn.lines.append((f"{'    ' * depth}with _rt.on({stream}):", None))
+                inner = depth + 1
+            pad = "    " * inner
+            fn.lines.extend(
+                (f"{pad}{stream}.wait_event({plan.event_var[p]})", None) for p in plan.body.waits_for(op.path)
+            )
+            self._op(fn, op, inner, loops)
+            if plan.body.records_event(op.path):
+                fn.lines.append((f"{pad}{plan.event_var[op.path]}.record({stream})", None))
+
+    def _op(self, fn: _Function, op: Op, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+        # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
+        if isinstance(op, CallOp):
+            self._call(fn, op, depth, loops)
+        elif isinstance(op, LoopOp):
+            if depth > MAX_NESTING:
+                self._loop_function(fn, op, depth, loops)
+            else:
+                self._loop(fn, op, depth, loops)
+
+    def _stream_plan(self, fn: _Function, op: LoopOp, pad: str) -> _StreamPlan | None:
+        """On CUDA, a body scheduled on several streams gets its streams and events, made before the loop."""
+        body = self.schedule.bodies.get(op.path) if self.schedule is not None else None
+        if body is None or body.n_streams < 2:
+            return None
+        self.namespace.setdefault("_rt", self.runtime)
+        tag = self.names.new(f"_{op.path.rsplit('/', 1)[-1]}")
+        streams = [f"{tag}_s{k}" for k in range(body.n_streams)]
+        events = {p: f"{tag}_e{k}" for k, p in enumerate(body.events)}
+        plan = _StreamPlan(
+            body, streams, events, f"{tag}_fork", [f"{tag}_join{k}" for k in body.side_streams]
+        )
+        self.names.used.update([*streams, *events.values(), plan.fork, *plan.joins])
+        # Streams and events are made once per call (not per iteration of an enclosing loop); the main
+        # stream is whichever is current where the loop starts (a side stream, for a nested loop).
+        fn.lines.append((f"{pad}{streams[0]} = _rt.current_stream()", None))
+        fn.setup.extend(f"    {s} = _rt.new_stream()" for s in streams[1:])
+        created = [*events.values(), plan.fork, *plan.joins] if body.side_streams else list(events.values())
+        fn.setup.extend(f"    {e} = _rt.new_event()" for e in created)
+        self.plans[id(op.body)] = plan
+        return plan
 
     def _call(self, fn: _Function, op: CallOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         pad = "    " * depth
@@ -313,6 +371,7 @@ class _Emitter:
         loop = op.loop
         info = LineInfo(op.path, loops)
         fn.lines.append((f"{pad}# loop {op.path}: {_describe_loop(op)}", None))
+        plan = self._stream_plan(fn, op, pad) if self.runtime is not None else None
         # An enclosing loop may already have chosen the variable of an output of this loop (to write
         # its own carried value in place): then the output's source must live in that variable.
         preset = {out.final.id: self.vars[out.value.id] for out in op.outs if out.value.id in self.vars}
@@ -364,7 +423,18 @@ class _Emitter:
         fn.lines.append((f"{pad}{header}", info))
         inner = (*loops, (op.path, index))
         before = len(fn.lines)
+        body_pad = f"{pad}    "
+        if plan is not None:  # fork: every side stream starts after what the main stream did so far
+            fn.lines.append((f"{body_pad}{plan.fork}.record({plan.stream_var[0]})", None))
+            fn.lines.extend(
+                (f"{body_pad}{plan.stream_var[k]}.wait_event({plan.fork})", None)
+                for k in plan.body.side_streams
+            )
         self._region(fn, op.body, depth + 1, inner)
+        if plan is not None:  # join, before the carried copies free anything a side stream may still read
+            for k, join in zip(plan.body.side_streams, plan.joins, strict=True):
+                fn.lines.append((f"{body_pad}{join}.record({plan.stream_var[k]})", None))
+                fn.lines.append((f"{body_pad}{plan.stream_var[0]}.wait_event({join})", None))
         for carried in op.carried:
             phi, final = self.var(carried.phi), self.var(carried.final)
             if phi != final:
@@ -413,6 +483,8 @@ class _Emitter:
         """The final value may be written into the phi's variable when no reader of the phi comes after it."""
         if final.kind != "op" or final.producer is None or final.id in self.vars:
             return False
+        if id(op.body) in self.plans:
+            return False  # streamed: the old value may still be read on a side stream until the join
         defined = self._ancestor_position(final.producer, op.body)
         if defined is None:
             return False
@@ -463,14 +535,18 @@ def _tqdm() -> Any:
     return tqdm
 
 
-def generate(lowered: Lowered) -> tuple[Generated, list[InputCheck], list[str]]:
-    """Generate the program's source; also returns the input checks and zero-iteration messages it cites."""
-    emitter = _Emitter(lowered)
+def generate(
+    lowered: Lowered, schedule: Schedule | None = None, runtime: Any = None
+) -> tuple[Generated, list[InputCheck], list[str]]:
+    """Generate the program's source; also returns the input checks and zero-iteration messages it cites.
+
+    With a CUDA `runtime`, every loop body the `schedule` spreads over several streams runs on them."""
+    emitter = _Emitter(lowered, schedule, runtime)
     entry, params = emitter.program()
     lines: list[str] = []
     infos: dict[int, LineInfo] = {}
     for fn in emitter.functions[1:] + emitter.functions[:1]:  # helpers first, so __call__ reads last
-        for text, info in fn.lines:
+        for text, info in [fn.lines[0], *((line, None) for line in fn.setup), *fn.lines[1:]]:
             lines.append(text)
             if info is not None:
                 infos[len(lines)] = info

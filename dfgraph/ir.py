@@ -76,21 +76,34 @@ class CallOp(Op):
 
 
 class Carried:
-    """A loop-carried name: its phi (read by the body), initial value (outside) and final body value."""
+    """A loop-carried name: its phi (read by the body), initial value (outside) and final body value.
 
-    __slots__ = ("final", "init", "name", "phi")
+    The initial value is read through the loop's input slot, so it follows the slot when an enclosing
+    loop later resolves a placeholder (a capture) to the real value."""
 
-    def __init__(self, name: str, phi: Value, init: Value, final: Value) -> None:
-        self.name, self.phi, self.init, self.final = name, phi, init, final
+    __slots__ = ("final", "init_slot", "name", "phi")
+
+    def __init__(self, name: str, phi: Value, init_slot: Slot, final: Value) -> None:
+        self.name, self.phi, self.init_slot, self.final = name, phi, init_slot, final
+
+    @property
+    def init(self) -> Value:
+        """The value the first iteration reads."""
+        return self.init_slot.value
 
 
 class LoopOut:
     """A loop output: the value after the loop, the body value it comes from, its zero-iteration value."""
 
-    __slots__ = ("carried", "final", "init", "value")
+    __slots__ = ("carried", "final", "init_slot", "value")
 
-    def __init__(self, value: Value, final: Value, init: Value | None, carried: bool) -> None:
-        self.value, self.final, self.init, self.carried = value, final, init, carried
+    def __init__(self, value: Value, final: Value, init_slot: Slot | None, carried: bool) -> None:
+        self.value, self.final, self.init_slot, self.carried = value, final, init_slot, carried
+
+    @property
+    def init(self) -> Value | None:
+        """The value after zero iterations, when the name had one before the loop."""
+        return None if self.init_slot is None else self.init_slot.value
 
 
 class LoopOp(Op):
@@ -406,8 +419,8 @@ class Lowerer:
                 placeholder.kind = "carry"
                 placeholder.type = port.type
                 placeholder.where = f"{path} (carried {name!r})"
-                init = self.read(scope, name, op, port)
-                op.carried.append(Carried(name, placeholder, init, written[name]))
+                self.read(scope, name, op, port)
+                op.carried.append(Carried(name, placeholder, op.inputs[-1], written[name]))
             else:
                 outer = self.read(scope, name, op, port)
                 _replace_uses(placeholder, outer)
@@ -418,15 +431,17 @@ class Lowerer:
         carried = {c.name: c for c in op.carried}
         for name, final in written.items():
             c = carried.get(name)
-            start: Value | None  # the value after zero iterations
+            start: Slot | None  # the slot of the value after zero iterations
             if c is not None:
-                start = c.init
+                start = c.init_slot
             else:
                 # A name that existed before the loop keeps that value when the loop runs zero times.
-                start = scope.peek(name)
-                if start is not None:
-                    self.read(scope, name, op, Port(name, start.type))
-            typ = final.type if start is None else types.union(_known_type(start, op), final.type)
+                prior = scope.peek(name)
+                start = None
+                if prior is not None:
+                    self.read(scope, name, op, Port(name, prior.type))
+                    start = op.inputs[-1]
+            typ = final.type if start is None else types.union(_known_type(start.value, op), final.type)
             out = self.value(name, typ, "op", op, f"{path}.{name}")
             op.outputs.append(out)
             op.outs.append(LoopOut(out, final, start, c is not None))

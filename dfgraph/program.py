@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from dfgraph import types
 from dfgraph.check import analyse, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
+from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
 from dfgraph.fuse import fuse as fuse_calls
@@ -204,15 +205,21 @@ def _no_value_factory(name: str, messages: list[str]) -> Any:
     return _no_value
 
 
-def compile_block(block: Any, *, streams: str | int = "auto", fuse: bool = False) -> Program:
+def compile_block(
+    block: Any, *, device: str | None = None, streams: str | int = "auto", fuse: bool = False
+) -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error."""
     max_streams = max_streams_of(streams)
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device= takes None, 'cpu' or 'cuda', got {device!r}")
+    rt = cuda_runtime() if device == "cuda" else None
     lowered, report = analyse(block)
     if lowered is None or not report.ok:
         raise WiringError(report)
     fused = fuse_calls(lowered) if fuse else []
+    schedule = schedule_program(lowered, max_streams)
     with gc_paused():
-        generated, checks, no_value = generate(lowered)
+        generated, checks, no_value = generate(lowered, schedule, rt)
     name = str(getattr(block, "name", "program"))
     filename = f"<dfgraph {name} #{next(_serial)}>"
     namespace = dict(generated.namespace)
@@ -227,7 +234,6 @@ def compile_block(block: Any, *, streams: str | int = "auto", fuse: bool = False
         for n, v in lowered.inputs.items()
         if v.readers
     }
-    schedule = schedule_program(lowered, max_streams)
     ports = (input_ports(lowered), output_ports(lowered))
     program: Program = cls(block, report, generated, filename, ports, readers, schedule)
     program.fused = tuple(fused)

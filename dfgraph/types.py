@@ -337,6 +337,8 @@ def plain_class(hint: object) -> type | tuple[type, ...] | None:
         members = get_args(hint) if _is_union(hint) else (hint,)
         classes: list[type] = []
         for member in map(_norm, members):
+            if member is Any or member is object:
+                return None  # the union accepts anything (and Any is a class in 3.11: no isinstance)
             if not isinstance(member, type) or is_array(member) or _is_protocol(member):
                 return None
             classes.extend(cls for cls in _tower(member) if cls not in classes)

@@ -265,3 +265,23 @@ def test_reserved_input_name() -> None:
         return output
 
     assert df.check(f).codes() == ["DF006"]
+
+
+def test_inner_loop_carrying_a_value_the_outer_body_captures() -> None:
+    # regression: the inner loop's initial value was left pointing at the outer body's placeholder
+    @df.block(outputs="value")
+    def halve(value: float) -> float:
+        return value / 2
+
+    @df.block(outputs="total")
+    def add(value: float, total: float) -> float:
+        return value + total
+
+    inner = df.Loop(halve, times="m", name="inner")  # carries value, whose first value comes from outside
+    outer = df.Loop(df.Sequential(inner, add), times="n", name="outer")
+    prog = df.compile(outer)
+    # value is carried by the outer loop too (read by inner before written): 8 -> 2 -> 0.5
+    assert prog(n=2, m=2, value=8.0, total=0.0) == {"value": 0.5, "total": 2.5}
+    graph_body = df.Graph({"inner": inner}, outputs={"halved": "inner.value"}, name="body")
+    captured = df.compile(df.Loop(graph_body, times="n", name="outer"))  # value only read: a capture
+    assert captured(n=3, m=2, value=8.0) == {"halved": 2.0}
