@@ -43,10 +43,8 @@ def load(target: str) -> Any:
 def _cmd_check(targets: Sequence[str]) -> int:
     failed = False
     for target in targets:
-        try:
-            blk = load(target)
-        except TargetError as exc:
-            print(f"{target}: error: {exc}", file=sys.stderr)
+        blk = _load_or_report(target)
+        if blk is None:
             failed = True
             continue
         report = check(blk)
@@ -99,11 +97,18 @@ def _tree(blk: Any, label: str, indent: str, lines: list[str]) -> None:
     lines.append(f"{indent}{label}  ({ins}) -> ({outs})")
 
 
-def _cmd_describe(target: str, source: bool) -> int:
+def _load_or_report(target: str) -> Any | None:
+    """The block a target names, or None after printing why it cannot be loaded."""
     try:
-        blk = load(target)
+        return load(target)
     except TargetError as exc:
         print(f"{target}: error: {exc}", file=sys.stderr)
+        return None
+
+
+def _cmd_describe(target: str, source: bool) -> int:
+    blk = _load_or_report(target)
+    if blk is None:
         return 2
     print(describe(blk))
     if source:
@@ -116,10 +121,8 @@ def _cmd_describe(target: str, source: bool) -> int:
 
 
 def _cmd_schedule(target: str, streams: str) -> int:
-    try:
-        blk = load(target)
-    except TargetError as exc:
-        print(f"{target}: error: {exc}", file=sys.stderr)
+    blk = _load_or_report(target)
+    if blk is None:
         return 2
     try:
         program = compile_block(blk, streams=int(streams) if streams.isdigit() else streams)

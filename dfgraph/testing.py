@@ -56,6 +56,7 @@ __all__ = [
     "SimulationError",
     "SimulationResult",
     "counter_loops",
+    "dags",
     "happens_before",
     "increment",
     "inputs_for",
@@ -1271,3 +1272,18 @@ def malformed_graphs() -> SearchStrategy[Malformed]:
         _input_conflicts(),
         _bad_ports(),
     )
+
+
+@st.composite
+def dags(draw: st.DrawFn, max_nodes: int = 12, prefix: str = "") -> tuple[list[str], list[tuple[str, str]]]:
+    """A loop-body DAG for schedule tests: block paths in topological order, edges from earlier to later."""
+    n = draw(st.integers(0, max_nodes))
+    nodes = [f"{prefix}b{i}" for i in range(n)]
+    if n < 2:
+        return nodes, []
+    pairs = draw(
+        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
+            lambda ps: [(min(p), max(p)) for p in ps if p[0] != p[1]]
+        )
+    )
+    return nodes, [(nodes[u], nodes[v]) for u, v in pairs]

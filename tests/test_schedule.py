@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dfgraph.schedule import BodySchedule, Schedule, _transitive_reduction, assign
 from dfgraph.simulator import happens_before
+from dfgraph.testing import dags as random_dags
 
 CFG_NODES = ["scale", "cond", "uncond", "guide", "step"]
 CFG_EDGES = [
@@ -27,19 +28,9 @@ CFG_EDGES = [
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@st.composite
-def dags(draw: st.DrawFn, max_nodes: int = 14) -> tuple[list[str], list[tuple[str, str]]]:
+def dags(max_nodes: int = 14) -> st.SearchStrategy[tuple[list[str], list[tuple[str, str]]]]:
     """Blocks in topological order and random edges from earlier to later blocks."""
-    n = draw(st.integers(0, max_nodes))
-    nodes = [f"loop/b{i}" for i in range(n)]
-    if n < 2:
-        return nodes, []
-    pairs = draw(
-        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
-            lambda ps: [(min(p), max(p)) for p in ps if p[0] != p[1]]
-        )
-    )
-    return nodes, [(nodes[u], nodes[v]) for u, v in pairs]
+    return random_dags(max_nodes=max_nodes, prefix="loop/")
 
 
 caps = st.sampled_from([None, 1, 2, 3, 4])

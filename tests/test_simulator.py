@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dfgraph.schedule import BodySchedule, assign
 from dfgraph.simulator import SimulationError, happens_before, serial, simulate
+from dfgraph.testing import dags as random_dags
 
 CFG_NODES = ["scale", "cond", "uncond", "guide", "step"]
 CFG_EDGES = [
@@ -34,19 +35,9 @@ def hashing_run(node: str, inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-@st.composite
-def dags(draw: st.DrawFn, max_nodes: int = 12) -> tuple[list[str], list[tuple[str, str]]]:
+def dags(max_nodes: int = 12) -> st.SearchStrategy[tuple[list[str], list[tuple[str, str]]]]:
     """Blocks in topological order and random edges from earlier to later blocks."""
-    n = draw(st.integers(0, max_nodes))
-    nodes = [f"b{i}" for i in range(n)]
-    if n < 2:
-        return nodes, []
-    pairs = draw(
-        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
-            lambda ps: [(min(p), max(p)) for p in ps if p[0] != p[1]]
-        )
-    )
-    return nodes, [(nodes[u], nodes[v]) for u, v in pairs]
+    return random_dags(max_nodes=max_nodes, prefix="")
 
 
 @SETTINGS
