@@ -270,8 +270,28 @@ class _Emitter:
                 (f"{pad}{stream}.wait_event({plan.event_var[p]})", None) for p in plan.body.waits_for(op.path)
             )
             self._op(fn, op, inner, loops)
+            for value in self._from_other_streams(op, plan):
+                fn.lines.append((f"{pad}_rt.keep({self.var(value)}, {stream})", None))
             if plan.body.records_event(op.path):
                 fn.lines.append((f"{pad}{plan.event_var[op.path]}.record({stream})", None))
+
+    def _from_other_streams(self, op: Op, plan: _StreamPlan) -> list[Value]:
+        """The values `op` reads that an op of the same body made on another stream."""
+        mine = plan.body.stream_of(op.path)
+        found: dict[int, Value] = {}
+        for slot in op.inputs:
+            producer = self._in_body(slot.value, plan)
+            if producer is not None and plan.body.stream_of(producer.path) != mine:
+                found[slot.value.id] = slot.value
+        return list(found.values())
+
+    @staticmethod
+    def _in_body(value: Value, plan: _StreamPlan) -> Op | None:
+        """The op of the scheduled body that made `value` (itself or the loop around it), if any."""
+        producer = value.producer if value.kind == "op" else None
+        while producer is not None and producer.path not in plan.body:
+            producer = producer.region.owner
+        return producer
 
     def _op(self, fn: _Function, op: Op, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
@@ -441,6 +461,11 @@ class _Emitter:
                 fn.lines.append((f"{pad}    {phi} = {final}", LineInfo(op.path, inner)))
         if len(fn.lines) == before:
             fn.lines.append((f"{pad}    pass", None))
+        if plan is not None:  # outputs made on a side stream are used on the main stream from now on
+            for out in op.outs:
+                producer = self._in_body(out.final, plan)
+                if producer is not None and plan.body.stream_of(producer.path) != 0:
+                    fn.lines.append((f"{pad}_rt.keep({self.var(out.value)}, {plan.stream_var[0]})", None))
         fn.lines.extend((line, None) for line in unset_checks)  # an InputError of ours, not a block failure
 
     def _loop_function(

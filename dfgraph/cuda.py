@@ -1,9 +1,11 @@
 """The CUDA runtime of compiled programs: streams, events and the stream context, behind one object.
 
 Generated code for a scheduled loop body talks only to this runtime (`_rt`): `current_stream()`,
-`new_stream()`, `new_event()`, `on(stream)`, and the stream and event methods `wait_event(event)` and
-`record(stream)` of torch.cuda. On a GPU it is torch.cuda itself; tests substitute a recording runtime
-(`RUNTIME`) so the emitted synchronisation is verified without a GPU.
+`new_stream()`, `new_event()`, `on(stream)`, `keep(value, stream)` (record_stream: a tensor made on one
+stream and used on another is not handed out again by the caching allocator before that use is done),
+and the stream and event methods `wait_event(event)` and `record(stream)` of torch.cuda. On a GPU it is
+torch.cuda itself; tests substitute a recording runtime (`RUNTIME`) so the emitted synchronisation is
+verified without a GPU.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Runtime(Protocol):
     def on(self, stream: Any) -> AbstractContextManager[Any]:
         """Make `stream` current inside the block."""
 
+    def keep(self, value: Any, stream: Any) -> None:
+        """Tell the allocator that `stream` uses `value` (made on another stream): not reused before."""
+
 
 class TorchCuda:
     """The runtime on a real GPU: torch.cuda."""
@@ -37,6 +42,7 @@ class TorchCuda:
         import torch
 
         self._cuda = torch.cuda
+        self._tensor = torch.Tensor
 
     def current_stream(self) -> Any:
         """torch.cuda.current_stream()."""
@@ -54,6 +60,11 @@ class TorchCuda:
         """torch.cuda.stream(stream)."""
         context: AbstractContextManager[Any] = self._cuda.stream(stream)
         return context
+
+    def keep(self, value: Any, stream: Any) -> None:
+        """value.record_stream(stream) for CUDA tensors; other values need nothing."""
+        if isinstance(value, self._tensor) and value.is_cuda:
+            value.record_stream(stream)
 
 
 # A substitute runtime (tests); None means torch.cuda.

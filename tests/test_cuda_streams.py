@@ -48,6 +48,7 @@ class FakeRuntime:
         self.n_streams = 1
         self.launches: dict[tuple[str, int], tuple[int, dict[int, int]]] = {}
         self.counts: dict[str, int] = {}
+        self.kept: list[tuple[Any, int]] = []
 
     def current_stream(self) -> FakeStream:
         return self.current
@@ -66,6 +67,9 @@ class FakeRuntime:
             yield
         finally:
             self.current = previous
+
+    def keep(self, value: Any, stream: FakeStream) -> None:
+        self.kept.append((value, stream.sid))
 
     def launch(self, name: str) -> None:
         sid = self.current.sid
@@ -169,6 +173,19 @@ def test_streamed_loop_orders_every_edge_of_every_iteration(fake_cuda: FakeRunti
             for a in body.nodes:
                 for b in body.nodes:
                     assert fake_cuda.before((names[a], i - 1), (names[b], i)), (a, b, i)
+
+
+def test_values_crossing_streams_are_kept_for_the_stream_that_reads_them(fake_cuda: FakeRuntime) -> None:
+    prog = df.compile(guided_loop(), device="cuda")
+    fake_cuda.reset()
+    prog(**INPUTS)
+    body = prog.schedule.bodies["loop"]
+    n = len(INPUTS["timesteps"])  # type: ignore[arg-type]
+    uncond_stream = body.stream_of("loop/step/uncond")
+    # scale's output is read on uncond's stream, uncond's prediction by guide on stream 0 (once each per
+    # iteration), and side's output leaves the loop from a side stream (once, after the loop)
+    assert sorted(sid for _, sid in fake_cuda.kept) == sorted([uncond_stream] * n + [0] * n + [0])
+    assert "_rt.keep(scaled, " in prog.source and "_rt.keep(prediction_1, " in prog.source
 
 
 def test_one_stream_emits_no_synchronisation(fake_cuda: FakeRuntime) -> None:
