@@ -120,7 +120,8 @@ class _Names:
 class _Function:
     def __init__(self, header: str) -> None:
         self.lines: list[tuple[str, LineInfo | None]] = [(header, None)]
-        self.setup: list[str] = []  # run once per call, right after the header (CUDA streams and events)
+        self.setup: list[str] = []  # run once per call (CUDA streams and events), inserted at setup_at
+        self.setup_at = 1  # right after the header; the entry moves it past its argument checks
 
 
 @attrs.frozen
@@ -206,6 +207,7 @@ class _Emitter:
         fn.lines.append((f"    if {check}: self._check_output(output)", None))
         for name, value in inputs:
             self._input_check(fn, name, value)
+        fn.setup_at = len(fn.lines)  # bad calls never make streams
         fn.lines.append(("    try:", None))
         before = len(fn.lines)
         self._region(fn, self.lowered.root, 2, ())
@@ -571,7 +573,8 @@ def generate(
     lines: list[str] = []
     infos: dict[int, LineInfo] = {}
     for fn in emitter.functions[1:] + emitter.functions[:1]:  # helpers first, so __call__ reads last
-        for text, info in [fn.lines[0], *((line, None) for line in fn.setup), *fn.lines[1:]]:
+        at = fn.setup_at
+        for text, info in [*fn.lines[:at], *((line, None) for line in fn.setup), *fn.lines[at:]]:
             lines.append(text)
             if info is not None:
                 infos[len(lines)] = info
