@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import dfgraph as df
 import dfgraph.cuda
+from dfgraph.testing import dags
 
 
 class FakeEvent:
@@ -252,3 +255,56 @@ def test_nested_loop_on_a_side_stream(fake_cuda: FakeRuntime) -> None:
     assert prog(**values) == serial
     assert fake_cuda.n_streams - 1 == prog.schedule.bodies["outer"].n_streams - 1  # made once per call
     assert fake_cuda.launches[("refine", 5)][0] != 0  # the inner loop ran on a side stream
+
+
+def _dag_loop(nodes: list[str], edges: list[tuple[str, str]]) -> df.Loop:
+    """A loop whose body is the DAG: node k sums its predecessors' outputs (and x) plus k."""
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for u, v in dict.fromkeys(edges):
+        preds[v].append(u)
+    blocks: dict[str, Any] = {}
+    graph_edges: list[tuple[str, str]] = []
+    for k, name in enumerate(nodes):
+        params = [f"p{j}" for j in range(len(preds[name]))]
+        source = f"def {name}(x: float{''.join(f', {p}: float' for p in params)}) -> float:\n"
+        source += f"    return x * 0.5 + {k}{''.join(f' + {p}' for p in params)}\n"
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)
+        blocks[name] = traced(name, namespace[name], "out")
+        graph_edges += [(f"{u}.out", f"{name}.{p}") for u, p in zip(preds[name], params, strict=True)]
+    last = nodes[-1]
+    blocks["fold"] = _fold(last)
+    graph_edges.append((f"{last}.out", "fold.total"))
+    body = df.Graph(blocks, edges=graph_edges, outputs={"x": "fold.x"}, name="body")
+    return df.Loop(body, times="n", name="loop")
+
+
+def _fold(last: str) -> Any:
+    def fold(x: float, total: float) -> float:
+        return x * 0.25 + total
+
+    return traced("fold", fold, "x")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dags(max_nodes=8, prefix="n"), st.sampled_from(["auto", 1, 2, 3]), st.integers(1, 3))
+def test_random_bodies_order_every_edge(
+    fake_cuda: FakeRuntime, dag: tuple[list[str], list[tuple[str, str]]], streams: Any, n: int
+) -> None:
+    nodes, edges = dag
+    assume(nodes)
+    loop = _dag_loop(nodes, edges)
+    serial = df.compile(loop)(n=n, x=1.0)
+    prog = df.compile(loop, device="cuda", streams=streams)
+    fake_cuda.reset()
+    assert prog(n=n, x=1.0) == serial
+    body = prog.schedule.bodies["loop"]
+    short = {p: p.rsplit("/", 1)[-1] for p in body.nodes}
+    for i in range(n):
+        for u, v in body.edges:
+            assert fake_cuda.before((short[u], i), (short[v], i)), (u, v, i)
+        for p in body.nodes:
+            assert fake_cuda.launches[(short[p], i)][0] == body.stream_of(p)
+        if i:
+            for a in body.nodes:
+                assert fake_cuda.before((short[a], i - 1), (short[body.nodes[0]], i))
