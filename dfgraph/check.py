@@ -52,7 +52,7 @@ class _Checker:
         if control.value.kind not in ("input", "error"):
             self._edge(control.value, control.port, op.id, f"{op.path} ({op.loop.control!r})")
         for out in op.outs:
-            spec = _spec(out.value.type)
+            spec = shapes.array_spec(out.value.type)
             for source in (out.final, out.init):
                 if source is not None and spec is not None:
                     self._shapes(source, spec, ("v", out.value.id), f"{op.path}.{out.value.name}")
@@ -61,9 +61,9 @@ class _Checker:
         if value.kind == "error":
             return
         if value.kind == "input":
-            spec = _spec(port.type)
+            spec = shapes.array_spec(port.type)
             if spec is not None:
-                reference = _spec(value.type) or spec
+                reference = shapes.array_spec(value.type) or spec
                 self._report_shapes(self.solver.unify(reference, ("v", value.id), spec, scope, where), where)
             return
         if value.kind == "carry":
@@ -101,12 +101,12 @@ class _Checker:
                 "change one of the annotations, or convert the value in a block between them",
             )
             return
-        spec = _spec(port.type)
+        spec = shapes.array_spec(port.type)
         if spec is not None:
             self._shapes(value, spec, scope, where)
 
     def _shapes(self, value: Value, consumer: shapes.ArraySpec, scope: Hashable, where: str) -> None:
-        producer = _spec(value.type)
+        producer = shapes.array_spec(value.type)
         if producer is None:
             return
         conflict = shapes.dtype_conflict(producer, consumer)
@@ -180,10 +180,6 @@ def _scope(value: Value) -> Hashable:
     if isinstance(value.producer, CallOp) and value.kind == "op":
         return ("op", value.producer.id)
     return ("v", value.id)
-
-
-def _spec(hint: Any) -> shapes.ArraySpec | None:
-    return shapes.array_spec(hint)
 
 
 def _any_disjoint(hints: list[Any]) -> bool:

@@ -129,6 +129,7 @@ class _StreamPlan:
     """The variables of one scheduled loop body: its streams (0 is the main one), events, fork, joins."""
 
     body: BodySchedule
+    region: Region
     stream_var: list[str]
     event_var: dict[str, str]
     fork: str
@@ -290,10 +291,7 @@ class _Emitter:
     @staticmethod
     def _in_body(value: Value, plan: _StreamPlan) -> Op | None:
         """The op of the scheduled body that made `value` (itself or the loop around it), if any."""
-        producer = value.producer if value.kind == "op" else None
-        while producer is not None and producer.path not in plan.body:
-            producer = producer.region.owner
-        return producer
+        return plan.region.top_level(value.producer) if value.kind == "op" else None
 
     def _op(self, fn: _Function, op: Op, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
@@ -315,7 +313,7 @@ class _Emitter:
         streams = [f"{tag}_s{k}" for k in range(body.n_streams)]
         events = {p: f"{tag}_e{k}" for k, p in enumerate(body.events)}
         plan = _StreamPlan(
-            body, streams, events, f"{tag}_fork", [f"{tag}_join{k}" for k in body.side_streams]
+            body, op.body, streams, events, f"{tag}_fork", [f"{tag}_join{k}" for k in body.side_streams]
         )
         self.names.used.update([*streams, *events.values(), plan.fork, *plan.joins])
         # Streams and events are made once per call (not per iteration of an enclosing loop); the main
@@ -523,10 +521,8 @@ class _Emitter:
 
     def _ancestor_position(self, op: Op, region: Region) -> int | None:
         """The index in `region` of the op that is `op` or contains it; None when `op` is outside."""
-        current: Op | None = op
-        while current is not None and current.region is not region:
-            current = current.region.owner
-        return None if current is None else self.position[current.id]
+        top = region.top_level(op)
+        return None if top is None else self.position[top.id]
 
 
 def _input_default(value: Value) -> Any:

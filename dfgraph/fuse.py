@@ -80,9 +80,7 @@ def _direct_deps(region: Region, op: Op) -> set[int]:
     """Indices in `region` of the ops whose outputs `op` reads."""
     deps = set()
     for slot in op.inputs:
-        producer = slot.value.producer if slot.value.kind == "op" else None
-        while producer is not None and producer.region is not region:
-            producer = producer.region.owner
+        producer = region.top_level(slot.value.producer) if slot.value.kind == "op" else None
         if producer is not None:
             deps.add(region.ops.index(producer))
     return deps

@@ -136,6 +136,12 @@ class Region:
         self.depth = depth
         self.ops: list[Op] = []
 
+    def top_level(self, op: Op | None) -> Op | None:
+        """The op of this region that is `op` or contains it (a loop); None when `op` lives outside."""
+        while op is not None and op.region is not self:
+            op = op.region.owner
+        return op
+
     def walk(self) -> Iterator[Op]:
         """Every op in this region and in nested loop bodies, in order."""
         for op in self.ops:

@@ -25,7 +25,7 @@ import attrs
 import networkx as nx
 
 from dfgraph.diagnostics import did_you_mean
-from dfgraph.ir import LoopOp, Lowered, Op, Region
+from dfgraph.ir import LoopOp, Lowered, Op
 
 __all__ = ["AUTO_STREAMS", "RNG", "BodySchedule", "Schedule", "assign", "body_dag", "schedule_program"]
 
@@ -389,8 +389,7 @@ def body_dag(loop: LoopOp) -> tuple[list[str], list[tuple[str, str]], list[str]]
     pinned: list[str] = []
     for op in ops:
         for slot in op.inputs:  # a nested loop's inputs include whatever its body reads from here
-            producer = slot.value.producer
-            source = _top_level(producer, loop.body) if slot.value.kind == "op" and producer else None
+            source = loop.body.top_level(slot.value.producer) if slot.value.kind == "op" else None
             if source is not None and source is not op:
                 edges[(source.path, op.path)] = None
         for resource in sorted(_mutated(op)):
@@ -407,11 +406,3 @@ def _mutated(op: Op) -> set[str]:
     if isinstance(op, LoopOp):
         return set().union(*(_mutated(inner) for inner in op.body.ops))
     return {str(r) for r in getattr(op.block, "mutates", ())}
-
-
-def _top_level(op: Op, region: Region) -> Op | None:
-    """The op of `region` that is `op` or contains it; None when `op` lives outside the region."""
-    current: Op | None = op
-    while current is not None and current.region is not region:
-        current = current.region.owner
-    return current
