@@ -337,6 +337,22 @@ class _Emitter:
         # One call on the stacked batch, then each output split back at the first member's batch size.
         first, second = op.members
         self.namespace.setdefault("_cat", _torch_cat())
+        optional = [
+            self.var(slot.value)
+            for member in op.members
+            for slot in member.inputs
+            if slot.port.name in op.batch and types.is_assignable(type(None), slot.port.type)
+        ]
+        if optional:
+            # A None batch input (an optional branch switched off) cannot be stacked: the two calls
+            # then run as written, so the fused program always computes what the unfused one does.
+            fn.lines.append((f"{pad}if {' or '.join(f'{v} is None' for v in optional)}:", info))
+            for member in op.members:
+                args = [self.var(slot.value) for slot in member.inputs]
+                call = self._call_expr(member, member.inputs, args)
+                self._assign(fn, pad + "    ", member, call, [self.var(v) for v in member.outputs], info)
+            fn.lines.append((f"{pad}else:", info))
+            pad += "    "
         size = self.names.new("_n")
         batch_input = next(slot for slot in first.inputs if slot.port.name in op.batch)
         fn.lines.append((f"{pad}{size} = {self.var(batch_input.value)}.shape[0]", info))

@@ -156,3 +156,36 @@ def test_batch_names_must_be_inputs() -> None:
 
     with pytest.raises(df.WiringError, match="batch="):
         df.block(outputs="y", batch="x")(lambda x: x)  # type: ignore[arg-type]
+
+
+@df.block(outputs="pred", batch=("sample", "emb"))
+def optional_branch(sample: Tensor, emb: Tensor | None) -> Tensor | None:
+    """A branch that is switched off (returns None) when its embedding is None."""
+    return None if emb is None else sample * emb
+
+
+@df.block(outputs="out")
+def combine(a: Tensor | None, b: Tensor | None) -> Tensor:
+    assert a is not None
+    return a if b is None else a - b
+
+
+def test_a_none_batch_input_runs_the_fused_pair_as_written() -> None:
+    graph = df.Graph(
+        {"c": optional_branch, "u": optional_branch, "g": combine},
+        edges=[
+            ("x", "c.sample"),
+            ("x", "u.sample"),
+            ("c.pred", "g.a"),
+            ("u.pred", "g.b"),
+            ("e1", "c.emb"),
+            ("e2", "u.emb"),
+        ],
+    )
+    fused, plain = df.compile(graph, fuse=True), df.compile(graph)
+    assert fused.fused == (("graph/c", "graph/u"),)
+    x = torch.tensor([[1.0, 2.0]])
+    for e2 in (None, x * 3):
+        expected = plain(x=x, e1=x * 2, e2=e2, output="out")
+        assert torch.equal(fused(x=x, e1=x * 2, e2=e2, output="out"), expected)
+    assert torch.equal(fused(x=x, e1=x * 2, e2=None, output="out"), x * x * 2)

@@ -1,0 +1,9 @@
+"""Stable Diffusion's denoising core as dfgraph blocks on real diffusers components.
+
+`text2img` and `img2img` build the graphs; `steps` holds the blocks; `tiny` builds small random
+components for tests, the demo and the benchmarks. Needs the `diffusers` extra.
+"""
+
+from blocks.diffusion.graphs import denoising_loop, denoising_step, img2img, text2img
+
+__all__ = ["denoising_loop", "denoising_step", "img2img", "text2img"]

@@ -1,0 +1,300 @@
+"""The denoising steps of diffusers' Stable Diffusion pipelines, one block each, around real components.
+
+Each block is made by a factory from the component it runs, so its ports carry that component's own
+sizes: a UNet with 4 latent channels and 32-wide cross-attention gives ports typed
+`Float[Tensor, "batch 4 latent_height latent_width"]` and `Float[Tensor, "batch sequence 32"]`, and the
+checker rejects a graph that feeds it 8 channels or 64-wide embeddings (DF301) before anything runs.
+Named dims (`batch`, `latent_height`, ...) are bound once across the graph, so the batch of the prompt
+embeddings and the batch of the latents must agree too.
+
+Every block computes exactly what the pipeline's own code computes (same calls, same order, same
+generator draws): `blocks.diffusion.text2img` and `img2img` are proven equal to the pipelines in tests.
+Stateful schedulers (step index, multistep history) are the shared resource `SCHEDULER`; blocks that
+draw from the generator mutate `RNG`, so the stream scheduler keeps them in order on one stream.
+
+(This module does not use `from __future__ import annotations`: the annotations are built from the
+component's config when the factory runs, and must be evaluated then.)
+"""
+
+import inspect
+from typing import Any
+
+import PIL.Image
+import torch
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.utils.torch_utils import randn_tensor
+from jaxtyping import Float
+from torch import Tensor
+
+import dfgraph as df
+from dfgraph.schedule import RNG
+
+SCHEDULER = "scheduler"
+"""The resource of a scheduler's internal state: blocks that change it keep their order."""
+
+Generator = torch.Generator | list[torch.Generator] | None
+"""What diffusers accepts as `generator`: one, one per sample, or none (the global RNG)."""
+
+Noise = Float[Tensor, "batch channels latent_height latent_width"]
+"""A noise prediction whose channel count is fixed by the denoiser that made it."""
+
+ImageInput = Tensor | PIL.Image.Image | list[PIL.Image.Image]
+"""An init image: a tensor in [0, 1] (or [-1, 1]) shaped batch x 3 x height x width, or PIL images."""
+
+
+def vae_scale_factor(vae: Any | None) -> int:
+    """Pixels per latent: 2 ** (levels - 1) of the VAE, and 8 without one, as diffusers computes it."""
+    return 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
+
+
+def guides(unet: Any, guidance_scale: float) -> bool:
+    """Whether classifier-free guidance runs (two branches): the pipeline's do_classifier_free_guidance."""
+    return guidance_scale > 1 and unet.config.time_cond_proj_dim is None
+
+
+def set_timesteps(scheduler: Any, unet: Any) -> Any:
+    """Block: the scheduler's timesteps for num_inference_steps, on the denoiser's device."""
+
+    @df.block(outputs="timesteps", mutates=(SCHEDULER,))
+    def set_timesteps(num_inference_steps: int = 50) -> Tensor:
+        """scheduler.set_timesteps(num_inference_steps), as diffusers' retrieve_timesteps calls it."""
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        scheduler.set_timesteps(num_inference_steps, device=unet.device)
+        timesteps: Tensor = scheduler.timesteps
+        return timesteps
+
+    return set_timesteps
+
+
+def strength_timesteps(scheduler: Any, unet: Any) -> Any:
+    """Block: img2img's timesteps, the last `strength` of the schedule (get_timesteps of the pipeline)."""
+
+    @df.block(outputs="timesteps", mutates=(SCHEDULER,))
+    def strength_timesteps(num_inference_steps: int = 50, strength: float = 0.8) -> Tensor:
+        """set_timesteps, skip the first (1 - strength) of them, tell the scheduler where it starts."""
+        if not 0 <= strength <= 1:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        scheduler.set_timesteps(num_inference_steps, device=unet.device)
+        init_timestep = min(int(num_inference_steps * strength), num_inference_steps)
+        if init_timestep < 1:
+            raise ValueError(
+                f"strength={strength} of {num_inference_steps} steps leaves no denoising step; "
+                "raise strength or num_inference_steps"
+            )
+        t_start = max(num_inference_steps - init_timestep, 0)
+        timesteps: Tensor = scheduler.timesteps[t_start * scheduler.order :]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(t_start * scheduler.order)
+        return timesteps
+
+    return strength_timesteps
+
+
+def prepare_latents(scheduler: Any, unet: Any, vae_scale: int) -> Any:
+    """Block: the initial noise (or the given latents), scaled by the scheduler's init_noise_sigma."""
+    channels, width_emb = unet.config.in_channels, unet.config.cross_attention_dim
+    pixels = unet.config.sample_size * vae_scale
+
+    @df.block(outputs="latents", mutates=(RNG,))
+    def prepare_latents(
+        prompt_embeds: Float[Tensor, f"batch sequence {width_emb}"],
+        height: int = pixels,
+        width: int = pixels,
+        generator: Generator = None,
+        latents: Float[Tensor, f"batch {channels} latent_height latent_width"] | None = None,
+    ) -> Float[Tensor, f"batch {channels} latent_height latent_width"]:
+        """randn_tensor(batch, channels, height / scale, width / scale) * init_noise_sigma."""
+        if height % 8 or width % 8:
+            raise ValueError(f"height and width must be divisible by 8, got {height} and {width}")
+        if latents is None:
+            shape = (prompt_embeds.shape[0], channels, height // vae_scale, width // vae_scale)
+            if isinstance(generator, list) and len(generator) != shape[0]:
+                raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+            latents = randn_tensor(shape, generator=generator, device=unet.device, dtype=prompt_embeds.dtype)
+        else:
+            latents = latents.to(unet.device)
+        scaled: Tensor = latents * scheduler.init_noise_sigma
+        return scaled
+
+    return prepare_latents
+
+
+def preprocess_image(vae_scale: int) -> Any:
+    """Block: the init image as the VAE takes it (diffusers' VaeImageProcessor.preprocess)."""
+    processor = VaeImageProcessor(vae_scale_factor=vae_scale)
+
+    @df.block(outputs="init_image")
+    def preprocess_image(image: ImageInput) -> Float[Tensor, "batch 3 height width"]:
+        """Resize to a multiple of the scale factor and normalise to [-1, 1]."""
+        processed: Tensor = processor.preprocess(image)
+        return processed
+
+    return preprocess_image
+
+
+def encode_image_latents(vae: Any, scheduler: Any, unet: Any) -> Any:
+    """Block: img2img's start latents: the encoded image, noised to the first timestep."""
+    width_emb, channels = unet.config.cross_attention_dim, vae.config.latent_channels
+
+    @df.block(outputs="latents", mutates=(SCHEDULER, RNG))
+    def encode_image_latents(
+        init_image: Float[Tensor, "image_batch 3 height width"],
+        timesteps: Tensor,
+        prompt_embeds: Float[Tensor, f"batch sequence {width_emb}"],
+        generator: Generator = None,
+    ) -> Float[Tensor, f"batch {channels} latent_height latent_width"]:
+        """vae.encode(image) sampled with the generator, times scaling_factor, plus noise at timesteps[0]."""
+        batch = prompt_embeds.shape[0]
+        image = init_image.to(device=unet.device, dtype=prompt_embeds.dtype)
+        with torch.no_grad():
+            if isinstance(generator, list):
+                if len(generator) != batch:
+                    raise ValueError(f"{len(generator)} generators for a batch of {batch}")
+                if image.shape[0] < batch and batch % image.shape[0] == 0:
+                    image = torch.cat([image] * (batch // image.shape[0]), dim=0)
+                parts = [vae.encode(image[i : i + 1]).latent_dist.sample(generator[i]) for i in range(batch)]
+                init_latents = torch.cat(parts, dim=0)
+            else:
+                init_latents = vae.encode(image).latent_dist.sample(generator)
+        init_latents = vae.config.scaling_factor * init_latents
+        if batch % init_latents.shape[0]:
+            raise ValueError(f"cannot repeat {init_latents.shape[0]} images to a batch of {batch} prompts")
+        init_latents = torch.cat([init_latents] * (batch // init_latents.shape[0]), dim=0)
+        noise = randn_tensor(init_latents.shape, generator=generator, device=unet.device, dtype=image.dtype)
+        noised: Tensor = scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(batch))
+        return noised
+
+    return encode_image_latents
+
+
+def unconditional_embeddings(unet: Any) -> Any:
+    """Block: the unconditional branch's embeddings, or None when guidance is off (one branch runs)."""
+    width_emb = unet.config.cross_attention_dim
+
+    @df.block(outputs="uncond_embeds")
+    def unconditional_embeddings(
+        negative_prompt_embeds: Float[Tensor, f"batch sequence {width_emb}"] | None = None,
+        guidance_scale: float = 7.5,
+    ) -> Float[Tensor, f"batch sequence {width_emb}"] | None:
+        """negative_prompt_embeds when guidance_scale > 1, else None (which switches the branch off)."""
+        if not guides(unet, guidance_scale):
+            return None
+        if negative_prompt_embeds is None:
+            raise ValueError(
+                f"guidance_scale={guidance_scale} runs classifier-free guidance, which needs "
+                "negative_prompt_embeds (encode an empty prompt for the pipeline's default)"
+            )
+        return negative_prompt_embeds
+
+    return unconditional_embeddings
+
+
+def scale_model_input(scheduler: Any, unet: Any) -> Any:
+    """Block: scheduler.scale_model_input(latents, t), the denoiser's input at this step."""
+    channels = unet.config.in_channels
+
+    @df.block(outputs="latent_model_input", mutates=(SCHEDULER,))
+    def scale_model_input(
+        latents: Float[Tensor, f"batch {channels} latent_height latent_width"], t: Tensor
+    ) -> Float[Tensor, f"batch {channels} latent_height latent_width"]:
+        """The scheduler's input scaling (a no-op for DDIM, sigma scaling for Euler)."""
+        scaled: Tensor = scheduler.scale_model_input(latents, t)
+        return scaled
+
+    return scale_model_input
+
+
+def denoiser(unet: Any) -> Any:
+    """Block: one UNet2DConditionModel prediction; batchable, so two branches can fuse into one call."""
+    config = unet.config
+    channels_in, channels_out, width_emb = config.in_channels, config.out_channels, config.cross_attention_dim
+    if config.time_cond_proj_dim is not None:
+        raise ValueError("UNets with time_cond_proj_dim (LCM guidance embedding) are not supported yet")
+
+    @df.block(outputs="noise_pred", batch=("sample", "encoder_hidden_states"))
+    def denoiser(
+        sample: Float[Tensor, f"batch {channels_in} latent_height latent_width"],
+        t: Tensor,
+        encoder_hidden_states: Float[Tensor, f"batch sequence {width_emb}"] | None,
+    ) -> Float[Tensor, f"batch {channels_out} latent_height latent_width"] | None:
+        """unet(sample, t, encoder_hidden_states); None embeddings switch the branch off (returns None)."""
+        if encoder_hidden_states is None:
+            return None
+        with torch.no_grad():
+            noise: Tensor = unet(sample, t, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+        return noise
+
+    return denoiser
+
+
+@df.block(outputs="noise_pred")
+def classifier_free_guidance(
+    noise_pred_text: Noise | None,
+    noise_pred_uncond: Noise | None,
+    guidance_scale: float = 7.5,
+    guidance_rescale: float = 0.0,
+) -> Noise:
+    """uncond + guidance_scale * (text - uncond), optionally rescaled (arXiv 2305.08891, section 3.4).
+
+    Without an unconditional prediction (guidance off) the text prediction passes through unchanged."""
+    if noise_pred_text is None:
+        raise ValueError("the conditional branch produced no prediction (its embeddings were None)")
+    if noise_pred_uncond is None:
+        return noise_pred_text
+    guided = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+    if guidance_rescale > 0.0:
+        dims = list(range(1, noise_pred_text.ndim))
+        std_text = noise_pred_text.std(dim=dims, keepdim=True)
+        std_cfg = guided.std(dim=dims, keepdim=True)
+        rescaled = guided * (std_text / std_cfg)
+        guided = guidance_rescale * rescaled + (1 - guidance_rescale) * guided
+    return guided
+
+
+def scheduler_step(scheduler: Any, unet: Any) -> Any:
+    """Block: scheduler.step(noise_pred, t, latents), with eta and generator where it takes them."""
+    channels = unet.config.in_channels
+    accepted = inspect.signature(scheduler.step).parameters
+    takes_eta, takes_generator = "eta" in accepted, "generator" in accepted
+    mutates = (SCHEDULER, RNG) if takes_generator else (SCHEDULER,)
+
+    @df.block(outputs="latents", mutates=mutates)
+    def scheduler_step(
+        noise_pred: Noise,
+        t: Tensor,
+        latents: Float[Tensor, f"batch {channels} latent_height latent_width"],
+        generator: Generator = None,
+        eta: float = 0.0,
+    ) -> Float[Tensor, f"batch {channels} latent_height latent_width"]:
+        """x_t -> x_t-1 (the pipeline's prepare_extra_step_kwargs decides which keywords go in)."""
+        extra: dict[str, Any] = {}
+        if takes_eta:
+            extra["eta"] = eta
+        if takes_generator:
+            extra["generator"] = generator
+        previous: Tensor = scheduler.step(noise_pred, t, latents, **extra, return_dict=False)[0]
+        return previous
+
+    return scheduler_step
+
+
+def vae_decode(vae: Any) -> Any:
+    """Block: latents to an image tensor in [0, 1] (the pipeline's output_type="pt")."""
+    channels, colours = vae.config.latent_channels, vae.config.out_channels
+
+    @df.block(outputs="image", mutates=(RNG,))
+    def vae_decode(
+        latents: Float[Tensor, f"batch {channels} latent_height latent_width"], generator: Generator = None
+    ) -> Float[Tensor, f"batch {colours} height width"]:
+        """vae.decode(latents / scaling_factor), denormalised from [-1, 1] to [0, 1]."""
+        with torch.no_grad():
+            decoded = vae.decode(latents / vae.config.scaling_factor, return_dict=False, generator=generator)[
+                0
+            ]
+        image: Tensor = VaeImageProcessor.denormalize(decoded)
+        return image
+
+    return vae_decode
