@@ -1,0 +1,312 @@
+"""The diffusion graphs reproduce diffusers' own pipelines, and the checker rejects miswired variants.
+
+Equivalence is tested in float64 for every scheduler, guidance scale and fusion setting: there the only
+differences left are rounding (about 1e-14). In float32 the fused graph and single-branch guidance give
+the pipeline's latents bit for bit, because they batch the UNet exactly as the pipeline does. Two
+separate batch-1 calls (unfused, guidance > 1) round differently from the pipeline's one batch-2 call
+(CPU GEMV versus GEMM in the time embedding, 1e-7 in one layer), which guidance 7.5 amplifies to about
+1e-4 over the steps; that case is held to 1e-3 in float32 and to 1e-5 in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+import dfgraph as df
+from blocks.diffusion import denoising_loop, img2img, steps, text2img, tiny
+
+STEPS = 6
+SEED = 1
+
+
+@pytest.fixture(scope="module")
+def parts() -> dict[torch.dtype, Any]:
+    """Tiny UNet and VAE with the same random weights, in float32 and float64."""
+    unet, vae = tiny.unet(), tiny.vae()
+    return {
+        torch.float32: (unet, vae),
+        torch.float64: (tiny.unet().double(), tiny.vae().double()),
+    }
+
+
+def embeddings(dtype: torch.dtype, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    prompt, negative = tiny.prompt_embeddings(batch=batch)
+    return prompt.to(dtype), negative.to(dtype)
+
+
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(SEED)
+
+
+def pipeline(cls: Any, unet: Any, scheduler: Any, vae: Any | None) -> Any:
+    pipe = cls(
+        vae=vae,
+        text_encoder=None,
+        tokenizer=None,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    return float((a - b).abs().max())
+
+
+def run_text2img(
+    unet: Any, kind: str, *, fuse: bool = False, vae: Any | None = None, **inputs: Any
+) -> dict[str, Any]:
+    program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(kind), vae=vae), fuse=fuse)
+    result: dict[str, Any] = program(num_inference_steps=STEPS, generator=generator(), **inputs)
+    return result
+
+
+def run_pipeline(
+    unet: Any, kind: str, *, vae: Any | None = None, output_type: str = "latent", **inputs: Any
+) -> Any:
+    pipe = pipeline(StableDiffusionPipeline, unet, tiny.scheduler(kind), vae)
+    return pipe(num_inference_steps=STEPS, generator=generator(), output_type=output_type, **inputs).images
+
+
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+@pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
+@pytest.mark.parametrize("kind", tiny.SCHEDULERS)
+def test_text2img_gives_the_pipeline_latents(
+    parts: Any, kind: str, guidance_scale: float, fuse: bool
+) -> None:
+    for dtype in (torch.float64, torch.float32):
+        unet, _ = parts[dtype]
+        prompt, negative = embeddings(dtype)
+        inputs = {
+            "prompt_embeds": prompt,
+            "negative_prompt_embeds": negative,
+            "guidance_scale": guidance_scale,
+        }
+        ours = run_text2img(unet, kind, fuse=fuse, height=64, width=64, **inputs)["latents"]
+        theirs = run_pipeline(unet, kind, height=64, width=64, **inputs)
+        same_batching = fuse or guidance_scale <= 1
+        tolerance = 1e-5 if dtype == torch.float64 or same_batching else 1e-3
+        assert max_difference(ours, theirs) <= tolerance, (dtype, max_difference(ours, theirs))
+        if dtype == torch.float32 and same_batching:
+            assert torch.equal(ours, theirs)
+
+
+def test_text2img_with_a_vae_gives_the_pipeline_image(parts: Any) -> None:
+    unet, vae = parts[torch.float64]
+    prompt, negative = embeddings(torch.float64)
+    inputs = {"prompt_embeds": prompt, "negative_prompt_embeds": negative, "guidance_rescale": 0.7}
+    ours = run_text2img(unet, "euler_ancestral", vae=vae, fuse=True, height=32, width=48, **inputs)
+    latents = run_pipeline(unet, "euler_ancestral", vae=vae, height=32, width=48, **inputs)
+    image = run_pipeline(unet, "euler_ancestral", vae=vae, output_type="pt", height=32, width=48, **inputs)
+    assert ours["latents"].shape == (1, 4, 4, 6)  # height and width in pixels, latents at 1/8
+    assert ours["image"].shape == (1, 3, 32, 48)
+    assert max_difference(ours["latents"], latents) <= 1e-5
+    assert max_difference(ours["image"], image) <= 1e-5
+    assert float(ours["image"].min()) >= 0 and float(ours["image"].max()) <= 1
+
+
+def test_text2img_batches_given_latents_and_per_sample_generators(parts: Any) -> None:
+    unet, _ = parts[torch.float64]
+    prompt, negative = embeddings(torch.float64, batch=2)
+    start = torch.randn(2, 4, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    inputs = {"prompt_embeds": prompt, "negative_prompt_embeds": negative}
+    program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler("euler_ancestral")))
+    generators = [torch.Generator().manual_seed(k) for k in range(2)]
+    ours = program(num_inference_steps=STEPS, latents=start, generator=generators, **inputs)["latents"]
+    pipe = pipeline(StableDiffusionPipeline, unet, tiny.scheduler("euler_ancestral"), None)
+    generators = [torch.Generator().manual_seed(k) for k in range(2)]
+    theirs = pipe(
+        num_inference_steps=STEPS, latents=start, generator=generators, output_type="latent", **inputs
+    )
+    assert max_difference(ours, theirs.images) <= 1e-5
+
+
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+@pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
+@pytest.mark.parametrize("kind", tiny.SCHEDULERS)
+def test_img2img_gives_the_pipeline_latents_and_image(
+    parts: Any, kind: str, guidance_scale: float, fuse: bool
+) -> None:
+    unet, vae = parts[torch.float64]
+    prompt, negative = embeddings(torch.float64)
+    image = torch.rand(1, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    inputs = {
+        "prompt_embeds": prompt,
+        "negative_prompt_embeds": negative,
+        "guidance_scale": guidance_scale,
+        "image": image,
+        "strength": 0.6,
+        "num_inference_steps": 10,
+    }
+    program = df.compile(img2img(unet=unet, scheduler=tiny.scheduler(kind), vae=vae), fuse=fuse)
+    ours = program(generator=generator(), **inputs)
+    pipe = pipeline(StableDiffusionImg2ImgPipeline, unet, tiny.scheduler(kind), vae)
+    latents = pipe(generator=generator(), output_type="latent", **inputs).images
+    decoded = pipe(generator=generator(), output_type="pt", **inputs).images
+    assert max_difference(ours["latents"], latents) <= 1e-5
+    assert max_difference(ours["image"], decoded) <= 1e-5
+
+
+def test_the_graphs_check_clean_with_the_pipeline_input_names(parts: Any) -> None:
+    unet, vae = parts[torch.float32]
+    graph = text2img(unet=unet, scheduler=tiny.scheduler(), vae=vae)
+    report = df.check(graph)
+    assert report.ok and not report.warnings, report
+    names = {p.name for p in graph.inputs}
+    assert names == {
+        "prompt_embeds",
+        "negative_prompt_embeds",
+        "num_inference_steps",
+        "guidance_scale",
+        "guidance_rescale",
+        "height",
+        "width",
+        "generator",
+        "latents",
+        "eta",
+    }
+    assert {p.name for p in graph.outputs} == {"latents", "image"}
+    defaults = {p.name: p.default for p in graph.inputs if not p.required}
+    assert defaults["height"] == defaults["width"] == unet.config.sample_size * 8
+    assert defaults["guidance_scale"] == 7.5 and defaults["num_inference_steps"] == 50
+    assert [p.name for p in graph.inputs if p.required] == ["prompt_embeds"]
+    assert {p.name for p in text2img(unet=unet, scheduler=tiny.scheduler()).outputs} == {"latents"}
+    i2i = img2img(unet=unet, scheduler=tiny.scheduler(), vae=vae)
+    assert df.check(i2i).ok
+    assert {"image", "strength"} <= {p.name for p in i2i.inputs}
+    assert not {"height", "width", "latents"} & {p.name for p in i2i.inputs}
+
+
+class CountingUNet(torch.nn.Module):
+    """Wraps a UNet and counts forward calls and the batch of each."""
+
+    def __init__(self, unet: Any) -> None:
+        super().__init__()
+        self.unet = unet
+        self.config = unet.config
+        self.batches: list[int] = []
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def forward(self, sample: torch.Tensor, t: torch.Tensor, **kwargs: Any) -> Any:
+        self.batches.append(sample.shape[0])
+        return self.unet(sample, t, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("guidance_scale", "fuse", "batches"),
+    [(7.5, False, [1, 1]), (7.5, True, [2]), (1.0, False, [1]), (1.0, True, [1])],
+)
+def test_unet_calls_per_step(parts: Any, guidance_scale: float, fuse: bool, batches: list[int]) -> None:
+    counting = CountingUNet(parts[torch.float32][0])
+    prompt, negative = embeddings(torch.float32)
+    run_text2img(
+        counting,
+        "ddim",
+        fuse=fuse,
+        prompt_embeds=prompt,
+        negative_prompt_embeds=negative,
+        guidance_scale=guidance_scale,
+    )
+    assert counting.batches == batches * STEPS
+
+
+def test_the_branches_are_independent_blocks_on_two_streams(parts: Any) -> None:
+    unet, _ = parts[torch.float32]
+    program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler()), streams="auto")
+    body = program.schedule
+    cond, uncond = "text2img/denoise/step/cond", "text2img/denoise/step/uncond"
+    assert body.stream_of(cond) != body.stream_of(uncond)
+    order = body.issue_order
+    assert order.index("text2img/denoise/step/scale") < order.index(cond)
+    assert order.index(cond) < order.index("text2img/denoise/step/guidance")
+
+
+def test_wrong_latent_channels_are_rejected_statically(parts: Any) -> None:
+    unet, _ = parts[torch.float32]
+    eight = tiny.unet(in_channels=8)
+    scheduler = tiny.scheduler()
+    graph = df.Sequential(
+        steps.set_timesteps(scheduler, unet),
+        steps.prepare_latents(scheduler, eight, 8),  # made for an 8-channel UNet
+        denoising_loop(unet, scheduler),
+        name="miswired",
+    )
+    report = df.check(graph)
+    assert "DF301" in report.codes()
+    assert any("8" in d.message and "4" in d.message for d in report.errors)
+
+
+def test_wrong_embedding_width_is_rejected_statically(parts: Any) -> None:
+    unet, _ = parts[torch.float32]
+    wide = tiny.unet(cross_attention_dim=64)
+    graph = df.Sequential(
+        steps.unconditional_embeddings(wide),  # 64-wide negative embeddings into a 32-wide denoiser
+        denoising_loop(unet, tiny.scheduler()),
+        name="miswired",
+    )
+    report = df.check(graph)
+    assert set(report.codes()) == {"DF301"}
+    assert any("uncond" in d.path for d in report.errors)
+
+
+@df.block(outputs="prompt_embeds")
+def text_encoder_output(prompt: str) -> dict[str, torch.Tensor]:
+    """A text encoder that returns its output mapping instead of the hidden states."""
+    return {"last_hidden_state": torch.zeros(1, 8, 32)}
+
+
+def test_wrong_embedding_type_is_rejected_statically(parts: Any) -> None:
+    unet, _ = parts[torch.float32]
+    graph = df.Sequential(
+        text_encoder_output, text2img(unet=unet, scheduler=tiny.scheduler()), name="miswired"
+    )
+    report = df.check(graph)
+    assert "DF001" in report.codes()
+    assert any("prompt_embeds" in d.message for d in report.errors)
+
+
+def test_bad_inputs_fail_with_the_block_named(parts: Any) -> None:
+    unet, vae = parts[torch.float32]
+    prompt, negative = embeddings(torch.float32)
+    program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler()))
+    with pytest.raises(df.BlockError, match=r"unconditional.*negative_prompt_embeds"):
+        program(prompt_embeds=prompt, guidance_scale=7.5)
+    with pytest.raises(df.BlockError, match=r"prepare_latents.*divisible by 8"):
+        program(prompt_embeds=prompt, negative_prompt_embeds=negative, height=60)
+    with pytest.raises(df.BlockError, match=r"set_timesteps.*at least 1"):
+        program(prompt_embeds=prompt, negative_prompt_embeds=negative, num_inference_steps=0)
+    with pytest.raises(df.InputError, match="prompt_embeds"):
+        program(prompt_embeds=torch.zeros(1, 8, 64))  # a 64-wide embedding fails the boundary check
+    i2i = df.compile(img2img(unet=unet, scheduler=tiny.scheduler(), vae=vae))
+    image = torch.rand(1, 3, 32, 32)
+    with pytest.raises(df.BlockError, match="leaves no denoising step"):
+        i2i(
+            prompt_embeds=prompt,
+            negative_prompt_embeds=negative,
+            image=image,
+            strength=0.05,
+            num_inference_steps=10,
+        )
+    with pytest.raises(df.BlockError, match=r"strength must be in \[0, 1\]"):
+        i2i(prompt_embeds=prompt, negative_prompt_embeds=negative, image=image, strength=1.5)
+
+
+def test_guidance_without_an_unconditional_prediction_passes_the_text_prediction() -> None:
+    text = torch.randn(1, 4, 2, 2)
+    assert steps.classifier_free_guidance(text, None, 7.5) is text
+    uncond = torch.randn(1, 4, 2, 2)
+    assert torch.allclose(steps.classifier_free_guidance(text, uncond, 1.0), text, atol=1e-6)
+    with pytest.raises(ValueError, match="conditional branch"):
+        steps.classifier_free_guidance(None, uncond, 7.5)
