@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/dfgraph check blocks.examples:counter_one blocks.examples:counter_two blocks.examples:guided_loop
 	$(BIN)/python -m blocks.examples
+	$(BIN)/dfgraph check blocks.diffusion.demo:tiny_text2img
+	$(BIN)/python -m blocks.diffusion.demo --steps 20 --out out/text2img.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

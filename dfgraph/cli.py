@@ -21,7 +21,9 @@ class TargetError(Exception):
 
 
 def load(target: str) -> Any:
-    """Import `MODULE:ATTR` (ATTR may be dotted) and return the block it names (a Program gives its block)."""
+    """Import `MODULE:ATTR` (ATTR may be dotted) and return the block it names.
+
+    A Program gives its block; a function that is not a block is called with no arguments (a factory)."""
     module_name, colon, attr = target.partition(":")
     if not colon or not module_name or not attr:
         raise TargetError(f"{target!r}: expected MODULE:ATTR, e.g. blocks.examples:counter_two")
@@ -33,6 +35,12 @@ def load(target: str) -> Any:
         if not hasattr(obj, part):
             raise TargetError(f"{target!r}: {module_name} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    if not is_block(obj) and not isinstance(obj, Program) and callable(obj):
+        # a factory (graphs built around components, e.g. blocks.diffusion.demo:tiny_text2img)
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise TargetError(f"{target!r}: calling it failed: {type(exc).__name__}: {exc}") from exc
     if isinstance(obj, Program):
         return obj.block
     if not is_block(obj):

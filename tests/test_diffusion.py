@@ -10,14 +10,17 @@ separate batch-1 calls (unfused, guidance > 1) round differently from the pipeli
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import PIL.Image
 import pytest
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
 import dfgraph as df
-from blocks.diffusion import denoising_loop, img2img, steps, text2img, tiny
+from blocks.diffusion import demo, denoising_loop, img2img, steps, text2img, tiny
+from dfgraph.cli import main as dfgraph_main
 
 STEPS = 6
 SEED = 1
@@ -310,3 +313,21 @@ def test_guidance_without_an_unconditional_prediction_passes_the_text_prediction
     assert torch.allclose(steps.classifier_free_guidance(text, uncond, 1.0), text, atol=1e-6)
     with pytest.raises(ValueError, match="conditional branch"):
         steps.classifier_free_guidance(None, uncond, 7.5)
+
+
+def test_demo_writes_a_png_of_the_asked_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "image.png"
+    demo.main(["--steps", "3", "--size", "64", "--scheduler", "euler", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "check text2img: 0 errors, 0 warnings" in text
+    assert "text2img/denoise/step/uncond" in text  # the schedule table
+    assert "fused: text2img/denoise/step/cond + text2img/denoise/step/uncond" in text
+    with PIL.Image.open(out) as image:
+        assert image.size == (64, 64) and image.mode == "RGB"
+
+
+def test_the_cli_checks_a_graph_factory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert dfgraph_main(["check", "blocks.diffusion.demo:tiny_text2img"]) == 0
+    assert "tiny_text2img: 0 errors, 0 warnings" in capsys.readouterr().out
+    assert dfgraph_main(["check", "blocks.diffusion.demo:save_png"]) == 1
+    assert "calling it failed" in capsys.readouterr().err
