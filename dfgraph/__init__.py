@@ -47,7 +47,12 @@ __version__ = "0.1.0"
 
 
 def compile(
-    block: Any, *, device: str | None = None, streams: str | int = "auto", fuse: bool = False
+    block: Any,
+    *,
+    device: str | None = None,
+    streams: str | int = "auto",
+    fuse: bool = False,
+    capture: bool = False,
 ) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
@@ -55,6 +60,8 @@ def compile(
     computed on every device (`prog.schedule`). With `device="cuda"` each loop body runs on its
     streams (events, waits, fork and join as scheduled); otherwise execution is serial. `fuse=True` merges
     independent calls of one batchable block (`@df.block(batch=...)`) into one batched call
-    (`prog.fused` lists the pairs).
+    (`prog.fused` lists the pairs). `capture=True` (with device="cuda") runs the capturable segments of
+    each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and replayed per
+    step (`prog.captured` lists them; see dfgraph.capture).
     """
-    return compile_block(block, device=device, streams=streams, fuse=fuse)
+    return compile_block(block, device=device, streams=streams, fuse=fuse, capture=capture)

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from dfgraph import types
+from dfgraph.capture import Segment
 from dfgraph.fuse import FusedOp
 from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Slot, Value, common_default, consumers
 from dfgraph.ports import REQUIRED, Port
@@ -94,6 +95,7 @@ class Generated:
     output_names: tuple[str, ...]
     lines: dict[int, LineInfo]
     maybe_unset: bool
+    segments: tuple[Segment, ...] = ()
 
 
 class _Names:
@@ -137,10 +139,14 @@ class _StreamPlan:
 
 
 class _Emitter:
-    def __init__(self, lowered: Lowered, schedule: Schedule | None = None, runtime: Any = None) -> None:
+    def __init__(
+        self, lowered: Lowered, schedule: Schedule | None = None, runtime: Any = None, capture: bool = False
+    ) -> None:
         self.lowered = lowered
         self.schedule = schedule
         self.runtime = runtime  # set for device="cuda": scheduled bodies run on streams
+        self.capture = capture  # loop bodies run their capturable segments as CUDA graphs
+        self.segments: list[Segment] = []
         self.plans: dict[int, _StreamPlan] = {}
         self.names = _Names()
         self.vars: dict[int, str] = {}
@@ -258,6 +264,13 @@ class _Emitter:
 
     def _region(self, fn: _Function, region: Region, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         plan = self.plans.get(id(region))
+        if self.capture and region.owner is not None:
+            for group in _segments(region):
+                if isinstance(group, list):
+                    self._segment(fn, group, region.owner, depth, loops)
+                else:
+                    self._op(fn, group, depth, loops)
+            return
         for op in region.ops:
             if plan is None:
                 self._op(fn, op, depth, loops)
@@ -277,6 +290,40 @@ class _Emitter:
                 fn.lines.append((f"{pad}_rt.keep({self.var(value)}, {stream})", None))
             if plan.body.records_event(op.path):
                 fn.lines.append((f"{pad}{plan.event_var[op.path]}.record({stream})", None))
+
+    def _segment(
+        self, fn: _Function, ops: list[CallOp], loop: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]
+    ) -> None:
+        """Capturable calls as one function, run through a `Segment` (warm-up, capture, replays)."""
+        members = {id(op) for op in ops}
+        params: dict[str, str] = {}  # variable -> 'block.port' of its first reader
+        for op in ops:
+            for slot in op.inputs:
+                made_here = slot.value.kind == "op" and id(slot.value.producer) in members
+                if not made_here:
+                    params.setdefault(self.var(slot.value), f"{op.path}.{slot.port.name}")
+        kept = {c.final.id for c in loop.carried} | {o.final.id for o in loop.outs} | self.output_ids
+        outs = list(
+            dict.fromkeys(
+                self.var(value)
+                for op in ops
+                for value in op.outputs
+                if value.id in kept or any(id(reader) not in members for reader, _ in value.readers)
+            )
+        )
+        segment = Segment([op.path for op in ops], list(params.values()), self.runtime)
+        self.segments.append(segment)
+        name = self.names.new(f"_segment_{len(self.segments)}")
+        helper = _Function(f"def {name}({', '.join(params)}):")
+        self.functions.append(helper)
+        for op in ops:
+            self._op(helper, op, 1, ())
+        helper.lines.append((f"    return ({_tuple(outs) if outs else ''})", None))
+        runner = self.glob(segment, f"{name}_graph")
+        target = f"{_tuple(outs)} = " if outs else ""
+        arguments = f"({_tuple(list(params))})" if params else "()"
+        info = LineInfo(segment.label, loops)
+        fn.lines.append((f"{'    ' * depth}{target}{runner}.run({name}, {arguments})", info))
 
     def _from_other_streams(self, op: Op, plan: _StreamPlan) -> list[Value]:
         """The values `op` reads that an op of the same body made on another stream."""
@@ -306,8 +353,8 @@ class _Emitter:
     def _stream_plan(self, fn: _Function, op: LoopOp, pad: str) -> _StreamPlan | None:
         """On CUDA, a body scheduled on several streams gets its streams and events, made before the loop."""
         body = self.schedule.bodies.get(op.path) if self.schedule is not None else None
-        if body is None or body.n_streams < 2:
-            return None
+        if body is None or body.n_streams < 2 or self.capture:
+            return None  # captured bodies replay their segments in issue order on the main stream
         self.namespace.setdefault("_rt", self.runtime)
         tag = self.names.new(f"_{op.path.rsplit('/', 1)[-1]}")
         streams = [f"{tag}_s{k}" for k in range(body.n_streams)]
@@ -555,6 +602,24 @@ def _class_name(plain: type | tuple[type, ...]) -> str:
     return plain.__name__
 
 
+def _capturable(op: Op) -> bool:
+    """A call of a block without Python-side state (no `mutates`) can be replayed from a CUDA graph."""
+    return isinstance(op, CallOp) and not tuple(getattr(op.block, "mutates", ()))
+
+
+def _segments(region: Region) -> list[list[CallOp] | Op]:
+    """The region's ops in order, maximal runs of capturable calls grouped into lists."""
+    groups: list[list[CallOp] | Op] = []
+    for op in region.ops:
+        if not _capturable(op):
+            groups.append(op)
+        elif groups and isinstance(groups[-1], list):
+            groups[-1].append(op)  # type: ignore[arg-type]
+        else:
+            groups.append([op])  # type: ignore[list-item]
+    return groups
+
+
 def _describe_loop(op: LoopOp) -> str:
     loop = op.loop
     how = f"times={loop.times}" if loop.times is not None else f"over={loop.over}"
@@ -575,12 +640,13 @@ def _tqdm() -> Any:
 
 
 def generate(
-    lowered: Lowered, schedule: Schedule | None = None, runtime: Any = None
+    lowered: Lowered, schedule: Schedule | None = None, runtime: Any = None, capture: bool = False
 ) -> tuple[Generated, list[InputCheck], list[str]]:
     """Generate the program's source; also returns the input checks and zero-iteration messages it cites.
 
-    With a CUDA `runtime`, every loop body the `schedule` spreads over several streams runs on them."""
-    emitter = _Emitter(lowered, schedule, runtime)
+    With a CUDA `runtime`, every loop body the `schedule` spreads over several streams runs on them; with
+    `capture`, every loop body runs its capturable segments as CUDA graphs instead (`Generated.segments`)."""
+    emitter = _Emitter(lowered, schedule, runtime, capture)
     entry, params = emitter.program()
     lines: list[str] = []
     infos: dict[int, LineInfo] = {}
@@ -604,6 +670,7 @@ def generate(
         output_names=tuple(lowered.outputs),
         lines=infos,
         maybe_unset=emitter.maybe_unset,
+        segments=tuple(emitter.segments),
     )
     return generated, emitter.checks, emitter.no_value
 

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from dfgraph import types
+from dfgraph.capture import CaptureError
 from dfgraph.check import analyse, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
 from dfgraph.cuda import runtime as cuda_runtime
@@ -43,6 +44,7 @@ class Program:
         "outputs",
         "report",
         "schedule",
+        "segments",
         "source",
     )
 
@@ -68,6 +70,12 @@ class Program:
         self._readers = dict(readers)
         self.schedule = schedule  # the stream schedule of every loop body (execution on the CPU is serial)
         self.fused: tuple[tuple[str, str], ...] = ()  # the pairs of calls batch fusion merged
+        self.segments = generated.segments  # capture=True: the captured runs of blocks (dfgraph.capture)
+
+    @property
+    def captured(self) -> tuple[tuple[str, ...], ...]:
+        """With capture=True, the block paths of each loop-body segment run as a CUDA graph."""
+        return tuple(segment.paths for segment in self.segments)
 
     def __call__(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Run the program: `output=None` maps every output, a name gives its value, names a mapping."""
@@ -158,7 +166,10 @@ class Program:
 
     def _translate(self, exc: Exception) -> Exception:
         """A BlockError naming the block path and loop iterations, from the generated frames' lines."""
-        frames = [t for t in _walk(exc.__traceback__) if t.tb_frame.f_code.co_filename == self.filename]
+        tracebacks = [exc.__traceback__]
+        if isinstance(exc, CaptureError) and exc.__cause__ is not None:
+            tracebacks.append(exc.__cause__.__traceback__)  # it failed inside the block being captured
+        frames = [t for tb in tracebacks for t in _walk(tb) if t.tb_frame.f_code.co_filename == self.filename]
         infos = [(t, self._lines.get(t.tb_lineno)) for t in frames]
         innermost = infos[-1][1] if infos else None
         if innermost is None:
@@ -206,12 +217,21 @@ def _no_value_factory(name: str, messages: list[str]) -> Any:
 
 
 def compile_block(
-    block: Any, *, device: str | None = None, streams: str | int = "auto", fuse: bool = False
+    block: Any,
+    *,
+    device: str | None = None,
+    streams: str | int = "auto",
+    fuse: bool = False,
+    capture: bool = False,
 ) -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error."""
     max_streams = max_streams_of(streams)
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device= takes None, 'cpu' or 'cuda', got {device!r}")
+    if capture and device != "cuda":
+        raise ValueError(
+            f"capture=True records CUDA graphs, so it needs device='cuda' (got device={device!r})"
+        )
     rt = cuda_runtime() if device == "cuda" else None
     lowered, report = analyse(block)
     if lowered is None or not report.ok:
@@ -219,7 +239,7 @@ def compile_block(
     fused = fuse_calls(lowered) if fuse else []
     schedule = schedule_program(lowered, max_streams)
     with gc_paused():
-        generated, checks, no_value = generate(lowered, schedule, rt)
+        generated, checks, no_value = generate(lowered, schedule, rt, capture)
     name = str(getattr(block, "name", "program"))
     filename = f"<dfgraph {name} #{next(_serial)}>"
     namespace = dict(generated.namespace)
