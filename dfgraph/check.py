@@ -13,7 +13,7 @@ from dfgraph import shapes, types
 from dfgraph.compose import is_block
 from dfgraph.diagnostics import Diagnostic, Report, Severity
 from dfgraph.errors import WiringError
-from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Value, consumers, lower, same_default
+from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Op, Value, consumers, lower, same_default
 from dfgraph.ports import Port
 
 RESERVED_INPUTS = frozenset({"output"})  # Program.__call__ takes it
@@ -129,7 +129,13 @@ class _Checker:
             )
 
     def _external_inputs(self) -> None:
-        produced = {v.name for op in self.lowered.ops() for v in op.outputs}
+        position: dict[int, int] = {}
+        first_write: dict[str, int] = {}  # name -> program position of its first writer
+        for k, op in enumerate(self.lowered.ops()):
+            position[op.id] = k
+            for v in op.outputs:
+                first_write.setdefault(v.name, k)
+        produced = set(first_write)
         root = self.lowered.name
         for name, value in self.lowered.inputs.items():
             readers = [(op.path, port) for op, port in consumers(value)]
@@ -164,7 +170,13 @@ class _Checker:
                     "give the readers the same default, or always pass it",
                 )
             if name not in produced:
-                close = difflib.get_close_matches(name, sorted(produced), n=1, cutoff=0.8)
+                # only a name written before the first reader, or in a loop around a reader (a carry),
+                # could feed it: anything else would stay an input after the rename
+                close = difflib.get_close_matches(name, sorted(produced), n=5, cutoff=0.8)
+                if close:
+                    first_read = min(position[op.id] for op, _ in consumers(value))
+                    around = {n for op, _ in consumers(value) for n in _written_in_loops_around(op)}
+                    close = [c for c in close if first_write[c] < first_read or c in around]
                 if close:
                     self.warn(
                         "DF207",
@@ -173,6 +185,16 @@ class _Checker:
                         f"did you mean {close[0]!r}, which a block writes?",
                         f"rename the input to {close[0]!r} if it should come from inside the graph",
                     )
+
+
+def _written_in_loops_around(op: Op) -> set[str]:
+    """The names written inside the loops that contain `op`."""
+    names: set[str] = set()
+    loop = op.region.owner
+    while loop is not None:
+        names.update(v.name for inner in loop.body.walk() for v in inner.outputs)
+        loop = loop.region.owner
+    return names
 
 
 def _scope(value: Value) -> Hashable:

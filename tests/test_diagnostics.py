@@ -268,6 +268,29 @@ def test_df207_input_resembling_a_produced_name() -> None:
     assert d.path == "p/decode.latent" and "did you mean 'latents'" in d.message
 
 
+def test_df207_ignores_names_that_could_not_feed_the_input() -> None:
+    @df.block(outputs="negative_prompt_embeds")
+    def encode(negative_prompt: str) -> str:
+        return negative_prompt  # reads a name close to the one it writes itself
+
+    @df.block(outputs="images")
+    def postprocess(latents: int) -> int:
+        return latents
+
+    @df.block(outputs="latents")
+    def prepare(image: int) -> int:  # 'images' is only written later, so renaming would not connect it
+        return image
+
+    assert df.check(df.Sequential(encode, prepare, postprocess, name="p")).codes() == []
+
+    @df.block(outputs="latent")
+    def step(latents: int) -> int:  # in a loop, a later write feeds the next iteration: still suggested
+        return latents
+
+    d = only(df.check(df.Loop(df.Sequential(step), times="n", name="p")), "DF207")
+    assert "did you mean 'latent'" in d.message
+
+
 def test_all_errors_are_reported_in_one_pass() -> None:
     @df.block(outputs="i")
     def writes_i(x: int) -> int:

@@ -1,0 +1,520 @@
+"""Modular Diffusers blocks as dfgraph blocks, so dfgraph can check diffusers' own modular pipelines.
+
+    import dfgraph
+    from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
+    from blocks.diffusers_compat import from_modular
+
+    sdxl = from_modular(StableDiffusionXLAutoBlocks(), workflow="image2image")
+    print(dfgraph.check(sdxl))          # or, from a module holding `sdxl`: dfgraph check mymodule:sdxl
+
+Mapping (Modular Diffusers -> dfgraph):
+
+- A leaf block (a `ModularPipelineBlocks` without `sub_blocks`) becomes a `ModularLeaf`, a protocol block
+  named after its key in the parent (the root after its class, or `name=`); names that are not Python
+  identifiers are made into ones ("non-inpaint" -> "non_inpaint").
+  - Inputs are its `InputParam`s: `type_hint` is the port type (`Any` when None, with a DF202 warning
+    unless `warn_untyped=False`); `description` is the doc. A non-None `default` is the port default
+    (even on a `required` param: `ModularPipeline.__call__` fills it in, so it never goes missing); else a
+    `required` param is required; else the input is optional. An optional input without a default that
+    an earlier block also reads from the caller takes that block's default when it declared one:
+    `ModularPipeline.__call__` puts the first declaring block's default in the state, so this block sees
+    it (mapping it to None would report that difference as DF206, which diffusers never shows). Failing
+    that the default is None and the type is widened to `T | None`, because diffusers passes None for an
+    absent optional input (unwidened, a `Tensor | None` producer would be a false DF001).
+  - Outputs are its `intermediate_outputs` (`OutputParam`), typed the same way. A block may also rebind
+    one of its *inputs* in the state without declaring it (diffusers writes back every input whose
+    identity changed): that update is invisible here, the value flows on unchanged.
+  - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
+    `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
+- A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
+  was set with `kwargs_type=K`. It is resolved statically, in execution order: it becomes one optional
+  port (`T | None`, default None) per name an *earlier* block declared with `kwargs_type=K` (outputs, and
+  named inputs, which the pipeline tags when it sets them), skipping names the block declares itself.
+  Approximation: a named input tagged K of a *later* block (tagged at pipeline start by diffusers) is not
+  seen, and with nothing earlier (a leaf converted alone) the kwargs input adds no port.
+- `SequentialPipelineBlocks` -> `df.Sequential({key: child, ...})`: both wire by name through the state.
+- `LoopSequentialPipelineBlocks` -> `df.Loop(df.Sequential(...), over=..., item=..., index=...)`. How it
+  iterates is read from the source of its `__call__`: `for i, t in enumerate(block_state.timesteps):
+  self.loop_step(..., i=i, t=t)` gives `over="timesteps", index="i", item="t"`, and `for k in
+  range(block_state.n): self.loop_step(..., k=k)` gives `times="n", index="k"`; anything else needs
+  `loops={ClassName: LoopSpec(...)}`. Sub-blocks get the loop-step arguments (`i`, `t`) as extra inputs,
+  typed by their `__call__` annotations (`Any` when absent). The body starts with a `loop_inputs` block
+  that reads the wrapper's `loop_inputs` (so their declared types are checked) and writes its
+  `loop_intermediate_outputs` that no sub-block writes. Carried state is inferred by dfgraph (SDXL:
+  `latents`). Not modelled: the wrapper's own code around the loop (guider enable, warm-up count), and
+  values sub-blocks pass through the shared `BlockState` without declaring them (SDXL's `scaled_latents`
+  and `noise_pred`).
+- Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) are resolved statically, exactly
+  as diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
+  trigger inputs given plus the names written by the blocks converted so far (present = True), falling
+  back to `default_block_name`; a skipped block (no match, no default) is left out. The chosen branch
+  becomes `df.Sequential({branch: converted}, name=key)`, so paths show it (`decode/non_inpaint`).
+  `workflow="inpainting"` takes the trigger inputs from the blocks' `_workflow_map`; with neither, the
+  blocks resolve as with no trigger input (the default workflow). dfgraph has no run-time conditional,
+  and checking every branch wired together would report conflicts that can never happen; to check every
+  workflow use `from_modular_workflows`.
+
+Calling: built with `components=` (a `ModularPipeline`, or a mapping name -> component, exposed as
+attributes), a leaf puts its inputs on a fresh `PipelineState` (loop sub-blocks: a `BlockState` plus the
+loop-step arguments), runs the modular block and returns its declared outputs; without components it
+raises `RuntimeError` (built for checking only). A `ModularPipeline` passed as the blocks brings its
+blocks and is the components.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import keyword
+import re
+import textwrap
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dfgraph as df
+from dfgraph import types as dftypes
+from dfgraph.block import Note
+
+__all__ = ["LoopSpec", "ModularLeaf", "from_modular", "from_modular_workflows"]
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """How a loop block iterates: `over=` a state name (binding `item` and `index`) or `times=` a count."""
+
+    over: str | None = None
+    times: str | None = None
+    item: str = "t"
+    index: str = "i"
+
+    def __post_init__(self) -> None:
+        if (self.over is None) == (self.times is None):
+            raise ValueError(f"LoopSpec needs exactly one of over= or times=, got {self!r}")
+
+    @property
+    def step_args(self) -> tuple[str, ...]:
+        """The keyword arguments `loop_step` passes to every sub-block."""
+        return (self.index, self.item) if self.over is not None else (self.index,)
+
+
+@dataclass
+class _Context:
+    """State of one conversion, threaded through the blocks in execution order."""
+
+    active: dict[str, Any]  # trigger resolution: given trigger inputs + names written so far
+    tagged: dict[str, dict[str, Any]]  # kwargs_type -> {name: type} declared so far
+    components: Any
+    loops: Mapping[str, LoopSpec]
+    warn_untyped: bool
+    path: list[str] = field(default_factory=list)
+    written: set[str] = field(default_factory=set)  # names written by the blocks converted so far
+    first_default: dict[str, Any] = field(default_factory=dict)  # the pipeline-level default of an input
+
+
+class ModularLeaf:
+    """A leaf Modular Diffusers block as a dfgraph block: ports from its InputParam / OutputParam specs."""
+
+    def __init__(
+        self,
+        modular: Any,
+        name: str,
+        inputs: tuple[df.Port, ...],
+        outputs: tuple[df.Port, ...],
+        *,
+        params: Mapping[str, tuple[str | None, Any]],
+        fields: Mapping[str, tuple[str, ...]],
+        step_args: tuple[str, ...] | None,
+        components: Any,
+        notes: tuple[Note, ...] = (),
+    ) -> None:
+        self.modular = modular
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.mutates: tuple[str, ...] = tuple(
+            dict.fromkeys(str(c.name) for c in getattr(modular, "expected_components", ()) or ())
+        )
+        self.params = dict(params)  # named input -> (kwargs_type, modular default)
+        self.fields = dict(fields)  # kwargs_type -> the field names its kwargs input was resolved to
+        self.step_args = step_args  # None outside a loop; the loop-step keywords inside one
+        self.components = components
+        self.__dfgraph_notes__ = notes
+
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """Run the modular block on its inputs (needs `components=`); returns its declared outputs."""
+        if self.components is None:
+            raise RuntimeError(
+                f"block {self.name!r} ({type(self.modular).__name__}) was built for checking only; "
+                "pass components= (a ModularPipeline or a mapping of components) to from_modular to run it"
+            )
+        mp = _diffusers()
+        if self.step_args is None:
+            state = mp.PipelineState()
+            for name, (kwargs_type, _) in self.params.items():
+                state.set(name, inputs.get(name), kwargs_type)
+            for kwargs_type, names in self.fields.items():
+                for name in names:
+                    state.set(name, inputs.get(name), kwargs_type)
+            _, state = self.modular(self.components, state)
+            return {p.name: state.get(p.name) for p in self.outputs}
+        # Inside a loop diffusers hands every sub-block the loop's BlockState, defaults applied.
+        block_state = mp.BlockState()
+        for name, (_, default) in self.params.items():
+            value = inputs.get(name)
+            setattr(block_state, name, default if value is None else value)
+        for kwargs_type, names in self.fields.items():
+            present = {n: inputs[n] for n in names if inputs.get(n) is not None}
+            for n, value in present.items():
+                setattr(block_state, n, value)
+            setattr(block_state, kwargs_type, present)
+        step = {arg: inputs[arg] for arg in self.step_args}
+        _, block_state = self.modular(self.components, block_state, **step)
+        missing = [p.name for p in self.outputs if not hasattr(block_state, p.name)]
+        if missing:
+            raise ValueError(f"block {self.name!r} did not set its declared outputs {missing}")
+        return {p.name: getattr(block_state, p.name) for p in self.outputs}
+
+    def __repr__(self) -> str:
+        ins = ", ".join(p.name for p in self.inputs)
+        outs = ", ".join(p.name for p in self.outputs)
+        return f"<ModularLeaf {self.name}: {type(self.modular).__name__}({ins}) -> ({outs})>"
+
+
+Converted = ModularLeaf | df.Sequential | df.Loop
+
+
+class _LoopInputs:
+    """The head of a converted loop body: reads the wrapper's `loop_inputs`, writes its own loop outputs."""
+
+    def __init__(
+        self, name: str, owner: str, inputs: tuple[df.Port, ...], outputs: tuple[df.Port, ...]
+    ) -> None:
+        self.name = name
+        self.owner = owner
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """Nothing to do for the inputs; the wrapper's own outputs cannot be made outside its __call__."""
+        if self.outputs:
+            raise RuntimeError(
+                f"loop {self.owner!r} declares loop_intermediate_outputs "
+                f"{[p.name for p in self.outputs]} that only its own __call__ makes; it cannot run here"
+            )
+        return {}
+
+
+def from_modular(
+    modular_blocks: Any,
+    *,
+    trigger_inputs: Mapping[str, Any] | None = None,
+    workflow: str | None = None,
+    components: Any = None,
+    loops: Mapping[str, LoopSpec] | None = None,
+    name: str | None = None,
+    warn_untyped: bool = True,
+) -> Converted:
+    """Convert Modular Diffusers blocks to a dfgraph block (see the module docstring for the mapping)."""
+    mp = _diffusers()
+    if isinstance(modular_blocks, mp.ModularPipeline):
+        components = modular_blocks if components is None else components
+        modular_blocks = modular_blocks.blocks
+    if inspect.isclass(modular_blocks) and issubclass(modular_blocks, mp.ModularPipelineBlocks):
+        raise TypeError(
+            f"from_modular needs a block instance, got the class {modular_blocks.__name__}; "
+            f"call it: from_modular({modular_blocks.__name__}())"
+        )
+    if not isinstance(modular_blocks, mp.ModularPipelineBlocks):
+        raise TypeError(
+            f"from_modular needs Modular Diffusers blocks (a ModularPipelineBlocks instance), "
+            f"got {type(modular_blocks).__name__}: {modular_blocks!r:.80}"
+        )
+    triggers = _triggers(modular_blocks, trigger_inputs, workflow)
+    if isinstance(components, Mapping):
+        components = types.SimpleNamespace(**components)  # blocks read components as attributes
+    ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
+    root = name if name is not None else type(modular_blocks).__name__
+    converted = _convert(modular_blocks, _identifier(root), ctx)
+    if converted is None:
+        raise ValueError(
+            f"{type(modular_blocks).__name__}: no block would run for trigger inputs {sorted(triggers)}; "
+            "pass the trigger inputs of a branch"
+        )
+    return converted
+
+
+def from_modular_workflows(modular_blocks: Any, **options: Any) -> dict[str, Converted]:
+    """Convert each workflow of the blocks' `_workflow_map`: name -> block (options as from_modular)."""
+    workflow_map = getattr(modular_blocks, "_workflow_map", None)
+    if not workflow_map:
+        raise ValueError(f"{type(modular_blocks).__name__} defines no workflows (_workflow_map)")
+    return {w: from_modular(modular_blocks, workflow=w, **options) for w in workflow_map}
+
+
+def _diffusers() -> Any:
+    """diffusers' modular_pipeline module, imported on first use (importing diffusers takes seconds)."""
+    return importlib.import_module("diffusers.modular_pipelines.modular_pipeline")
+
+
+def _triggers(blocks: Any, trigger_inputs: Mapping[str, Any] | None, workflow: str | None) -> dict[str, Any]:
+    if workflow is None:
+        return dict(trigger_inputs or {})
+    if trigger_inputs is not None:
+        raise ValueError("pass workflow= or trigger_inputs=, not both")
+    workflow_map = getattr(blocks, "_workflow_map", None) or {}
+    if workflow not in workflow_map:
+        raise ValueError(
+            f"{type(blocks).__name__} has no workflow {workflow!r}; its workflows are: "
+            f"{', '.join(workflow_map) or '(none)'}"
+        )
+    chosen = workflow_map[workflow]
+    # A tuple lists alternative spellings of one workflow; diffusers' get_workflow uses the first.
+    return dict(chosen[0] if isinstance(chosen, tuple) else chosen)
+
+
+def _convert(block: Any, name: str, ctx: _Context) -> Converted | None:
+    """The dfgraph block for one modular block, or None when a conditional block is skipped."""
+    mp = _diffusers()
+    where = "/".join([*ctx.path, name])
+    if not isinstance(block, mp.ModularPipelineBlocks):
+        raise TypeError(f"{where}: {type(block).__name__} is not a Modular Diffusers block")
+    ctx.path.append(name)
+    try:
+        if isinstance(block, mp.ConditionalPipelineBlocks):
+            return _conditional(block, name, ctx)
+        if isinstance(block, mp.LoopSequentialPipelineBlocks):
+            return _loop(block, name, ctx)
+        if block.sub_blocks:
+            children = _children(block.sub_blocks.items(), ctx)
+            return df.Sequential(children, name=name) if children else None
+        return _leaf(block, name, ctx, None)
+    finally:
+        ctx.path.pop()
+
+
+def _children(items: Any, ctx: _Context) -> dict[str, Converted]:
+    children: dict[str, Converted] = {}
+    for key, sub in items:
+        child_name = _identifier(str(key), children)
+        child = _convert(sub, child_name, ctx)
+        if child is not None:
+            children[child_name] = child
+    return children
+
+
+def _conditional(block: Any, name: str, ctx: _Context) -> Converted | None:
+    # As ConditionalPipelineBlocks.get_execution_blocks: triggers are looked up among the active names.
+    trigger_kwargs = {t: ctx.active.get(t) for t in block.block_trigger_inputs if t is not None}
+    chosen = block.select_block(**trigger_kwargs)
+    if chosen is None:
+        chosen = block.default_block_name
+    if chosen is None:
+        return None
+    branch_name = _identifier(str(chosen))
+    branch = _convert(block.sub_blocks[chosen], branch_name, ctx)
+    return None if branch is None else df.Sequential({branch_name: branch}, name=name)
+
+
+def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
+    spec = ctx.loops.get(type(block).__name__) or _detect_loop(block, "/".join(ctx.path))
+    head_inputs = tuple(_input_port(p, ctx)[0] for p in block.loop_inputs if p.name)
+    written = {o.name for sub in block.sub_blocks.values() for o in sub.intermediate_outputs}
+    head_outputs = tuple(_output_port(o)[0] for o in block.loop_intermediate_outputs if o.name not in written)
+    body: dict[str, Any] = {}
+    if head_inputs or head_outputs:
+        head = _identifier("loop_inputs", {str(k) for k in block.sub_blocks})
+        body[head] = _LoopInputs(head, "/".join(ctx.path), head_inputs, head_outputs)
+    for key, sub in block.sub_blocks.items():
+        child_name = _identifier(str(key), body)
+        if sub.sub_blocks:
+            raise TypeError(
+                f"{'/'.join(ctx.path)}/{child_name}: a loop's sub-blocks must be leaf blocks "
+                f"(as diffusers requires), got {type(sub).__name__}"
+            )
+        ctx.path.append(child_name)
+        try:
+            body[child_name] = _leaf(sub, child_name, ctx, spec.step_args)
+        finally:
+            ctx.path.pop()
+    for out in block.loop_intermediate_outputs:
+        ctx.active[out.name] = True
+        ctx.written.add(out.name)
+    sequential = df.Sequential(body, name=f"{name}_body")
+    if spec.over is not None:
+        return df.Loop(sequential, over=spec.over, item=spec.item, index=spec.index, name=name)
+    return df.Loop(sequential, times=spec.times, index=spec.index, name=name)
+
+
+def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | None) -> ModularLeaf:
+    cls = type(block).__name__
+    ports: list[df.Port] = []
+    notes: list[Note] = []
+    params: dict[str, tuple[str | None, Any]] = {}
+    kwargs_types: list[str] = []
+    for param in block.inputs:
+        if param.name:
+            if param.kwargs_type:  # the pipeline tags it when it sets it in the state
+                ctx.tagged.setdefault(param.kwargs_type, {})[param.name] = param.type_hint
+            port, untyped = _input_port(param, ctx)
+            ports.append(port)
+            params[param.name] = (param.kwargs_type, param.default)
+            if untyped:
+                notes.append(_untyped_note("input", param.name, cls))
+        elif param.kwargs_type and param.kwargs_type not in kwargs_types:
+            kwargs_types.append(param.kwargs_type)
+    declared = {p.name for p in ports}
+    fields: dict[str, tuple[str, ...]] = {}
+    for kwargs_type in kwargs_types:
+        tagged = ctx.tagged.get(kwargs_type, {})
+        fields[kwargs_type] = tuple(tagged)  # a field the block also names is one port, in both
+        doc = f"a field of **{kwargs_type}"
+        ports.extend(df.Port(n, _admit_none(tagged[n]), None, doc) for n in tagged if n not in declared)
+        declared.update(tagged)
+    for arg, typ in _step_arg_types(block, step_args or ()).items():
+        if arg not in declared:
+            ports.append(df.Port(arg, typ, doc="passed by the loop to every sub-block"))
+    outputs: list[df.Port] = []
+    for out in block.intermediate_outputs:
+        port, untyped = _output_port(out)
+        outputs.append(port)
+        if untyped:
+            notes.append(_untyped_note("output", out.name, cls))
+        if out.kwargs_type:
+            ctx.tagged.setdefault(out.kwargs_type, {})[out.name] = out.type_hint
+        ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
+        ctx.written.add(out.name)
+    return ModularLeaf(
+        block,
+        name,
+        tuple(ports),
+        tuple(outputs),
+        params=params,
+        fields=fields,
+        step_args=step_args,
+        components=ctx.components,
+        notes=tuple(notes) if ctx.warn_untyped else (),
+    )
+
+
+def _input_port(param: Any, ctx: _Context) -> tuple[df.Port, bool]:
+    """The port of a named InputParam, and whether it is untyped."""
+    untyped = param.type_hint is None
+    typ: Any = Any if untyped else param.type_hint
+    doc = str(param.description or "")
+    default = param.default
+    if param.name not in ctx.written:  # read from the caller, as a pipeline input
+        # ModularPipeline.__call__ puts the first declaring block's default in the state, so a later
+        # reader that declares none sees that value when the caller leaves the input out.
+        first = ctx.first_default.setdefault(param.name, default)
+        if default is None and not param.required:
+            default = first
+    if default is not None:
+        return df.Port(param.name, typ, default, doc), untyped
+    if param.required:
+        return df.Port(param.name, typ, doc=doc), untyped
+    return df.Port(param.name, _admit_none(typ), None, doc), untyped
+
+
+def _output_port(out: Any) -> tuple[df.Port, bool]:
+    untyped = out.type_hint is None
+    return df.Port(out.name, Any if untyped else out.type_hint, doc=str(out.description or "")), untyped
+
+
+def _admit_none(typ: Any) -> Any:
+    """`typ | None` unless None already fits (an absent optional input is passed as None)."""
+    if typ is None or typ is Any or dftypes.is_assignable(type(None), typ):
+        return Any if typ is None else typ
+    return dftypes.union(typ, type(None))
+
+
+def _untyped_note(side: str, port: str, cls: str) -> Note:
+    return Note("DF202", port, f"{side} {port!r} of {cls} declares no type_hint; typed as Any")
+
+
+def _step_arg_types(block: Any, step_args: tuple[str, ...]) -> dict[str, Any]:
+    """The loop-step arguments a sub-block receives, typed by its `__call__` annotations (else Any)."""
+    if not step_args:
+        return {}
+    call = type(block).__call__
+    try:
+        hints = typing.get_type_hints(call)
+    except Exception:  # an unresolvable annotation elsewhere in the signature: keep the resolved ones
+        hints = dict(getattr(call, "__annotations__", {}))
+    return {arg: _usable_hint(hints.get(arg, Any)) for arg in step_args}
+
+
+def _usable_hint(hint: Any) -> Any:
+    return Any if isinstance(hint, str | typing.ForwardRef) else hint
+
+
+def _detect_loop(block: Any, where: str) -> LoopSpec:
+    """Read how a loop wrapper iterates from its `__call__`: the `for` around `self.loop_step(...)`."""
+    cls = type(block)
+    hint = (
+        f"pass loops={{{cls.__name__!r}: LoopSpec(over='timesteps', item='t', index='i')}} "
+        "(or times='n') to from_modular"
+    )
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__call__)))
+    except (OSError, TypeError, SyntaxError) as exc:
+        raise ValueError(f"{where}: cannot read how {cls.__name__} loops ({exc}); {hint}") from exc
+    found: LoopSpec | None = None
+    for node in ast.walk(tree):  # breadth first: the innermost `for` around loop_step wins
+        if isinstance(node, ast.For):
+            step = next((c for c in ast.walk(node) if _is_loop_step(c)), None)
+            if step is not None:
+                found = _loop_spec(node, step)
+    if found is None:
+        raise ValueError(f"{where}: cannot read how {cls.__name__} iterates from its __call__; {hint}")
+    return found
+
+
+def _is_loop_step(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "loop_step"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+    )
+
+
+def _loop_spec(loop: ast.For, step: ast.AST) -> LoopSpec | None:
+    """`for i, t in enumerate(s.X)` or `for k in range(s.X)`, with loop_step passing the targets."""
+    assert isinstance(step, ast.Call)
+    passed: dict[str, str] = {}  # loop variable -> keyword it is passed as
+    for kw in step.keywords:
+        if kw.arg is None or not isinstance(kw.value, ast.Name):
+            return None
+        passed[kw.value.id] = kw.arg
+    it = loop.iter
+    if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and len(it.args) == 1):
+        return None
+    source = it.args[0]
+    if not (isinstance(source, ast.Attribute) and isinstance(source.value, ast.Name)):
+        return None
+    target = loop.target
+    if it.func.id == "enumerate" and isinstance(target, ast.Tuple) and len(target.elts) == 2:
+        index, item = target.elts
+        if isinstance(index, ast.Name) and isinstance(item, ast.Name) and set(passed) == {index.id, item.id}:
+            return LoopSpec(over=source.attr, item=passed[item.id], index=passed[index.id])
+    if it.func.id == "range" and isinstance(target, ast.Name) and set(passed) == {target.id}:
+        return LoopSpec(times=source.attr, index=passed[target.id])
+    return None
+
+
+def _identifier(text: str, taken: Any = ()) -> str:
+    """A Python identifier made from a block name, distinct from the names in `taken`."""
+    ident = re.sub(r"\W", "_", text) or "block"
+    if ident[0].isdigit():
+        ident = f"_{ident}"
+    if keyword.iskeyword(ident):
+        ident = f"{ident}_"
+    unique, k = ident, 2
+    while unique in taken:
+        unique, k = f"{ident}_{k}", k + 1
+    return unique
