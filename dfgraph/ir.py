@@ -202,6 +202,7 @@ class _SeqScope:
         self.lowerer = lowerer
         self.parent = parent
         self.written: dict[str, Value] = {}
+        self.first: dict[str, str] = {}  # name -> where this sequence first wrote it
 
     def read(self, name: str) -> Value:
         value = self.written.get(name)
@@ -214,13 +215,15 @@ class _SeqScope:
     def write(self, name: str, value: Value) -> None:
         old = self.written.get(name)
         if old is not None and old.kind == "op" and not old.readers:
+            by = self.lowerer.first_write.get(value.id, value.where)  # inside a nested Sequential: its first
             self.lowerer.warn(
                 "DF201",
                 old.where,
-                f"{name!r} is overwritten by {value.where} before anyone reads it",
+                f"{name!r} is overwritten by {by} before anyone reads it",
                 "remove the earlier block, or rename one of the outputs",
             )
         self.written[name] = value
+        self.first.setdefault(name, self.lowerer.first_write.get(value.id, value.where))
 
 
 class _BodyScope:
@@ -264,6 +267,8 @@ class Lowerer:
         self._ids = 0
         self._noted: set[int] = set()
         self._ports: dict[int, tuple[Any, tuple[Port, ...], tuple[Port, ...]]] = {}
+        # a nested Sequential's final value of a name -> where that Sequential first wrote the name
+        self.first_write: dict[int, str] = {}
 
     def value(self, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str) -> Value:
         """A new value with a fresh id."""
@@ -377,6 +382,9 @@ class Lowerer:
         for child_name, child in seq.children:
             for name, value in self.lower(child, inner, f"{path}/{child_name}", region).items():
                 inner.write(name, value)
+        for name, value in inner.written.items():
+            if inner.first[name] != value.where:
+                self.first_write[value.id] = inner.first[name]
         return inner.written
 
     # -- Loop -------------------------------------------------------------------------------------------

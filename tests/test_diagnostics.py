@@ -368,3 +368,23 @@ def test_checking_never_raises_on_odd_annotations() -> None:
     report = df.check(odd)
     assert report.ok and set(report.codes()) <= {"DF204"}
     assert "DF000" not in report.codes()
+
+
+def test_df201_inside_a_nested_sequential_names_its_first_writer() -> None:
+    @df.block(outputs="emb")
+    def encode(x: int) -> int:
+        return x
+
+    @df.block(outputs="emb")
+    def placeholder(n: int) -> int:  # overwrites the encoder's output before anyone reads it
+        return 0
+
+    @df.block(outputs="emb")
+    def refine(emb: int) -> int:
+        return emb
+
+    d = only(
+        df.check(df.Sequential(encode, df.Sequential(placeholder, refine, name="core"), name="p")), "DF201"
+    )
+    assert d.path == "p/encode.emb"
+    assert "overwritten by p/core/placeholder.emb" in d.message

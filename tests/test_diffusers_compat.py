@@ -539,8 +539,9 @@ def test_hunyuan_image2video_loses_its_image_embeddings() -> None:
     from diffusers.modular_pipelines import HunyuanVideo15AutoBlocks
 
     graph = from_modular(HunyuanVideo15AutoBlocks(), workflow="image2video", name="hv")
-    dead = {d.path for d in df.check(graph).warnings if d.code == "DF201"}
-    assert "hv/image_encoder/image_encoder.image_embeds" in dead
+    dead = {d.path: d.message for d in df.check(graph).warnings if d.code == "DF201"}
+    message = dead["hv/image_encoder/image_encoder.image_embeds"]
+    assert "overwritten by hv/denoise/image2video/prepare_latents.image_embeds" in message  # the first writer
 
 
 def test_the_command_line_checks_a_converted_pipeline(
