@@ -11,8 +11,10 @@ Each segment becomes a function of its inputs, run through a `Segment`:
   static outputs (a replay overwrites them, and a value may outlive the step).
 
 The signature of an input is its shape, dtype and device for a tensor, and its value for anything else,
-except Python floats, which go through static 0-d device buffers so a per-step scalar (a timestep
-from a list) does not force a new capture every step. A segment that needs more than `MAX_GRAPHS`
+except floats made in the loop body (the item, a carried value, a block's output), which go through
+static 0-d device buffers so a per-step scalar (a timestep from a list) does not force a new capture
+every step. Floats from outside the loop (guidance_scale) stay Python floats, so blocks may branch on
+them; another value re-captures. A segment that needs more than `MAX_GRAPHS`
 graphs (an int index or another Python value that changes every step) is refused with the input named.
 """
 
@@ -43,9 +45,12 @@ class _Graph:
 class Segment:
     """A run of capturable blocks of one loop body: warmed up, captured once per signature, replayed."""
 
-    def __init__(self, paths: Sequence[str], inputs: Sequence[str], runtime: Any) -> None:
+    def __init__(
+        self, paths: Sequence[str], inputs: Sequence[str], varying: Sequence[bool], runtime: Any
+    ) -> None:
         self.paths = tuple(paths)
         self.input_names = tuple(inputs)  # 'block.port' of the first reader, for error messages
+        self.varying = tuple(varying)  # per input: made in the loop body (changes step to step)
         self.runtime = runtime
         self.graphs: dict[tuple[Any, ...], _Graph] = {}
         self.warm: set[tuple[Any, ...]] = set()  # signatures seen (warmed up); at most MAX_GRAPHS
@@ -58,7 +63,7 @@ class Segment:
 
     def run(self, fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...]) -> tuple[Any, ...]:
         """fn(*args), eagerly the first time per signature, then captured once and replayed."""
-        key = tuple(_signature(a, self.runtime) for a in args)
+        key = tuple(_signature(a, v, self.runtime) for a, v in zip(args, self.varying, strict=True))
         captured = self.graphs.get(key)
         if captured is None:
             if key not in self.warm:
@@ -81,7 +86,7 @@ class Segment:
     def _capture(
         self, fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...], key: tuple[Any, ...]
     ) -> _Graph:
-        static = tuple(self._static(a) for a in args)
+        static = tuple(self._static(a, v) for a, v in zip(args, self.varying, strict=True))
         try:
             graph, outputs = self.runtime.capture(fn, static)
         except Exception as exc:
@@ -93,10 +98,10 @@ class Segment:
         self.graphs[key] = _Graph(graph, static, tuple(outputs))
         return self.graphs[key]
 
-    def _static(self, value: Any) -> Any:
+    def _static(self, value: Any, varying: bool) -> Any:
         if self.runtime.is_tensor(value):
             return self.runtime.clone(value)
-        if isinstance(value, float):
+        if isinstance(value, float) and varying:
             return self.runtime.scalar(value)
         return value
 
@@ -112,11 +117,11 @@ class Segment:
         )
 
 
-def _signature(value: Any, runtime: Any) -> Any:
-    """What a captured graph depends on: a tensor's layout, a float's kind, any other value itself."""
+def _signature(value: Any, varying: bool, runtime: Any) -> Any:
+    """What a captured graph depends on: a tensor's layout, a per-step float's kind, other values."""
     if runtime.is_tensor(value):
         return ("tensor", tuple(value.shape), value.dtype, value.device)
-    if isinstance(value, float):
+    if isinstance(value, float) and varying:
         return ("float",)
     try:
         hash(value)

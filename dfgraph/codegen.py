@@ -297,11 +297,17 @@ class _Emitter:
         """Capturable calls as one function, run through a `Segment` (warm-up, capture, replays)."""
         members = {id(op) for op in ops}
         params: dict[str, str] = {}  # variable -> 'block.port' of its first reader
+        varying: dict[str, bool] = {}  # variable -> made in this loop's body (changes every step)
         for op in ops:
             for slot in op.inputs:
-                made_here = slot.value.kind == "op" and id(slot.value.producer) in members
-                if not made_here:
-                    params.setdefault(self.var(slot.value), f"{op.path}.{slot.port.name}")
+                value = slot.value
+                if value.kind == "op" and id(value.producer) in members:
+                    continue  # made inside the segment
+                ident = self.var(value)
+                params.setdefault(ident, f"{op.path}.{slot.port.name}")
+                varying[ident] = value.producer is loop or (
+                    value.kind == "op" and loop.body.top_level(value.producer) is not None
+                )
         kept = {c.final.id for c in loop.carried} | {o.final.id for o in loop.outs} | self.output_ids
         outs = list(
             dict.fromkeys(
@@ -311,7 +317,9 @@ class _Emitter:
                 if value.id in kept or any(id(reader) not in members for reader, _ in value.readers)
             )
         )
-        segment = Segment([op.path for op in ops], list(params.values()), self.runtime)
+        segment = Segment(
+            [op.path for op in ops], list(params.values()), list(varying.values()), self.runtime
+        )
         self.segments.append(segment)
         name = self.names.new(f"_segment_{len(self.segments)}")
         helper = _Function(f"def {name}({', '.join(params)}):")

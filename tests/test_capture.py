@@ -248,3 +248,49 @@ def test_text2img_captured_on_a_gpu_matches_eager() -> None:
                 ("text2img/denoise/step/cond+uncond", "text2img/denoise/step/guidance"),
             )
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+@df.block(outputs="noise")
+def guided(scaled: Tensor, weight: Tensor, guidance: float) -> Tensor:
+    assert isinstance(guidance, float)  # a float from outside the loop stays a Python float under capture
+    return scaled @ weight * (guidance if guidance > 1.0 else 1.0)
+
+
+def test_floats_from_outside_the_loop_stay_python_values(rt: FakeCapture) -> None:
+    stepper = body(Stepper()).children[2][1]
+    graph = df.Loop(df.Sequential(scale, guided, stepper), over="timesteps", name="denoise")
+    program = df.compile(graph, device="cuda", capture=True)
+    reference = df.compile(
+        df.Loop(df.Sequential(scale, guided, body(Stepper()).children[2][1]), over="timesteps")
+    )
+    got = program(**inputs(), guidance=7.5, output="latents")
+    assert torch.allclose(got, reference(**inputs(), guidance=7.5, output="latents"), atol=1e-12)
+    assert len(rt.scalars) == 1  # only t, the loop item, went through a device buffer
+    program(**inputs(), guidance=3.0)  # another value of it: captured again (its own graph)
+    assert rt.captures == 2
+
+
+@pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
+def test_text2img_captures_the_unet_and_guidance(rt: FakeCapture, guidance_scale: float) -> None:
+    from blocks.diffusion import text2img, tiny
+
+    unet = tiny.unet()
+    prompt, negative = tiny.prompt_embeddings()
+    results = []
+    for capture in (False, True):
+        graph = text2img(unet=unet, scheduler=tiny.scheduler("dpm++"))
+        program = df.compile(graph, device="cuda" if capture else None, fuse=True, capture=capture)
+        results.append(
+            program(
+                prompt_embeds=prompt,
+                negative_prompt_embeds=negative,
+                guidance_scale=guidance_scale,
+                num_inference_steps=5,
+                generator=torch.Generator().manual_seed(0),
+                output="latents",
+            )
+        )
+    # scale_model_input and the scheduler step mutate the scheduler: they run eagerly around the graph
+    assert program.captured == (("text2img/denoise/step/cond+uncond", "text2img/denoise/step/guidance"),)
+    assert torch.equal(results[0], results[1])
+    assert (rt.warmups, rt.captures, rt.replays) == (1, 1, 4)
