@@ -1,35 +1,136 @@
-"""Call overhead of compiled programs against the same calls written by hand, measured side by side.
+"""Cases 1 and 2: the call overhead of dfgraph against Modular Diffusers and the same calls hand-written.
 
     python -m benchmarks.overhead [--quick]
 
-Prints, per case, median/min/max seconds of each variant and the ratio of medians to hand-written.
+1. Loop overhead: the guide's counter loop (two x -> x blocks, 100,000 steps) as a compiled `df.Loop`, as
+   the guide's `LoopSequentialPipelineBlocks` run through a `ModularPipeline`, and as a Python loop.
+2. Sequential overhead: 20 trivial blocks called 10,000 times, as a compiled `df.Sequential`, as 20
+   `ModularPipelineBlocks` in a `SequentialPipelineBlocks` called through `ModularPipeline.__call__`, and
+   as a hand-written function.
+
+Every variant returns its result; the cases check that all of them agree before timing anything.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dfgraph as df
+from benchmarks.results import CaseResult
+from benchmarks.timing import Table, commit, measure, ratio_text, timing_table
+
+LOOP_TARGET = 1.2
+"""Case 1: dfgraph's counter loop within this factor of the hand-written loop."""
+
+SEQUENCE_TARGET = 1.5
+"""Case 2: dfgraph's 20-block sequence within this factor of the hand-written function."""
+
+HAND = "hand-written"
+DFGRAPH = "dfgraph"
+HOISTED = "dfgraph (run = prog.__call__)"
+MODULAR_LOOP = "Modular Diffusers (LoopSequentialPipelineBlocks)"
+MODULAR_SEQUENCE = "Modular Diffusers (SequentialPipelineBlocks)"
 
 
-def measure(fn: Callable[[], Any], repeats: int) -> list[float]:
-    """Wall times of `repeats` runs of fn (one warm-up run first)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+def modular_counter_pipeline(blocks: int = 2) -> Any:
+    """The guide's counter loop: a `LoopWrapper` over `blocks` `LoopBlock`s (x += 1), as a ModularPipeline.
+
+    Written as the Modular Diffusers loop guide writes it, with one change: the guide passes the second
+    block as a class (`{"block1": LoopBlock(), "block2": LoopBlock}`), which diffusers 0.42's
+    `LoopSequentialPipelineBlocks.from_blocks_dict` keeps uninstantiated, so building the pipeline fails
+    (`'property' object is not iterable`); every block is passed as an instance here.
+    """
+    import torch
+    from diffusers.modular_pipelines import (
+        InputParam,
+        LoopSequentialPipelineBlocks,
+        ModularPipelineBlocks,
+        OutputParam,
+    )
+
+    class LoopWrapper(LoopSequentialPipelineBlocks):  # type: ignore[misc]
+        model_name = "test"
+
+        @property
+        def description(self) -> str:
+            return "I'm a loop!!"
+
+        @property
+        def loop_inputs(self) -> list[InputParam]:
+            return [InputParam(name="num_steps")]
+
+        @torch.no_grad()  # type: ignore[untyped-decorator]
+        def __call__(self, components: Any, state: Any) -> Any:
+            block_state = self.get_block_state(state)
+            # Loop structure - can be customized to your needs
+            for i in range(block_state.num_steps):
+                # loop_step executes all registered blocks in sequence
+                components, block_state = self.loop_step(components, block_state, i=i)
+            self.set_block_state(state, block_state)
+            return components, state
+
+    class LoopBlock(ModularPipelineBlocks):  # type: ignore[misc]
+        model_name = "test"
+
+        @property
+        def inputs(self) -> list[InputParam]:
+            return [InputParam(name="x")]
+
+        @property
+        def intermediate_outputs(self) -> list[OutputParam]:
+            # outputs produced by this block
+            return [OutputParam(name="x")]
+
+        @property
+        def description(self) -> str:
+            return "I'm a block used inside the `LoopWrapper` class"
+
+        def __call__(self, components: Any, block_state: Any, i: int) -> Any:
+            block_state.x += 1
+            return components, block_state
+
+    loop = LoopWrapper.from_blocks_dict({f"block{k + 1}": LoopBlock() for k in range(blocks)})
+    return loop.init_pipeline()
 
 
-def counter_case(steps: int) -> dict[str, Callable[[], Any]]:
-    """The guide's two-block counter loop: dfgraph against the same two calls in a Python loop."""
+def modular_sequence_pipeline(blocks: int) -> Any:
+    """`blocks` trivial ModularPipelineBlocks (x -> x + 1) in a SequentialPipelineBlocks, as a ModularPipeline."""
+    from diffusers.modular_pipelines import (
+        InputParam,
+        ModularPipelineBlocks,
+        OutputParam,
+        SequentialPipelineBlocks,
+    )
+
+    class AddOne(ModularPipelineBlocks):  # type: ignore[misc]
+        model_name = "test"
+
+        @property
+        def description(self) -> str:
+            return "x -> x + 1"
+
+        @property
+        def inputs(self) -> list[InputParam]:
+            return [InputParam(name="x")]
+
+        @property
+        def intermediate_outputs(self) -> list[OutputParam]:
+            return [OutputParam(name="x")]
+
+        def __call__(self, components: Any, state: Any) -> Any:
+            block_state = self.get_block_state(state)
+            block_state.x = block_state.x + 1
+            self.set_block_state(state, block_state)
+            return components, state
+
+    sequence = SequentialPipelineBlocks.from_blocks_dict({f"b{k}": AddOne() for k in range(blocks)})
+    return sequence.init_pipeline()
+
+
+def counter_case(steps: int, *, modular: bool = True) -> dict[str, Callable[[], Any]]:
+    """The guide's two-block counter loop, `steps` steps from x = 0: each variant returns the final x."""
 
     def inc(x: int) -> int:
         return x + 1
@@ -44,11 +145,18 @@ def counter_case(steps: int) -> dict[str, Callable[[], Any]]:
             x = inc(x)
         return x
 
-    return {"hand-written": hand, "dfgraph": lambda: prog(num_steps=steps, x=0, output="x")}
+    variants: dict[str, Callable[[], Any]] = {
+        HAND: hand,
+        DFGRAPH: lambda: prog(num_steps=steps, x=0, output="x"),
+    }
+    if modular:
+        pipe = modular_counter_pipeline()
+        variants[MODULAR_LOOP] = lambda: pipe(num_steps=steps, x=0, output="x")
+    return variants
 
 
-def sequence_case(blocks: int, calls: int) -> dict[str, Callable[[], Any]]:
-    """`blocks` trivial blocks in a Sequential, the program called `calls` times."""
+def sequence_case(blocks: int, calls: int, *, modular: bool = True) -> dict[str, Callable[[], Any]]:
+    """`blocks` trivial blocks in sequence, called `calls` times from x = 0: each returns the last x."""
     namespace: dict[str, Any] = {}
     for k in range(blocks):
         exec(f"def b{k}(x: int) -> int:\n    return x + 1", namespace)
@@ -59,51 +167,121 @@ def sequence_case(blocks: int, calls: int) -> dict[str, Callable[[], Any]]:
     pipeline = namespace["pipeline"]
     run = prog.__call__  # a bound method: skips CPython's keyword-dict path for instance calls
 
-    def hand() -> None:
+    def hand() -> Any:
+        out = None
         for _ in range(calls):
-            pipeline(0)
+            out = pipeline(0)
+        return out
 
-    def compiled() -> None:
+    def compiled() -> Any:
+        out = None
         for _ in range(calls):
-            prog(x=0, output="x")
+            out = prog(x=0, output="x")
+        return out
 
-    def hoisted() -> None:
+    def hoisted() -> Any:
+        out = None
         for _ in range(calls):
-            run(x=0, output="x")
+            out = run(x=0, output="x")
+        return out
 
-    return {"hand-written": hand, "dfgraph": compiled, "dfgraph (run = prog.__call__)": hoisted}
+    variants: dict[str, Callable[[], Any]] = {HAND: hand, DFGRAPH: compiled, HOISTED: hoisted}
+    if modular:
+        pipe = modular_sequence_pipeline(blocks)
 
+        def through_modular() -> Any:
+            out = None
+            for _ in range(calls):
+                out = pipe(x=0, output="x")
+            return out
 
-def report(title: str, variants: dict[str, Callable[[], Any]], repeats: int) -> None:
-    """Print one table: median, min, max and the ratio of medians to the hand-written variant."""
-    results = {name: measure(fn, repeats) for name, fn in variants.items()}
-    base = statistics.median(results["hand-written"])
-    print(f"\n{title} ({repeats} runs each)")
-    print(f"{'variant':32s} {'median s':>10s} {'min s':>10s} {'max s':>10s} {'ratio':>7s}")
-    for name, times in results.items():
-        med = statistics.median(times)
-        print(f"{name:32s} {med:10.5f} {min(times):10.5f} {max(times):10.5f} {med / base:7.2f}")
-
-
-def commit() -> str:
-    """The commit measured (or 'unknown' outside a git checkout)."""
-    try:
-        git = ["git", "rev-parse", "--short", "HEAD"]
-        done = subprocess.run(git, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return done.stdout.strip()
+        variants[MODULAR_SEQUENCE] = through_modular
+    return variants
 
 
-def main() -> None:
-    """Run both cases and print their tables."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def results_of(variants: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run every variant once; returns name -> result."""
+    return {name: fn() for name, fn in variants.items()}
+
+
+def check_agree(variants: dict[str, Callable[[], Any]], expected: Any) -> None:
+    """Raise AssertionError unless every variant returns `expected`."""
+    got = results_of(variants)
+    wrong = {name: value for name, value in got.items() if value != expected}
+    if wrong:
+        raise AssertionError(f"variants disagree: expected {expected!r}, got {wrong!r}")
+
+
+def report(title: str, variants: dict[str, Callable[[], Any]], repeats: int) -> Table:
+    """Time the variants interleaved, print their table (ratios to hand-written) and return it."""
+    table = timing_table(f"{title} ({repeats} runs each)", measure(variants, repeats), HAND)
+    print(table.text())
+    return table
+
+
+def _judge(
+    title: str,
+    variants: dict[str, Callable[[], Any]],
+    repeats: int,
+    target: float,
+    others: dict[str, str],
+) -> tuple[Table, bool, str]:
+    """Time the variants; the table, whether dfgraph's ratio to hand-written meets `target`, the verdict."""
+    stats = measure(variants, repeats)
+    table = timing_table(f"{title} ({repeats} runs each)", stats, HAND)
+    base = stats[HAND].median
+    ratio = stats[DFGRAPH].median / base
+    extra = [f"{label} {ratio_text(stats[name].median / base)}" for name, label in others.items() if name in stats]
+    verdict = f"dfgraph {ratio_text(ratio)} hand-written" + (f" ({'; '.join(extra)})" if extra else "")
+    return table, ratio <= target, verdict
+
+
+def loop_overhead(steps: int = 100_000, repeats: int = 15, *, modular: bool = True) -> CaseResult:
+    """Case 1: the counter loop; checks the variants agree, times them, judges dfgraph against 1.2x."""
+    variants = counter_case(steps, modular=modular)
+    check_agree(variants, 2 * steps)
+    title = f"counter loop: two x->x blocks, {steps:,} steps"
+    table, met, verdict = _judge(title, variants, repeats, LOOP_TARGET, {MODULAR_LOOP: "Modular Diffusers"})
+    notes = [
+        "Modular Diffusers: the loop guide's LoopWrapper and LoopBlock, run by ModularPipeline.__call__; "
+        "from_blocks_dict gets two LoopBlock instances (the guide's class-valued second entry fails to "
+        "build a pipeline in diffusers 0.42: from_blocks_dict keeps it uninstantiated)",
+        f"every variant returns x = {2 * steps:,} (checked before timing)",
+    ]
+    target = f"dfgraph within {LOOP_TARGET}x of hand-written"
+    return CaseResult(1, "Loop overhead", target, met, verdict, [table], notes)
+
+
+def sequential_overhead(
+    blocks: int = 20, calls: int = 10_000, repeats: int = 15, *, modular: bool = True
+) -> CaseResult:
+    """Case 2: a sequence of trivial blocks called many times; judges `prog(...)` against 1.5x."""
+    variants = sequence_case(blocks, calls, modular=modular)
+    check_agree(variants, blocks)
+    title = f"sequence: {blocks} trivial blocks, {calls:,} calls"
+    others = {HOISTED: "hoisted prog.__call__", MODULAR_SEQUENCE: "Modular Diffusers"}
+    table, met, verdict = _judge(title, variants, repeats, SEQUENCE_TARGET, others)
+    notes = [
+        "the target is judged on `prog(x=0, output='x')`; the hoisted variant calls the bound method "
+        "`prog.__call__`, which skips CPython's keyword-dict path for calling an instance",
+        "hand-written: one function calling the blocks positionally; Modular Diffusers: `pipe(x=0, "
+        "output='x')` on the blocks' ModularPipeline (each block: get_block_state, x + 1, set_block_state)",
+        f"every variant returns x = {blocks} (checked before timing)",
+    ]
+    target = f"dfgraph within {SEQUENCE_TARGET}x of hand-written"
+    return CaseResult(2, "Sequential overhead", target, met, verdict, [table], notes)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run cases 1 and 2 and print their tables."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     steps, calls, repeats = (1_000, 100, 3) if args.quick else (100_000, 10_000, 15)
-    print(f"dfgraph overhead, commit {commit()}")
-    report(f"counter loop: two x->x blocks, {steps} steps", counter_case(steps), repeats)
-    report(f"sequence: 20 trivial blocks, {calls} calls", sequence_case(20, calls), repeats)
+    here = commit()
+    print(loop_overhead(steps, repeats).text(here), flush=True)
+    print()
+    print(sequential_overhead(20, calls, repeats).text(here))
 
 
 if __name__ == "__main__":
