@@ -14,6 +14,7 @@ Every variant returns its result; the cases check that all of them agree before 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,11 @@ MODULAR_LOOP = "Modular Diffusers (LoopSequentialPipelineBlocks)"
 MODULAR_SEQUENCE = "Modular Diffusers (SequentialPipelineBlocks)"
 
 
+def modular_pipelines() -> Any:
+    """diffusers.modular_pipelines, imported on first use (importing diffusers takes seconds)."""
+    return importlib.import_module("diffusers.modular_pipelines")
+
+
 def modular_counter_pipeline(blocks: int = 2) -> Any:
     """The guide's counter loop: a `LoopWrapper` over `blocks` `LoopBlock`s (x += 1), as a ModularPipeline.
 
@@ -43,12 +49,11 @@ def modular_counter_pipeline(blocks: int = 2) -> Any:
     (`'property' object is not iterable`); every block is passed as an instance here.
     """
     import torch
-    from diffusers.modular_pipelines import (
-        InputParam,
-        LoopSequentialPipelineBlocks,
-        ModularPipelineBlocks,
-        OutputParam,
-    )
+
+    mp = modular_pipelines()
+    InputParam, OutputParam = mp.InputParam, mp.OutputParam
+    LoopSequentialPipelineBlocks: Any = mp.LoopSequentialPipelineBlocks
+    ModularPipelineBlocks: Any = mp.ModularPipelineBlocks
 
     class LoopWrapper(LoopSequentialPipelineBlocks):  # type: ignore[misc]
         model_name = "test"
@@ -58,10 +63,10 @@ def modular_counter_pipeline(blocks: int = 2) -> Any:
             return "I'm a loop!!"
 
         @property
-        def loop_inputs(self) -> list[InputParam]:
+        def loop_inputs(self) -> list[Any]:
             return [InputParam(name="num_steps")]
 
-        @torch.no_grad()  # type: ignore[untyped-decorator]
+        @torch.no_grad()
         def __call__(self, components: Any, state: Any) -> Any:
             block_state = self.get_block_state(state)
             # Loop structure - can be customized to your needs
@@ -75,11 +80,11 @@ def modular_counter_pipeline(blocks: int = 2) -> Any:
         model_name = "test"
 
         @property
-        def inputs(self) -> list[InputParam]:
+        def inputs(self) -> list[Any]:
             return [InputParam(name="x")]
 
         @property
-        def intermediate_outputs(self) -> list[OutputParam]:
+        def intermediate_outputs(self) -> list[Any]:
             # outputs produced by this block
             return [OutputParam(name="x")]
 
@@ -96,13 +101,10 @@ def modular_counter_pipeline(blocks: int = 2) -> Any:
 
 
 def modular_sequence_pipeline(blocks: int) -> Any:
-    """`blocks` trivial ModularPipelineBlocks (x -> x + 1) in a SequentialPipelineBlocks, as a ModularPipeline."""
-    from diffusers.modular_pipelines import (
-        InputParam,
-        ModularPipelineBlocks,
-        OutputParam,
-        SequentialPipelineBlocks,
-    )
+    """`blocks` trivial ModularPipelineBlocks (x -> x + 1) in a SequentialPipelineBlocks, as a pipeline."""
+    mp = modular_pipelines()
+    InputParam, OutputParam = mp.InputParam, mp.OutputParam
+    ModularPipelineBlocks: Any = mp.ModularPipelineBlocks
 
     class AddOne(ModularPipelineBlocks):  # type: ignore[misc]
         model_name = "test"
@@ -112,11 +114,11 @@ def modular_sequence_pipeline(blocks: int) -> Any:
             return "x -> x + 1"
 
         @property
-        def inputs(self) -> list[InputParam]:
+        def inputs(self) -> list[Any]:
             return [InputParam(name="x")]
 
         @property
-        def intermediate_outputs(self) -> list[OutputParam]:
+        def intermediate_outputs(self) -> list[Any]:
             return [OutputParam(name="x")]
 
         def __call__(self, components: Any, state: Any) -> Any:
@@ -125,7 +127,7 @@ def modular_sequence_pipeline(blocks: int) -> Any:
             self.set_block_state(state, block_state)
             return components, state
 
-    sequence = SequentialPipelineBlocks.from_blocks_dict({f"b{k}": AddOne() for k in range(blocks)})
+    sequence = mp.SequentialPipelineBlocks.from_blocks_dict({f"b{k}": AddOne() for k in range(blocks)})
     return sequence.init_pipeline()
 
 
@@ -231,7 +233,9 @@ def _judge(
     table = timing_table(f"{title} ({repeats} runs each)", stats, HAND)
     base = stats[HAND].median
     ratio = stats[DFGRAPH].median / base
-    extra = [f"{label} {ratio_text(stats[name].median / base)}" for name, label in others.items() if name in stats]
+    extra = [
+        f"{label} {ratio_text(stats[name].median / base)}" for name, label in others.items() if name in stats
+    ]
     verdict = f"dfgraph {ratio_text(ratio)} hand-written" + (f" ({'; '.join(extra)})" if extra else "")
     return table, ratio <= target, verdict
 
@@ -259,7 +263,7 @@ def sequential_overhead(
     variants = sequence_case(blocks, calls, modular=modular)
     check_agree(variants, blocks)
     title = f"sequence: {blocks} trivial blocks, {calls:,} calls"
-    others = {HOISTED: "hoisted prog.__call__", MODULAR_SEQUENCE: "Modular Diffusers"}
+    others = {HOISTED: "hoisted `prog.__call__`", MODULAR_SEQUENCE: "Modular Diffusers"}
     table, met, verdict = _judge(title, variants, repeats, SEQUENCE_TARGET, others)
     notes = [
         "the target is judged on `prog(x=0, output='x')`; the hoisted variant calls the bound method "

@@ -8,6 +8,7 @@ node's edges — and records the structural diagnostics (DF003-DF006, DF102, DF1
 
 from __future__ import annotations
 
+import heapq
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal, Protocol
@@ -778,17 +779,17 @@ def _topological(nodes: list[str], deps: dict[str, list[str]]) -> tuple[list[str
     for n in nodes:
         for d in set(deps[n]):
             users[d].append(n)
-    ready = [n for n in nodes if waiting[n] == 0]
     position = {n: i for i, n in enumerate(nodes)}
+    ready = [position[n] for n in nodes if waiting[n] == 0]  # a heap of declaration positions
+    heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        ready.sort(key=position.__getitem__, reverse=True)
-        node = ready.pop()
+        node = nodes[heapq.heappop(ready)]
         order.append(node)
         for user in users[node]:
             waiting[user] -= 1
             if waiting[user] == 0:
-                ready.append(user)
+                heapq.heappush(ready, position[user])
     done = set(order)
     return order, [n for n in nodes if n not in done]
 

@@ -21,7 +21,7 @@ from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
 from dfgraph.fuse import fuse as fuse_calls
-from dfgraph.ir import consumers, input_ports, output_ports
+from dfgraph.ir import Lowered, consumers, input_ports, output_ports
 from dfgraph.ports import Port
 from dfgraph.schedule import Schedule, max_streams_of, schedule_program
 
@@ -36,6 +36,7 @@ class Program:
         "_index",
         "_lines",
         "_readers",
+        "_schedule",
         "block",
         "filename",
         "fused",
@@ -43,7 +44,6 @@ class Program:
         "name",
         "outputs",
         "report",
-        "schedule",
         "segments",
         "source",
     )
@@ -56,7 +56,7 @@ class Program:
         filename: str,
         ports: tuple[tuple[Port, ...], tuple[Port, ...]],
         readers: Mapping[str, tuple[str, ...]],
-        schedule: Schedule,
+        schedule: Schedule | _Deferred,
     ) -> None:
         self.block = block
         self.name: str = str(getattr(block, "name", "program"))
@@ -68,9 +68,16 @@ class Program:
         self._index = {name: i for i, name in enumerate(generated.output_names)}
         self._ident_of = dict(generated.params)  # input name -> parameter of the generated __call__
         self._readers = dict(readers)
-        self.schedule = schedule  # the stream schedule of every loop body (execution on the CPU is serial)
+        self._schedule = schedule
         self.fused: tuple[tuple[str, str], ...] = ()  # the pairs of calls batch fusion merged
         self.segments = generated.segments  # capture=True: the captured runs of blocks (dfgraph.capture)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The stream schedule of every loop body (on the CPU computed on first use; execution is serial)."""
+        if isinstance(self._schedule, _Deferred):
+            self._schedule = self._schedule.compute()
+        return self._schedule
 
     @property
     def captured(self) -> tuple[tuple[str, ...], ...]:
@@ -189,6 +196,19 @@ class Program:
         return BlockError(message, innermost.path, tuple(iterations))
 
 
+class _Deferred:
+    """A schedule not computed yet: the checked IR and the stream cap it needs."""
+
+    __slots__ = ("lowered", "max_streams")
+
+    def __init__(self, lowered: Lowered, max_streams: int | None) -> None:
+        self.lowered, self.max_streams = lowered, max_streams
+
+    def compute(self) -> Schedule:
+        """schedule_program(lowered, max_streams)."""
+        return schedule_program(self.lowered, self.max_streams)
+
+
 def _walk(tb: TracebackType | None) -> Iterable[TracebackType]:
     while tb is not None:
         yield tb
@@ -237,7 +257,8 @@ def compile_block(
     if lowered is None or not report.ok:
         raise WiringError(report)
     fused = fuse_calls(lowered) if fuse else []
-    schedule = schedule_program(lowered, max_streams)
+    # On the CPU nothing runs on streams: the schedule is computed when first asked for
+    schedule = schedule_program(lowered, max_streams) if rt is not None else None
     with gc_paused():
         generated, checks, no_value = generate(lowered, schedule, rt, capture)
     name = str(getattr(block, "name", "program"))
@@ -255,6 +276,8 @@ def compile_block(
         if v.readers
     }
     ports = (input_ports(lowered), output_ports(lowered))
-    program: Program = cls(block, report, generated, filename, ports, readers, schedule)
+    program: Program = cls(
+        block, report, generated, filename, ports, readers, schedule or _Deferred(lowered, max_streams)
+    )
     program.fused = tuple(fused)
     return program

@@ -1,0 +1,239 @@
+"""Case 4: tiny text-to-image end to end on the CPU, dfgraph against diffusers, with the same components.
+
+    python -m benchmarks.end_to_end [--quick] [--steps 20] [--scheduler euler]
+
+Every variant runs Stable Diffusion's denoising from prompt embeddings to latents (no VAE, no text
+encoder: `blocks.diffusion.tiny`'s random UNet and random embeddings), 20 steps at guidance 7.5, from the
+same generator seed, and must give the same latents:
+
+- StableDiffusionPipeline (`output_type="latent"`): one batch-2 UNet call per step (cond + uncond);
+- dfgraph unfused: `df.compile(text2img(...))`, two batch-1 UNet calls per step;
+- dfgraph fused: `df.compile(text2img(...), fuse=True)`, the two calls fused into one batch-2 call;
+- Modular Diffusers: diffusers' own modular blocks in a `SequentialPipelineBlocks` run by a
+  ModularPipeline (see `modular_text2img` for which blocks and why they apply).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+import dfgraph as df
+from benchmarks.results import CaseResult
+from benchmarks.timing import Stats, commit, measure, quiet, ratio_text, timing_table
+
+STEPS = 20
+GUIDANCE = 7.5
+SCHEDULER = "euler"
+"""Euler discrete: the scheduler Modular Diffusers' SDXL blocks expect; its init_noise_sigma is not 1."""
+SEED = 0
+SIZE = 64
+"""Pixels (latents 8 x 8): the tiny UNet's sample size times the VAE scale factor 8."""
+
+TOLERANCE = 1e-3
+"""Largest difference allowed between variants' float32 latents (two batch-1 UNet calls round
+differently from one batch-2 call; guidance 7.5 amplifies it: see tests/test_diffusion.py)."""
+
+NOISE = 0.02
+"""'No slower' allows the median ratio this much above 1 (timing noise)."""
+
+PIPELINE = "StableDiffusionPipeline"
+UNFUSED = "dfgraph (unfused)"
+FUSED = "dfgraph (fused)"
+MODULAR = "Modular Diffusers (SDXL denoise blocks)"
+
+MODULAR_HOW = (
+    "diffusers ships no Stable Diffusion 1.x modular blocks, so the Modular Diffusers variant runs its SDXL "
+    "blocks where they apply to an SD UNet: StableDiffusionXLSetTimestepsStep, "
+    "StableDiffusionXLPrepareLatentsStep and StableDiffusionXLDenoiseStep (a LoopSequentialPipelineBlocks: "
+    "before_denoiser, denoiser with the ClassifierFreeGuidance guider at 7.5, after_denoiser) in a "
+    "SequentialPipelineBlocks, called through ModularPipeline.__call__; SDXL's input step (it requires "
+    "pooled_prompt_embeds) and additional-conditioning step (SDXL time ids) have no SD counterpart and are "
+    "left out: batch_size and dtype are passed as inputs and the embeddings as denoiser_input_fields; the "
+    "denoiser's SDXL added_cond_kwargs are all None, which an SD UNet (no addition embedding) ignores; the "
+    "guider runs the two branches as two batch-1 UNet calls, as dfgraph unfused does"
+)
+
+
+def sd_pipeline(unet: Any, scheduler: Any) -> Any:
+    """StableDiffusionPipeline around the UNet and scheduler only (no VAE, text encoder or safety checker)."""
+    diffusers: Any = importlib.import_module("diffusers")
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=None,
+        text_encoder=None,
+        tokenizer=None,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def modular_text2img(unet: Any, scheduler: Any, guidance_scale: float = GUIDANCE) -> Any:
+    """Modular Diffusers' SDXL set-timesteps, prepare-latents and denoise-loop blocks as a ModularPipeline."""
+    guiders: Any = importlib.import_module("diffusers.guiders")
+    mp: Any = importlib.import_module("diffusers.modular_pipelines")
+    sdxl = "diffusers.modular_pipelines.stable_diffusion_xl"
+    before: Any = importlib.import_module(f"{sdxl}.before_denoise")
+    denoise: Any = importlib.import_module(f"{sdxl}.denoise")
+    blocks = mp.SequentialPipelineBlocks.from_blocks_dict(
+        {
+            "set_timesteps": before.StableDiffusionXLSetTimestepsStep(),
+            "prepare_latents": before.StableDiffusionXLPrepareLatentsStep(),
+            "denoise": denoise.StableDiffusionXLDenoiseStep(),
+        }
+    )
+    pipe = blocks.init_pipeline()
+    guider = guiders.ClassifierFreeGuidance(guidance_scale=guidance_scale)
+    pipe.update_components(unet=unet, scheduler=scheduler, guider=guider)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def text2img_variants(
+    steps: int = STEPS,
+    *,
+    scheduler: str = SCHEDULER,
+    size: int = SIZE,
+    batch: int = 1,
+    modular: bool = True,
+    unet: Any | None = None,
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """The variants, each a call returning float32 latents from the same seed, weights and embeddings."""
+    from blocks.diffusion import text2img, tiny
+
+    unet = tiny.unet() if unet is None else unet
+    prompt, negative = tiny.prompt_embeddings(batch=batch)
+    inputs: dict[str, Any] = {
+        "prompt_embeds": prompt,
+        "negative_prompt_embeds": negative,
+        "num_inference_steps": steps,
+        "guidance_scale": GUIDANCE,
+        "height": size,
+        "width": size,
+    }
+    pipe = sd_pipeline(unet, tiny.scheduler(scheduler))
+    unfused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)))
+    fused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)), fuse=True)
+
+    def generator() -> torch.Generator:
+        return torch.Generator().manual_seed(SEED)
+
+    variants: dict[str, Callable[[], torch.Tensor]] = {
+        PIPELINE: lambda: pipe(**inputs, generator=generator(), output_type="latent").images,
+        UNFUSED: lambda: unfused(**inputs, generator=generator(), output="latents"),
+        FUSED: lambda: fused(**inputs, generator=generator(), output="latents"),
+    }
+    if modular:
+        modular_pipe = modular_text2img(unet, tiny.scheduler(scheduler))
+        fields = {"prompt_embeds": prompt, "negative_prompt_embeds": negative}
+
+        def run_modular() -> torch.Tensor:
+            latents: torch.Tensor = modular_pipe(
+                num_inference_steps=steps,
+                batch_size=batch,
+                dtype=prompt.dtype,
+                height=size,
+                width=size,
+                generator=generator(),
+                denoiser_input_fields=fields,
+                output="latents",
+            )
+            return latents
+
+        variants[MODULAR] = run_modular
+    return variants
+
+
+def compare(variants: dict[str, Callable[[], torch.Tensor]], baseline: str = PIPELINE) -> list[str]:
+    """Run each variant once; raise AssertionError if any differs from the baseline by more than
+    TOLERANCE; returns one line per variant with its largest difference (and bitwise equality)."""
+    results = {name: fn() for name, fn in variants.items()}
+    base = results[baseline]
+    lines = []
+    for name, value in results.items():
+        if name == baseline:
+            continue
+        if value.shape != base.shape or value.dtype != base.dtype:
+            raise AssertionError(
+                f"{name}: latents {tuple(value.shape)} {value.dtype}, expected {tuple(base.shape)}"
+            )
+        diff = float((value - base).abs().max())
+        if not diff <= TOLERANCE:
+            raise AssertionError(f"{name} differs from {baseline} by {diff:.3g} (tolerance {TOLERANCE})")
+        same = " (bitwise equal)" if torch.equal(value, base) else ""
+        lines.append(f"{name}: largest difference from {baseline} {diff:.2g}{same}")
+    names = list(results)
+    for k, a in enumerate(names):
+        for b in names[k + 1 :]:
+            if baseline not in (a, b) and torch.equal(results[a], results[b]):
+                lines.append(f"{a} and {b} give bitwise equal latents")
+    return lines
+
+
+def end_to_end(
+    steps: int = STEPS, repeats: int = 10, *, scheduler: str = SCHEDULER, modular: bool = True
+) -> CaseResult:
+    """Case 4: check the variants agree, time them interleaved, judge dfgraph against the pipeline."""
+    variants = text2img_variants(steps, scheduler=scheduler, modular=modular)
+    agreement = compare(variants)
+    stats = measure(variants, repeats)
+    title = (
+        f"tiny text2img, {steps} steps, guidance {GUIDANCE}, {scheduler}, {SIZE}x{SIZE} px, batch 1, CPU "
+        f"({repeats} runs each)"
+    )
+    table = timing_table(title, stats, PIPELINE)
+    met, verdict = judge(stats)
+    notes = [
+        f"torch threads: {torch.get_num_threads()}; components: blocks.diffusion.tiny (random UNet, "
+        "about 0.3M parameters; random prompt embeddings)",
+        *agreement,
+        MODULAR_HOW if modular else "Modular Diffusers variant not run (modular=False)",
+    ]
+    if MODULAR in stats:
+        same_batching = stats[UNFUSED].median / stats[MODULAR].median
+        notes.append(
+            "unfused and Modular Diffusers both run two batch-1 UNet calls per step: dfgraph unfused is "
+            f"{ratio_text(same_batching)} Modular Diffusers"
+        )
+    target = (
+        f"dfgraph unfused no slower than {PIPELINE} (median ratio <= {1 + NOISE:.2f}, {NOISE:.0%} for "
+        "noise), fused faster (< 1.00)"
+    )
+    return CaseResult(4, "End to end (tiny text2img, CPU)", target, met, verdict, [table], notes)
+
+
+def judge(stats: dict[str, Stats]) -> tuple[bool, str]:
+    """Whether unfused is no slower and fused faster than the pipeline; the verdict line."""
+    base = stats[PIPELINE].median
+    unfused, fused = stats[UNFUSED].median / base, stats[FUSED].median / base
+    verdict = f"unfused {ratio_text(unfused)}, fused {ratio_text(fused)} {PIPELINE}"
+    if MODULAR in stats:
+        verdict += f" (Modular Diffusers {ratio_text(stats[MODULAR].median / base)})"
+    return unfused <= 1 + NOISE and fused < 1.0, verdict
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run case 4 and print its table."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.end_to_end", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 steps, 2 repeats")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--scheduler", default=SCHEDULER)
+    args = parser.parse_args(argv)
+    quiet()
+    steps = args.steps or (3 if args.quick else STEPS)
+    repeats = args.repeats or (2 if args.quick else 10)
+    case = end_to_end(steps, repeats, scheduler=args.scheduler)
+    print(case.text(commit()))
+
+
+if __name__ == "__main__":
+    main()
