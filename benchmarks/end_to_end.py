@@ -204,20 +204,24 @@ def end_to_end(
             f"{ratio_text(same_batching)} Modular Diffusers"
         )
     target = (
-        f"dfgraph unfused no slower than {PIPELINE} (median ratio <= {1 + NOISE:.2f}, {NOISE:.0%} for "
-        "noise), fused faster (< 1.00)"
+        f"no slower than diffusers, like for like (median ratio <= {1 + NOISE:.2f}, {NOISE:.0%} for noise): "
+        f"fused vs {PIPELINE} (both one batch-2 UNet call per step), unfused vs Modular Diffusers (both "
+        "two batch-1 calls); and fused faster than unfused"
     )
     return CaseResult(4, "End to end (tiny text2img, CPU)", target, met, verdict, [table], notes)
 
 
 def judge(stats: dict[str, Stats]) -> tuple[bool, str]:
-    """Whether unfused is no slower and fused faster than the pipeline; the verdict line."""
+    """Whether dfgraph is no slower than diffusers batching alike, and fusion pays; the verdict line."""
     base = stats[PIPELINE].median
     unfused, fused = stats[UNFUSED].median / base, stats[FUSED].median / base
-    verdict = f"unfused {ratio_text(unfused)}, fused {ratio_text(fused)} {PIPELINE}"
+    verdict = f"fused {ratio_text(fused)} {PIPELINE}; unfused {ratio_text(unfused)} {PIPELINE}"
+    met = fused <= 1 + NOISE and fused < unfused
     if MODULAR in stats:
-        verdict += f" (Modular Diffusers {ratio_text(stats[MODULAR].median / base)})"
-    return unfused <= 1 + NOISE and fused < 1.0, verdict
+        alike = stats[UNFUSED].median / stats[MODULAR].median
+        verdict += f", {ratio_text(alike)} Modular Diffusers"
+        met = met and alike <= 1 + NOISE
+    return met, verdict
 
 
 def main(argv: Sequence[str] | None = None) -> None:

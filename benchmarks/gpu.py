@@ -9,7 +9,7 @@ different `df.compile` options, and must give the same latents (within GPU round
 - serial: `device="cuda", streams=1`; streams: `device="cuda", streams="auto"` (the cond and uncond UNet
   calls on two streams); fused: `fuse=True` (one batched UNet call);
 - captured: `capture=True` (the capturable runs of each loop body replayed as CUDA graphs), alone and
-  with `fuse=True`, when this dfgraph's `df.compile` has a `capture` parameter (else "not available").
+  with `fuse=True`.
 
 `gpu_case(device=None)` runs the same variants on the CPU (serially, no capture): the smoke test uses it
 to keep this module working on machines without a GPU.
@@ -18,7 +18,6 @@ to keep this module working on machines without a GPU.
 from __future__ import annotations
 
 import argparse
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,11 +43,6 @@ FUSED_CAPTURED = "fused + captured (fuse=True, capture=True)"
 TARGET = "none: record serial vs streams vs fused vs CUDA-graph capture at batch 1 and 4, and the device"
 
 
-def capture_available() -> bool:
-    """Whether this dfgraph's df.compile takes `capture` (CUDA-graph capture of loop bodies)."""
-    return "capture" in inspect.signature(df.compile).parameters
-
-
 def variant_options(device: str | None) -> dict[str, dict[str, Any]]:
     """The df.compile keyword arguments of each variant on `device` (capture only on CUDA)."""
     options: dict[str, dict[str, Any]] = {
@@ -56,7 +50,7 @@ def variant_options(device: str | None) -> dict[str, dict[str, Any]]:
         STREAMS: {"streams": "auto"},
         FUSED: {"fuse": True},
     }
-    if device == "cuda" and capture_available():
+    if device == "cuda":
         options[CAPTURED] = {"capture": True}
         options[FUSED_CAPTURED] = {"fuse": True, "capture": True}
     return {name: {"device": device, **kw} for name, kw in options.items()}
@@ -141,8 +135,6 @@ def gpu_case(
         base = stats[SERIAL].median
         ratios = ", ".join(f"{n.split(' (')[0]} {ratio_text(s.median / base)}" for n, s in stats.items())
         parts.append(f"batch {batch}: {ratios} of serial")
-    if device == "cuda" and not capture_available():
-        notes.append("CUDA-graph capture: not available (this dfgraph's df.compile has no capture parameter)")
     notes.append(f"device: {where}; each timed run ends with torch.cuda.synchronize() on CUDA")
     return tables, notes, "; ".join(parts)
 

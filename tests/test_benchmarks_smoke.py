@@ -149,7 +149,7 @@ def test_end_to_end_variants_give_the_pipelines_latents(e2e_case: CaseResult) ->
     assert f"{end_to_end.FUSED}: largest difference from StableDiffusionPipeline 0 (bitwise equal)" in notes
     assert f"{end_to_end.UNFUSED} and {end_to_end.MODULAR} give bitwise equal latents" in notes
     assert "StableDiffusionXLDenoiseStep" in notes
-    assert e2e_case.met in (True, False) and e2e_case.verdict.startswith("unfused ")
+    assert e2e_case.met in (True, False) and e2e_case.verdict.startswith("fused ")
 
 
 def test_end_to_end_compare_rejects_different_latents() -> None:
@@ -186,7 +186,7 @@ def test_a_failing_gpu_variant_is_dropped_and_noted() -> None:
 def test_capture_variants_are_offered_on_cuda_only() -> None:
     assert gpu.CAPTURED not in gpu.variant_options(None)
     on_cuda = gpu.variant_options("cuda")
-    assert (gpu.CAPTURED in on_cuda) == gpu.capture_available()
+    assert gpu.CAPTURED in on_cuda and gpu.FUSED_CAPTURED in on_cuda
     assert all(options["device"] == "cuda" for options in on_cuda.values())
 
 
