@@ -59,23 +59,6 @@ MODULAR_HOW = (
 )
 
 
-def sd_pipeline(unet: Any, scheduler: Any) -> Any:
-    """StableDiffusionPipeline around the UNet and scheduler only (no VAE, text encoder or safety checker)."""
-    diffusers: Any = importlib.import_module("diffusers")
-    pipe = diffusers.StableDiffusionPipeline(
-        vae=None,
-        text_encoder=None,
-        tokenizer=None,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def modular_text2img(unet: Any, scheduler: Any, guidance_scale: float = GUIDANCE) -> Any:
     """Modular Diffusers' SDXL set-timesteps, prepare-latents and denoise-loop blocks as a ModularPipeline."""
     guiders: Any = importlib.import_module("diffusers.guiders")
@@ -97,6 +80,23 @@ def modular_text2img(unet: Any, scheduler: Any, guidance_scale: float = GUIDANCE
     return pipe
 
 
+def text2img_inputs(
+    steps: int = STEPS, *, size: int = SIZE, batch: int = 1, device: torch.device | None = None
+) -> dict[str, Any]:
+    """The inputs every variant gets (but the generator): tiny prompt embeddings, steps, guidance, size."""
+    from blocks.diffusion import tiny
+
+    prompt, negative = (e.to(device) for e in tiny.prompt_embeddings(batch=batch))
+    return {
+        "prompt_embeds": prompt,
+        "negative_prompt_embeds": negative,
+        "num_inference_steps": steps,
+        "guidance_scale": GUIDANCE,
+        "height": size,
+        "width": size,
+    }
+
+
 def text2img_variants(
     steps: int = STEPS,
     *,
@@ -110,16 +110,8 @@ def text2img_variants(
     from blocks.diffusion import text2img, tiny
 
     unet = tiny.unet() if unet is None else unet
-    prompt, negative = tiny.prompt_embeddings(batch=batch)
-    inputs: dict[str, Any] = {
-        "prompt_embeds": prompt,
-        "negative_prompt_embeds": negative,
-        "num_inference_steps": steps,
-        "guidance_scale": GUIDANCE,
-        "height": size,
-        "width": size,
-    }
-    pipe = sd_pipeline(unet, tiny.scheduler(scheduler))
+    inputs = text2img_inputs(steps, size=size, batch=batch)
+    pipe = tiny.pipeline(unet, tiny.scheduler(scheduler))
     unfused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)))
     fused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)), fuse=True)
 
@@ -133,13 +125,13 @@ def text2img_variants(
     }
     if modular:
         modular_pipe = modular_text2img(unet, tiny.scheduler(scheduler))
-        fields = {"prompt_embeds": prompt, "negative_prompt_embeds": negative}
+        fields = {k: inputs[k] for k in ("prompt_embeds", "negative_prompt_embeds")}
 
         def run_modular() -> torch.Tensor:
             latents: torch.Tensor = modular_pipe(
                 num_inference_steps=steps,
                 batch_size=batch,
-                dtype=prompt.dtype,
+                dtype=inputs["prompt_embeds"].dtype,
                 height=size,
                 width=size,
                 generator=generator(),

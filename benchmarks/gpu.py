@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 import dfgraph as df
-from benchmarks.end_to_end import GUIDANCE, SCHEDULER, SEED
+from benchmarks.end_to_end import GUIDANCE, SCHEDULER, SEED, text2img_inputs
 from benchmarks.results import CaseResult
 from benchmarks.timing import Table, commit, measure, quiet, ratio_text, timing_table
 
@@ -64,15 +64,7 @@ def gpu_variants(
 
     place = torch.device(device or "cpu")
     unet = (tiny.unet() if unet is None else unet).to(place)
-    prompt, negative = (e.to(place) for e in tiny.prompt_embeddings(batch=batch))
-    inputs: dict[str, Any] = {
-        "prompt_embeds": prompt,
-        "negative_prompt_embeds": negative,
-        "num_inference_steps": steps,
-        "guidance_scale": GUIDANCE,
-        "height": size,
-        "width": size,
-    }
+    inputs = text2img_inputs(steps, size=size, batch=batch, device=place)
     variants: dict[str, Callable[[], torch.Tensor]] = {}
     for name, options in variant_options(device).items():
         program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(SCHEDULER)), **options)

@@ -74,7 +74,7 @@ class Segment:
                 return warmed
             captured = self._capture(fn, args, key)
         for static, value in zip(captured.inputs, args, strict=True):
-            if static is not value and self.runtime.is_tensor(static):
+            if self.runtime.is_tensor(static):  # a buffer (other inputs are part of the key)
                 if self.runtime.is_tensor(value):
                     static.copy_(value)
                 else:

@@ -384,10 +384,7 @@ class _Emitter:
         pad = "    " * depth
         info = LineInfo(op.path, loops)
         if not isinstance(op, FusedOp):
-            args = [self.var(slot.value) for slot in op.inputs]
-            self._assign(
-                fn, pad, op, self._call_expr(op, op.inputs, args), [self.var(v) for v in op.outputs], info
-            )
+            self._plain_call(fn, pad, op, info)
             return
         # One call on the stacked batch, then each output split back at the first member's batch size.
         first, second = op.members
@@ -403,9 +400,7 @@ class _Emitter:
             # then run as written, so the fused program always computes what the unfused one does.
             fn.lines.append((f"{pad}if {' or '.join(f'{v} is None' for v in optional)}:", info))
             for member in op.members:
-                args = [self.var(slot.value) for slot in member.inputs]
-                call = self._call_expr(member, member.inputs, args)
-                self._assign(fn, pad + "    ", member, call, [self.var(v) for v in member.outputs], info)
+                self._plain_call(fn, pad + "    ", member, info)
             fn.lines.append((f"{pad}else:", info))
             pad += "    "
         size = self.names.new("_n")
@@ -421,6 +416,13 @@ class _Emitter:
         self._assign(fn, pad, op, self._call_expr(op, first.inputs, args), batched, info)
         for whole, a, b in zip(batched, first.outputs, second.outputs, strict=True):
             fn.lines.append((f"{pad}{self.var(a)}, {self.var(b)} = {whole}[:{size}], {whole}[{size}:]", info))
+
+    def _plain_call(self, fn: _Function, pad: str, op: CallOp, info: LineInfo) -> None:
+        """One call of a block on its own inputs, bound to its own outputs."""
+        args = [self.var(slot.value) for slot in op.inputs]
+        self._assign(
+            fn, pad, op, self._call_expr(op, op.inputs, args), [self.var(v) for v in op.outputs], info
+        )
 
     def _call_expr(self, op: CallOp, slots: list[Slot], args: list[str]) -> str:
         """`block(positional..., keyword=...)` for a leaf call, arguments given as expressions."""

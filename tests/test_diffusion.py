@@ -16,7 +16,6 @@ from typing import Any
 import PIL.Image
 import pytest
 import torch
-from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
 import dfgraph as df
 from blocks.diffusion import demo, denoising_loop, img2img, steps, text2img, tiny
@@ -45,21 +44,6 @@ def generator() -> torch.Generator:
     return torch.Generator().manual_seed(SEED)
 
 
-def pipeline(cls: Any, unet: Any, scheduler: Any, vae: Any | None) -> Any:
-    pipe = cls(
-        vae=vae,
-        text_encoder=None,
-        tokenizer=None,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     assert a.shape == b.shape and a.dtype == b.dtype
     return float((a - b).abs().max())
@@ -76,7 +60,7 @@ def run_text2img(
 def run_pipeline(
     unet: Any, kind: str, *, vae: Any | None = None, output_type: str = "latent", **inputs: Any
 ) -> Any:
-    pipe = pipeline(StableDiffusionPipeline, unet, tiny.scheduler(kind), vae)
+    pipe = tiny.pipeline(unet, tiny.scheduler(kind), vae)
     return pipe(num_inference_steps=STEPS, generator=generator(), output_type=output_type, **inputs).images
 
 
@@ -125,7 +109,7 @@ def test_text2img_batches_given_latents_and_per_sample_generators(parts: Any) ->
     program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler("euler_ancestral")))
     generators = [torch.Generator().manual_seed(k) for k in range(2)]
     ours = program(num_inference_steps=STEPS, latents=start, generator=generators, **inputs)["latents"]
-    pipe = pipeline(StableDiffusionPipeline, unet, tiny.scheduler("euler_ancestral"), None)
+    pipe = tiny.pipeline(unet, tiny.scheduler("euler_ancestral"))
     generators = [torch.Generator().manual_seed(k) for k in range(2)]
     theirs = pipe(
         num_inference_steps=STEPS, latents=start, generator=generators, output_type="latent", **inputs
@@ -152,7 +136,7 @@ def test_img2img_gives_the_pipeline_latents_and_image(
     }
     program = df.compile(img2img(unet=unet, scheduler=tiny.scheduler(kind), vae=vae), fuse=fuse)
     ours = program(generator=generator(), **inputs)
-    pipe = pipeline(StableDiffusionImg2ImgPipeline, unet, tiny.scheduler(kind), vae)
+    pipe = tiny.pipeline(unet, tiny.scheduler(kind), vae, img2img=True)
     latents = pipe(generator=generator(), output_type="latent", **inputs).images
     decoded = pipe(generator=generator(), output_type="pt", **inputs).images
     assert max_difference(ours["latents"], latents) <= 1e-5

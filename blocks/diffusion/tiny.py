@@ -79,6 +79,27 @@ def scheduler(kind: str = "ddim") -> Any:
     return cls(**SD_SCHEDULE, **extra)
 
 
+def pipeline(unet: Any, scheduler: Any, vae: Any | None = None, *, img2img: bool = False) -> Any:
+    """diffusers' own StableDiffusion(Img2Img)Pipeline around these components: no text encoder,
+    tokenizer or safety checker (give it prompt embeddings), progress bar off; the reference dfgraph's
+    graphs are compared with."""
+    import diffusers
+
+    cls: Any = diffusers.StableDiffusionImg2ImgPipeline if img2img else diffusers.StableDiffusionPipeline
+    pipe = cls(
+        vae=vae,
+        text_encoder=None,
+        tokenizer=None,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def prompt_embeddings(
     seed: int = 0, *, batch: int = 1, sequence: int = 8, width: int = 32
 ) -> tuple[torch.Tensor, torch.Tensor]:
