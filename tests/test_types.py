@@ -171,7 +171,7 @@ ASSIGNABLE = [
     ("Latents", int),
     (int, ForwardRef("Unet")),
     (Annotated[int, []], float),
-    (int, HasLen),  # a non-runtime protocol: beartype raises, so it is compatible
+    (list[int], HasLen),  # protocols are structural, runtime-checkable or not
     (list[int], list.__class_getitem__("Nope")),  # list["Nope"]: an unresolved argument
 ]
 
@@ -200,6 +200,7 @@ NOT_ASSIGNABLE = [
     (Tensor, Float[np.ndarray, "b"]),
     (Optional[LATENTS], Tensor),
     (Annotated[str, []], int),
+    (int, HasLen),  # int has no __len__ (mypy agrees; this pair used to be accepted as undecidable)
 ]
 
 
