@@ -108,13 +108,18 @@ def _norm(hint: object) -> object:
     return normalize(hint)[0]
 
 
+_EMPTY = object()
+"""The arguments of tuple[()] are (_EMPTY,): Python writes them (), as for a bare tuple."""
+
+
 def _origin_args(hint: object) -> tuple[type | None, tuple[Any, ...]]:
     """The runtime class behind a hint and its type arguments: list[int] -> (list, (int,))."""
     if isinstance(hint, type):
         return hint, ()
     origin = get_origin(hint)
     if isinstance(origin, type):
-        return origin, get_args(hint)
+        args = get_args(hint)
+        return origin, (_EMPTY,) if origin is tuple and not args and not _is_bare(hint) else args
     return None, ()
 
 
@@ -132,16 +137,13 @@ def _class_assignable(producer: type, consumer: type) -> bool:
 # -- the static relation ---------------------------------------------------------------------------------
 #
 # A verdict is True, False, or None for "cannot be decided" (accepted: gradual typing). The mode is a bit
-# set of the deliberate differences from mypy to switch OFF; 0 is dfgraph's relation, _MYPY is mypy's.
-# The conformance test uses the modes to tell a documented difference from a bug.
+# set switching off deliberate differences from mypy; the conformance test uses it to tell a documented
+# difference from a bug.
 
 _Verdict = bool | None
 
-INVARIANT_AS_COVARIANT = 1
-"""Mode bit: read invariant type parameters (list, dict, set, mutable TypedDict values...) as mypy does."""
-UNBOUND_TYPEVAR_AS_ANY = 2
-"""Mode bit: read a produced TypeVar with neither bound nor constraints as object, as mypy does."""
-_MYPY = INVARIANT_AS_COVARIANT | UNBOUND_TYPEVAR_AS_ANY
+STRICT_INVARIANCE = 1
+"""Mode bit: compare invariant type parameters both ways, as mypy does (dfgraph reads them covariantly)."""
 
 _NEVER: tuple[object, ...] = (typing.Never, typing.NoReturn)
 _abc = collections.abc
@@ -277,10 +279,19 @@ def _hints_of(owner: object) -> dict[str, Any] | None:
         return None
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _params(cls: type) -> tuple[Any, ...]:
     """The type parameters of a class (empty for a non-generic one)."""
     params = getattr(cls, "__parameters__", ())
-    return params if isinstance(params, tuple) else ()
+    if isinstance(params, tuple) and params:
+        return params
+    # class MyList(list[T]) is generic to a type checker, but Python records no __parameters__ for it.
+    found: list[Any] = []
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        for param in getattr(base, "__parameters__", ()):
+            if param not in found:
+                found.append(param)
+    return tuple(found)
 
 
 def _fill(cls: type, args: _Args) -> _Args:
@@ -334,7 +345,7 @@ def _bases(cls: type, args: _Args) -> list[tuple[type, _Args]]:
         return [(base, make(filled)) for base, make in _BUILTIN_BASES[cls]]
     if _is_namedtuple(cls):
         fields = _namedtuple_fields(cls)
-        return [(tuple, fields if fields else () if fields is not None else (Any, Ellipsis))]
+        return [(tuple, fields or (_EMPTY,) if fields is not None else (Any, Ellipsis))]
     if _is_typeddict(cls):
         return [(_abc.Mapping, (str, object))]
     mapping = dict(zip(_params(cls), _fill(cls, args), strict=False))
@@ -389,7 +400,7 @@ def _argument(p_arg: object, c_arg: object, mark: str, mode: int) -> _Verdict:
         return True if p_arg is c_arg else None
     if mark == "-":
         return decide(c_arg, p_arg, mode)
-    if mark == "=" and mode & INVARIANT_AS_COVARIANT and not isinstance(c_arg, TypeVar):
+    if mark == "=" and mode & STRICT_INVARIANCE and not isinstance(c_arg, TypeVar):
         return _all((decide(p_arg, c_arg, mode), decide(c_arg, p_arg, mode)))
     return decide(p_arg, c_arg, mode)
 
@@ -398,7 +409,7 @@ def _tuple_items(args: _Args) -> tuple[tuple[Any, ...], bool]:
     """The item types of tuple[args] and whether the tuple is of any length."""
     if len(args) == 2 and args[1] is Ellipsis:
         return args[:1], True
-    return args, False
+    return (() if args == (_EMPTY,) else args), False
 
 
 def _tuple_vs_tuple(p_args: _Args, c_args: _Args, mode: int) -> _Verdict:
@@ -632,6 +643,13 @@ def _constructor_sig(cls: object) -> _Sig | None:
     return typing.cast("_Sig", init[1])[0], cls
 
 
+def _literal_class(hint: object) -> object:
+    """type[Literal[1]] means type[int] to mypy: the classes of a Literal's values."""
+    if get_origin(hint) is not Literal:
+        return hint
+    return Union[tuple(type(value) for value in get_args(hint))]  # noqa: UP007
+
+
 def _literal_values(hint: object) -> set[tuple[type, object]] | None:
     """The (type, value) pairs a Literal or a union of Literals admits, None for anything else."""
     members = get_args(hint) if _is_union(hint) else (hint,)
@@ -662,7 +680,7 @@ def _decide(producer: object, consumer: object, mode: int) -> _Verdict:
                 return _all(decide(bound, c, mode) for bound in p.__constraints__)
             if p.__bound__ is not None:
                 return decide(p.__bound__, c, mode)
-            return decide(object, c, mode) if mode & UNBOUND_TYPEVAR_AS_ANY else True
+            return True  # dfgraph does not solve type variables across blocks: an unbound one is Any
         if isinstance(c, TypeVar):  # the consumer is generic: its variable binds to the producer
             if c.__constraints__:
                 return _any(decide(p, bound, mode) for bound in c.__constraints__)
@@ -703,7 +721,7 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
     if p is type or p_origin is type:
         item = get_args(p)[0] if get_args(p) else Any
         if c is type or c_origin is type:
-            return decide(item, get_args(c)[0], mode) if get_args(c) else True
+            return decide(item, _literal_class(get_args(c)[0]), mode) if get_args(c) else True
         if c_origin is _CALLABLE or c is _CALLABLE:
             c_sig = _callable_sig(c)
             if c_sig[0] is None:
