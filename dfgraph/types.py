@@ -192,7 +192,7 @@ _BUILTIN_BASES: dict[type, tuple[tuple[type, Callable[[_Args], _Args]], ...]] = 
     _abc.KeysView: ((_abc.Set, _first),),
     _abc.ValuesView: ((_abc.Collection, _first),),
     _abc.ItemsView: ((_abc.Set, lambda a: (tuple[a[0], a[1]],)),),  # type: ignore[misc]
-    dict: ((_abc.MutableMapping, lambda a: a),),
+    dict: ((_abc.MutableMapping, lambda a: a), (_abc.Reversible, _first)),
     collections.defaultdict: ((dict, lambda a: a),),
     collections.OrderedDict: ((dict, lambda a: a),),
     collections.Counter: ((dict, lambda a: (a[0], int)),),
@@ -442,13 +442,40 @@ def _nominal(p_cls: type, p_args: _Args, c_cls: type, c_args: _Args, mode: int) 
         if not c_args and _class_tower(p_cls, c_cls):
             return True
         if c_cls in _ABC_PROTOCOLS and _structural_abc(p_cls, c_cls):
-            return True if not c_args or all(a is Any for a in c_args) else None
+            if not c_args or all(a is Any for a in c_args) or c_cls is _abc.Container:
+                return True  # Container's __contains__ takes any object: its argument constrains nothing
+            item = _iterated(p_cls, p_args, c_cls)
+            return None if item is _NOT_FOUND else decide(item, c_args[0], mode)
         return False
     c_filled = _fill(c_cls, c_args)
     if not c_filled:
         return True
     marks = _variance(c_cls).ljust(len(c_filled), "+")
     return _all(_argument(p, c, m, mode) for p, c, m in zip(up, c_filled, marks, strict=False))
+
+
+_ITERATING: dict[type, str] = {
+    _abc.Iterable: "__iter__",
+    _abc.Collection: "__iter__",
+    _abc.Reversible: "__reversed__",
+    _abc.Iterator: "__next__",
+}
+
+
+def _iterated(p_cls: type, p_args: _Args, c_cls: type) -> object:
+    """The item type a class yields to an Iterable-like protocol, read from its __iter__; else _NOT_FOUND."""
+    name = _ITERATING.get(c_cls)
+    member = _member(p_cls, name) if name else None
+    if member is None or member[0] != "method" or member[1] is None:
+        return _NOT_FOUND
+    ret = _subst(typing.cast("_Sig", member[1])[1], dict(zip(_params(p_cls), _fill(p_cls, p_args), strict=False)))
+    if name == "__next__":
+        return ret
+    ret_cls, ret_args = _origin_args(ret)
+    if ret_cls is None:
+        return _NOT_FOUND
+    found = _upcast(ret_cls, ret_args, _abc.Iterator)
+    return found[0] if found is not _NOT_FOUND and found else _NOT_FOUND
 
 
 def _class_tower(p_cls: type, c_cls: type) -> bool:
@@ -492,6 +519,8 @@ def _callable_sig(hint: object) -> _Sig:
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _function_sig(fn: object, drop_first: bool) -> _Sig | None:
     """The signature of a function with resolved annotations, or None when it cannot be read."""
+    if not isinstance(inspect.unwrap(fn), types.FunctionType):  # type: ignore[arg-type]
+        return None  # a builtin (str.__len__, type.__call__): its signature says nothing about types
     try:
         sig = inspect.signature(fn)  # type: ignore[arg-type]
     except Exception:
@@ -500,17 +529,18 @@ def _function_sig(fn: object, drop_first: bool) -> _Sig | None:
     if any(p.annotation is not inspect.Parameter.empty and p.name not in hints for p in sig.parameters.values()):
         return None  # an annotation that does not resolve
     params = list(sig.parameters.values())[1 if drop_first else 0 :]
-    if not any(p.annotation is not inspect.Parameter.empty for p in params) and "return" not in hints:
-        if sig.return_annotation is inspect.Signature.empty and getattr(fn, "__module__", None) == "builtins":
-            return None  # a builtin without annotations: nothing to compare
     return (
         tuple((p.kind, p.name, hints.get(p.name, Any), p.default is not inspect.Parameter.empty) for p in params),
         hints.get("return", Any),
     )
 
 
-def _sig_sub(p: _Sig, c: _Sig, mode: int) -> _Verdict:
-    """A callable of signature p used where signature c is expected: parameters contravariant, return covariant."""
+def _sig_sub(p: _Sig, c: _Sig, mode: int, names: bool = False) -> _Verdict:
+    """A callable of signature p used where signature c is expected: parameters contravariant, return covariant.
+
+    With names, a parameter the consumer may pass by keyword must have the same name (mypy checks names
+    for __call__, and ignores them for the other methods of a protocol).
+    """
     p_params, p_ret = p
     c_params, c_ret = c
     ret = decide(p_ret, c_ret, mode)
@@ -529,6 +559,8 @@ def _sig_sub(p: _Sig, c: _Sig, mode: int) -> _Verdict:
     for i, q in enumerate(c_pos):
         r = p_pos[i] if i < len(p_pos) else p_star
         if r is None or (q[3] and not r[3] and r is not p_star):
+            return False
+        if names and q[0] is kinds.POSITIONAL_OR_KEYWORD and r is not p_star and q[1] != r[1]:
             return False
         checks.append(decide(q[2], r[2], mode))
     for r in p_pos[len(c_pos) :]:
@@ -603,7 +635,8 @@ def _structural(p_cls: type, p_args: _Args, c_cls: type, c_args: _Args, mode: in
             if w_kind != h_kind or w_type is None or h_type is None:
                 checks.append(None if w_kind == h_kind else False if h_kind == "method" else None)
                 continue
-            checks.append(_sig_sub(_subst_sig(h_type, p_map), _subst_sig(w_type, c_map), mode))
+            sub = _sig_sub(_subst_sig(h_type, p_map), _subst_sig(w_type, c_map), mode, name == "__call__")
+            checks.append(sub)
             continue
         if w_kind == "attribute" and h_kind == "property":
             return False  # a settable member cannot be read-only
@@ -633,8 +666,8 @@ def _call_sig(cls: type, args: _Args) -> _Sig | None:
 
 def _constructor_sig(cls: object) -> _Sig | None:
     """The signature of calling the class cls (its __init__), returning an instance."""
-    if not isinstance(cls, type):
-        return None
+    if not isinstance(cls, type) or _member(cls, "__new__") is not None:
+        return None  # a custom __new__ (every builtin has one): not read
     init = _member(cls, "__init__")
     if init is None:
         return (), cls
@@ -722,6 +755,12 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
         item = get_args(p)[0] if get_args(p) else Any
         if c is type or c_origin is type:
             return decide(item, _literal_class(get_args(c)[0]), mode) if get_args(c) else True
+        c_cls = c if isinstance(c, type) else get_origin(c)
+        if _is_user_protocol(c_cls) and c_cls is not None:
+            if _protocol_members(c_cls) != {"__call__"} or _is_union(item) or item is Any:
+                return None  # the members of a class object: not compared
+            made, call = _constructor_sig(item), _call_sig(c_cls, get_args(c))
+            return None if made is None or call is None else _sig_sub(made, call, mode, names=True)
         if c_origin is _CALLABLE or c is _CALLABLE:
             c_sig = _callable_sig(c)
             if c_sig[0] is None:
@@ -750,7 +789,7 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
             if _protocol_members(c_cls) != {"__call__"}:
                 return False
             sig = _call_sig(c_cls, c_args)
-            return None if sig is None else _sig_sub(_callable_sig(p), sig, mode)
+            return None if sig is None else _sig_sub(_callable_sig(p), sig, mode, names=True)
         p = types.FunctionType  # what mypy falls back to for the other members of a callable
     p_cls, p_args = _origin_args(p)
     c_cls, c_args = _origin_args(c)
