@@ -173,7 +173,13 @@ _Args = tuple[Any, ...]
 
 
 def _first(args: _Args) -> _Args:
+    """The first type argument, as the only argument of a base."""
     return args[:1]
+
+
+# Subscripted with runtime objects: typed Any so that mypy reads them as values, not as type expressions.
+_ANY_TUPLE: Any = tuple
+_ANY_CALLABLE: Any = collections.abc.Callable
 
 
 _BUILTIN_BASES: dict[type, tuple[tuple[type, Callable[[_Args], _Args]], ...]] = {
@@ -191,7 +197,7 @@ _BUILTIN_BASES: dict[type, tuple[tuple[type, Callable[[_Args], _Args]], ...]] = 
     _abc.Set: ((_abc.Collection, _first),),
     _abc.KeysView: ((_abc.Set, _first),),
     _abc.ValuesView: ((_abc.Collection, _first),),
-    _abc.ItemsView: ((_abc.Set, lambda a: (tuple[a[0], a[1]],)),),  # type: ignore[misc]
+    _abc.ItemsView: ((_abc.Set, lambda a: (_ANY_TUPLE[a[0], a[1]],)),),
     dict: ((_abc.MutableMapping, lambda a: a), (_abc.Reversible, _first)),
     collections.defaultdict: ((dict, lambda a: a),),
     collections.OrderedDict: ((dict, lambda a: a),),
@@ -324,9 +330,10 @@ def _subst(hint: object, mapping: dict[Any, Any]) -> object:
     if _is_union(hint):
         return Union[new]  # noqa: UP007
     if origin is _CALLABLE:
-        return collections.abc.Callable[new[0], new[1]] if new[0] is Ellipsis else collections.abc.Callable[list(new[:-1]), new[-1]]  # type: ignore[misc]
+        return _ANY_CALLABLE[new[0], new[-1]]
     try:
-        return hint[tuple(mapping.get(p, p) for p in hint.__parameters__)]  # type: ignore[attr-defined]
+        alias: Any = hint
+        return alias[tuple(mapping.get(p, p) for p in alias.__parameters__)]
     except Exception:
         return types.GenericAlias(origin, new) if isinstance(origin, type) else hint
 
@@ -419,7 +426,7 @@ def _tuple_vs_tuple(p_args: _Args, c_args: _Args, mode: int) -> _Verdict:
     if c_var:
         return _all(decide(item, c_items[0], mode) for item in p_items)
     if p_var:
-        return True if p_items[0] is Any else False  # tuple[Any, ...] is gradual in its length too
+        return p_items[0] is Any  # tuple[Any, ...] is gradual in its length too
     if len(p_items) != len(c_items):
         return False
     return _all(decide(p, c, mode) for p, c in zip(p_items, c_items, strict=True))
@@ -433,9 +440,11 @@ def _nominal(p_cls: type, p_args: _Args, c_cls: type, c_args: _Args, mode: int) 
     if p_cls is tuple or _is_namedtuple(p_cls):
         # A tuple is a Sequence of the join of its items: each item must fit the consumer's argument.
         items, _ = _tuple_items(_upcast(p_cls, p_args, tuple))
-        item = Union[items] if items else typing.Never  # noqa: UP007
-        return _nominal(_abc.Sequence, (item,), c_cls, c_args, mode) if c_cls is not _abc.Sequence else (
-            _all(decide(i, arg, mode) for i in items for arg in _fill(c_cls, c_args))
+        item: object = Union[items] if items else typing.Never  # noqa: UP007
+        return (
+            _nominal(_abc.Sequence, (item,), c_cls, c_args, mode)
+            if c_cls is not _abc.Sequence
+            else (_all(decide(i, arg, mode) for i in items for arg in _fill(c_cls, c_args)))
         )
     up = _upcast(p_cls, p_args, c_cls)
     if up is _NOT_FOUND:
@@ -468,7 +477,9 @@ def _iterated(p_cls: type, p_args: _Args, c_cls: type) -> object:
     member = _member(p_cls, name) if name else None
     if member is None or member[0] != "method" or member[1] is None:
         return _NOT_FOUND
-    ret = _subst(typing.cast("_Sig", member[1])[1], dict(zip(_params(p_cls), _fill(p_cls, p_args), strict=False)))
+    ret = _subst(
+        typing.cast("_Sig", member[1])[1], dict(zip(_params(p_cls), _fill(p_cls, p_args), strict=False))
+    )
     if name == "__next__":
         return ret
     ret_cls, ret_args = _origin_args(ret)
@@ -526,17 +537,21 @@ def _function_sig(fn: object, drop_first: bool) -> _Sig | None:
     except Exception:
         return None
     hints = _hints_of(fn) or {}
-    if any(p.annotation is not inspect.Parameter.empty and p.name not in hints for p in sig.parameters.values()):
+    if any(
+        p.annotation is not inspect.Parameter.empty and p.name not in hints for p in sig.parameters.values()
+    ):
         return None  # an annotation that does not resolve
     params = list(sig.parameters.values())[1 if drop_first else 0 :]
     return (
-        tuple((p.kind, p.name, hints.get(p.name, Any), p.default is not inspect.Parameter.empty) for p in params),
+        tuple(
+            (p.kind, p.name, hints.get(p.name, Any), p.default is not inspect.Parameter.empty) for p in params
+        ),
         hints.get("return", Any),
     )
 
 
 def _sig_sub(p: _Sig, c: _Sig, mode: int, names: bool = False) -> _Verdict:
-    """A callable of signature p used where signature c is expected: parameters contravariant, return covariant.
+    """A callable of signature p where signature c is expected: parameters contravariant, return covariant.
 
     With names, a parameter the consumer may pass by keyword must have the same name (mypy checks names
     for __call__, and ignores them for the other methods of a protocol).
@@ -590,7 +605,7 @@ def _sig_sub(p: _Sig, c: _Sig, mode: int, names: bool = False) -> _Verdict:
 
 
 def _member(cls: type, name: str) -> tuple[str, object] | None:
-    """How cls provides name: ('method', sig), ('property', type), ('attribute', type); None if it does not."""
+    """How cls provides name: ('method', sig), ('property', type), ('attribute', type), or None."""
     for klass in cls.__mro__:
         if klass is object and name not in ("__hash__", "__eq__", "__ne__", "__str__", "__repr__"):
             break
@@ -605,7 +620,7 @@ def _member(cls: type, name: str) -> tuple[str, object] | None:
                 return "method", _function_sig(value, True)
             hints = _hints_of(klass) or {}
             return "attribute", hints.get(name, type(value))
-        annotations = klass.__dict__.get("__annotations__", {})
+        annotations = inspect.get_annotations(klass)
         if name in annotations:
             return "attribute", (_hints_of(klass) or {}).get(name, Any)
     return None
@@ -757,8 +772,11 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
             return decide(item, _literal_class(get_args(c)[0]), mode) if get_args(c) else True
         c_cls = c if isinstance(c, type) else get_origin(c)
         if _is_user_protocol(c_cls) and c_cls is not None:
-            if _protocol_members(c_cls) != {"__call__"} or _is_union(item) or item is Any:
-                return None  # the members of a class object: not compared
+            if _is_union(item) or item is Any or not isinstance(item, type):
+                return None
+            if _protocol_members(c_cls) != {"__call__"}:
+                # The members of a class object are not compared, but a missing one is an error.
+                return None if all(_member(item, name) for name in _protocol_members(c_cls)) else False
             made, call = _constructor_sig(item), _call_sig(c_cls, get_args(c))
             return None if made is None or call is None else _sig_sub(made, call, mode, names=True)
         if c_origin is _CALLABLE or c is _CALLABLE:
@@ -797,6 +815,8 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
         return None
     if _is_typeddict(c_cls):
         return _typeddict(p_cls, c_cls, mode) if _is_typeddict(p_cls) else False
+    if _is_typeddict(p_cls):  # to everything else a TypedDict is a Mapping[str, object], not a dict
+        return decide(_abc.Mapping[str, object], c, mode)
     if _is_user_protocol(c_cls) and c_cls not in p_cls.__mro__:
         key = (p, c, mode)
         if key in _active:

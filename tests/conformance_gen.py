@@ -326,7 +326,12 @@ NEIGHBOURS: dict[str, list[str]] = {
     "StrGet": ["Getter[str]", "Getter[int]"],
     "IntBox": ["Box[int]", "Box[float]", "Box[bool]"],
     "IntList": ["list[int]", "list[str]", "abc.Sequence[int]", "MyList[int]"],
-    "Handler": ["Callable[[int], str]", "Callable[[bool], object]", "Callable[[str], str]", "Callable[[], str]"],
+    "Handler": [
+        "Callable[[int], str]",
+        "Callable[[bool], object]",
+        "Callable[[str], str]",
+        "Callable[[], str]",
+    ],
     "Literal[1]": ["int", "Literal[True]", "Literal[1, 2]", "bool", "float"],
     "Literal[True]": ["bool", "Literal[1]", "int", "Literal[True, False]"],
     "Literal[False]": ["bool", "Literal[True]"],
@@ -349,7 +354,13 @@ NEIGHBOURS: dict[str, list[str]] = {
     "Made": ["type[Made]", "Callable[[int], Made]", "Callable[[], Made]"],
     "MadeLater": ["type[MadeLater]", "Callable[[int], MadeLater]", "Callable[[int, str], Made]"],
     "Level": ["int", "Literal[1]", "Literal[Level.LOW, Level.HIGH]", "float", "Color"],
-    "Ints": ["abc.Iterable[int]", "abc.Iterable[str]", "abc.Collection[float]", "abc.Sequence[int]", "HasLen"],
+    "Ints": [
+        "abc.Iterable[int]",
+        "abc.Iterable[str]",
+        "abc.Collection[float]",
+        "abc.Sequence[int]",
+        "HasLen",
+    ],
     "Lines": ["abc.Iterable[str]", "abc.Iterable[bytes]", "HasLen", "abc.Container[str]"],
     "MovieBase": ["MovieChild", "Movie", "abc.Mapping[str, object]"],
     "MovieChild": ["MovieBase", "Movie", "MovieMaybeYear"],
@@ -414,7 +425,15 @@ HEADS = {head for head, _ in CONSTRUCTORS}
 ARITY = dict(CONSTRUCTORS)
 # Containers a value can move between (the near misses of a constructor).
 RELATED_HEADS: dict[str, list[str]] = {
-    "list": ["abc.Sequence", "abc.MutableSequence", "abc.Iterable", "set", "vtuple", "MyList", "abc.Collection"],
+    "list": [
+        "abc.Sequence",
+        "abc.MutableSequence",
+        "abc.Iterable",
+        "set",
+        "vtuple",
+        "MyList",
+        "abc.Collection",
+    ],
     "set": ["frozenset", "abc.Collection", "list", "abc.Container"],
     "frozenset": ["set", "abc.Collection"],
     "abc.Sequence": ["list", "abc.Iterable", "vtuple", "abc.Container", "abc.Collection"],
@@ -516,7 +535,9 @@ class Generator:
         if roll < 0.75:
             consumer = self.mutate(producer, depth)
         elif roll < 0.85:
-            consumer = producer if self.rng.random() < 0.5 else self.mutate(self.mutate(producer, depth), depth)
+            consumer = (
+                producer if self.rng.random() < 0.5 else self.mutate(self.mutate(producer, depth), depth)
+            )
         else:
             consumer = self.expr(depth)
         return producer.render(), consumer.render()
@@ -575,7 +596,9 @@ class Outcome:
         """The pairs of one kind of disagreement (false_error / missed_error), optionally one explanation."""
         return [
             pair
-            for pair, mypy_ok, df_ok, expl in zip(self.pairs, self.mypy_ok, self.df_ok, self.explained, strict=True)
+            for pair, mypy_ok, df_ok, expl in zip(
+                self.pairs, self.mypy_ok, self.df_ok, self.explained, strict=True
+            )
             if mypy_ok != df_ok and (kind == "false_error") == mypy_ok and (why is None or expl == why)
         ]
 
@@ -724,11 +747,14 @@ def main() -> None:
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 9
     outcome = run(count, seed)
     print(outcome.report())
-    print(f"mypy {outcome.mypy_seconds:.1f} s, dfgraph {outcome.dfgraph_seconds:.2f} s, file {outcome.module_path}")
+    print(
+        f"mypy {outcome.mypy_seconds:.1f} s, dfgraph {outcome.dfgraph_seconds:.2f} s,",
+        f"file {outcome.module_path}",
+    )
     if outcome.invalid:
         print(f"errors outside call lines: {outcome.invalid[:20]}")
     for kind in ("false_error", "missed_error"):
-        for p, c in outcome.disagreements(kind, None if kind == "false_error" else None):
+        for p, c in outcome.disagreements(kind):
             idx = outcome.pairs.index((p, c))
             why = outcome.explained[idx]
             if kind == "false_error" or why is None or os.environ.get("ALL"):

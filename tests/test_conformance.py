@@ -50,7 +50,11 @@ def test_dfgraph_agrees_with_mypy(outcome: Outcome) -> None:
     false_errors = outcome.disagreements("false_error")
     assert false_errors == [], f"dfgraph rejects what mypy accepts: {false_errors[:20]}"
     missed = outcome.disagreements("missed_error", None)
-    undocumented = [pair for pair, why in zip(outcome.pairs, outcome.explained, strict=True) if pair in missed and why is None]
+    undocumented = [
+        pair
+        for pair, why in zip(outcome.pairs, outcome.explained, strict=True)
+        if pair in missed and why is None
+    ]
     rejects = matrix["agree_reject"] + matrix["missed_error"]
     assert len(undocumented) <= rejects // 100, f"undocumented missed errors: {undocumented[:20]}"
     assert {why for why in outcome.explained if why} <= set(DOCUMENTED)
