@@ -716,13 +716,11 @@ _active: set[tuple[object, object, int]] = set()
 def _decide(producer: object, consumer: object, mode: int) -> _Verdict:
     """The uncached relation behind decide."""
     try:
-        p, c = _norm(producer), _norm(consumer)
+        (p, p_why), (c, c_why) = normalize(producer), normalize(consumer)
+        if p_why is not None or c_why is not None:
+            return None  # an annotation the checker cannot read
         if p is c or p is Any or c is Any or c is object or p in _NEVER or p == c:
             return True
-        if _is_union(p):
-            return _all(decide(member, c, mode) for member in get_args(p))
-        if get_origin(p) is Literal and len(get_args(p)) > 1:  # Literal['a', 2] is the union of its values
-            return _all(decide(Literal[value], c, mode) for value in get_args(p))
         if isinstance(p, TypeVar):
             if p.__constraints__:  # checked under each constraint, as mypy does in a generic function
                 return _all(decide(bound, c, mode) for bound in p.__constraints__)
@@ -730,9 +728,13 @@ def _decide(producer: object, consumer: object, mode: int) -> _Verdict:
                 return decide(p.__bound__, c, mode)
             return True  # dfgraph does not solve type variables across blocks: an unbound one is Any
         if isinstance(c, TypeVar):  # the consumer is generic: its variable binds to the producer
-            if c.__constraints__:
+            if c.__constraints__:  # to one constraint for the whole value: int | str fits no (int, str)
                 return _any(decide(p, bound, mode) for bound in c.__constraints__)
             return True if c.__bound__ is None else decide(p, c.__bound__, mode)
+        if _is_union(p):
+            return _all(decide(member, c, mode) for member in get_args(p))
+        if get_origin(p) is Literal and len(get_args(p)) > 1:  # Literal['a', 2] is the union of its values
+            return _all(decide(Literal[value], c, mode) for value in get_args(p))
         if is_array(p) or is_array(c):
             # Dtype and shape are shapes.py's business (DF302/DF301); here only the array classes meet.
             return decide(getattr(p, "array_type", p), getattr(c, "array_type", c), mode)
@@ -780,13 +782,8 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
             made, call = _constructor_sig(item), _call_sig(c_cls, get_args(c))
             return None if made is None or call is None else _sig_sub(made, call, mode, names=True)
         if c_origin is _CALLABLE or c is _CALLABLE:
-            c_sig = _callable_sig(c)
-            if c_sig[0] is None:
-                return decide(item, c_sig[1], mode)
-            if _is_union(item) or item is Any:
-                return None
-            made = _constructor_sig(item)
-            return None if made is None else _sig_sub(made, c_sig, mode)
+            # mypy does not hold a subclass's constructor to its base's, so type[X] takes any arguments.
+            return decide(item, _callable_sig(c)[1], mode)
         p, p_origin = type, None
     if c is _CALLABLE or c_origin is _CALLABLE:
         c_sig = _callable_sig(c)
@@ -829,13 +826,29 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
     return _nominal(p_cls, p_args, c_cls, c_args, mode)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _required_keys(cls: type) -> frozenset[str]:
+    """The required keys of a TypedDict, also when its NotRequired[...] annotations are strings."""
+    required = set(getattr(cls, "__required_keys__", ()))
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception:
+        return frozenset(required)
+    for key, hint in hints.items():
+        origin = get_origin(hint)
+        if origin is typing.NotRequired:
+            required.discard(key)
+        elif origin is typing.Required:
+            required.add(key)
+    return frozenset(required)
+
+
 def _typeddict(p_cls: type, c_cls: type, mode: int) -> _Verdict:
     """TypedDict against TypedDict: every consumer key present, equally required, value types compatible."""
     p_hints, c_hints = _hints_of(p_cls), _hints_of(c_cls)
     if p_hints is None or c_hints is None:
         return None
-    p_required: frozenset[str] = getattr(p_cls, "__required_keys__", frozenset())
-    c_required: frozenset[str] = getattr(c_cls, "__required_keys__", frozenset())
+    p_required, c_required = _required_keys(p_cls), _required_keys(c_cls)
     checks: list[_Verdict] = []
     for key, value in c_hints.items():
         if key not in p_hints or (key in p_required) != (key in c_required):
