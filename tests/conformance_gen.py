@@ -673,11 +673,14 @@ def run(count: int = 3000, seed: int = 9, workdir: str | None = None) -> Outcome
     for i in range(len(pairs)):
         p = typing.get_type_hints(getattr(module, f"f_{i}"))["x"]
         c = typing.get_type_hints(getattr(module, f"s_{i}"))["y"]
-        verdict = dftypes.decide(p, c)
+        # Without decide: dfgraph before issue 9, to measure where it started.
+        verdict = dftypes.decide(p, c) if hasattr(dftypes, "decide") else dftypes.is_assignable(p, c)
         ok = verdict is not False
         df_ok.append(ok)
         mypy_ok = i not in rejected
-        explained.append(None if ok == mypy_ok else explain(p, c, mypy_ok, verdict))
+        explained.append(
+            None if ok == mypy_ok or not hasattr(dftypes, "decide") else explain(p, c, mypy_ok, verdict)
+        )
     dfgraph_seconds = time.perf_counter() - start
     return Outcome(
         pairs, [i not in rejected for i in range(len(pairs))], df_ok, explained, invalid, mypy_seconds,

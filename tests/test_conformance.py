@@ -82,3 +82,13 @@ def test_disagreements_are_explained_by_the_mode_that_switches_them_off(outcome:
             c = typing.get_type_hints(getattr(module, f"s_{i}"))["y"]
             assert dftypes.is_assignable(p, c)
             assert dftypes.decide(p, c, dftypes.STRICT_INVARIANCE) is False
+
+
+def test_the_readme_quotes_the_measured_matrix(outcome: Outcome) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    m = outcome.matrix()
+    assert f"| dfgraph accepts | {m['agree_accept']} | {m['missed_error']} |" in readme
+    assert f"| dfgraph rejects | {m['false_error']} | {m['agree_reject']} |" in readme
+    agree = 100 * (m["agree_accept"] + m["agree_reject"]) / len(outcome.pairs)
+    assert f"Agreement {agree:.1f}%" in readme
+    assert f"all {m['missed_error']} missed errors are documented differences" in readme

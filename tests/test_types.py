@@ -623,6 +623,15 @@ class WithX:
     x: int = 0
 
 
+class WithBoolX:
+    x: bool = False
+
+
+class HasReadX(Protocol):
+    @property
+    def x(self) -> float: ...
+
+
 class WithStrX:
     x: str = ""
 
@@ -644,6 +653,27 @@ class Made:
 class Color(enum.Enum):
     RED = 1
     GREEN = 2
+
+
+class Handler:
+    def __call__(self, x: int) -> str:
+        return ""
+
+
+class Callback(Protocol):
+    def __call__(self, x: int) -> object: ...
+
+
+class Configurable(Protocol):
+    def run(self, x: int, *, fast: bool = ...) -> None: ...
+
+
+class KwRunner:
+    def run(self, x: int, *, fast: bool = False, label: str = "") -> None: ...
+
+
+class StrictRunner:
+    def run(self, x: int, *, fast: bool, label: str) -> None: ...
 
 
 Callable = cabc.Callable
@@ -698,6 +728,12 @@ MYPY_PAIRS = [
     (bytes, cabc.Sequence[int], True, False),
     (str, cabc.Sequence[str], True, False),
     (collections.Counter[str], cabc.Mapping[str, int], True, False),
+    (Handler, Callable[[int], str], True, False),  # a class with __call__ is a callable
+    (Handler, Callable[[str], str], False, False),
+    (Callable[[int], object], Callback, False, True),  # Callback may be called as cb(x=1): names matter
+    (Callable[[int], object], Callable[[bool], object], True, False),
+    (KwRunner, Configurable, True, False),
+    (StrictRunner, Configurable, False, False),  # a required keyword the protocol never passes
 ]
 
 
@@ -715,6 +751,9 @@ def test_invariant_parameters_are_read_covariantly_unless_strict() -> None:
     assert decide(list[bool], list[int], STRICT_INVARIANCE) is False
     assert decide(list[int], list[int], STRICT_INVARIANCE) is True
     assert decide(MovieRated, Movie, STRICT_INVARIANCE) is True
+    # Settable protocol attributes are invariant to mypy; a read-only property is covariant.
+    assert is_assignable(WithBoolX, HasX) and decide(WithBoolX, HasX, STRICT_INVARIANCE) is False
+    assert decide(WithBoolX, HasReadX, STRICT_INVARIANCE) is True
     # Contravariant parameters are honoured in every mode.
     assert not is_assignable(Callable[[bool], None], Callable[[int], None])
 
@@ -733,7 +772,20 @@ def test_signatures_are_read_once() -> None:
     assert _function_sig.cache_info().misses == before
 
 
-SIMPLE: list[object] = [int, bool, float, str, Animal, Dog, Point, Movie, MovieRated, English, Greeter, UserId]
+SIMPLE: list[object] = [
+    int,
+    bool,
+    float,
+    str,
+    Animal,
+    Dog,
+    Point,
+    Movie,
+    MovieRated,
+    English,
+    Greeter,
+    UserId,
+]
 SIMPLE += [Literal[1], Literal[True], tuple[()], IntGet, WithX, HasX]
 RICH = st.recursive(
     st.sampled_from(SIMPLE),
