@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import collections
 import collections.abc as cabc
+import enum
 import inspect
 import time
 import typing
@@ -23,7 +25,10 @@ from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 from dfgraph.types import (
+    STRICT_INVARIANCE,
+    _function_sig,
     checker,
+    decide,
     describe,
     disjoint,
     is_array,
@@ -171,7 +176,7 @@ ASSIGNABLE = [
     ("Latents", int),
     (int, ForwardRef("Unet")),
     (Annotated[int, []], float),
-    (int, HasLen),  # a non-runtime protocol: beartype raises, so it is compatible
+    (list[int], HasLen),  # protocols are structural, runtime-checkable or not
     (list[int], list.__class_getitem__("Nope")),  # list["Nope"]: an unresolved argument
 ]
 
@@ -200,6 +205,7 @@ NOT_ASSIGNABLE = [
     (Tensor, Float[np.ndarray, "b"]),
     (Optional[LATENTS], Tensor),
     (Annotated[str, []], int),
+    (int, HasLen),  # int has no __len__ (mypy agrees; this pair used to be accepted as undecidable)
 ]
 
 
@@ -551,3 +557,261 @@ def test_union_with_any_needs_no_runtime_check() -> None:
     assert plain_class(hint) is None
     predicate = checker(hint)
     assert predicate is None or predicate("anything") is True
+
+
+# -- the issue's examples against mypy (both directions; mypy's verdicts checked by hand) ------------------
+
+U = TypeVar("U")
+T_co = TypeVar("T_co", covariant=True)
+IntOrStr = TypeVar("IntOrStr", int, str)
+
+
+class Rev(typing.Generic[T, U]):
+    pass
+
+
+class RevSub(Rev[U, T], typing.Generic[T, U]):  # RevSub[A, B] is a Rev[B, A]
+    pass
+
+
+class Point(typing.NamedTuple):
+    x: int
+    y: int
+
+
+class Movie(typing.TypedDict):
+    title: str
+    year: int
+
+
+class MovieRated(typing.TypedDict):
+    title: str
+    year: int
+    rating: float
+
+
+class MovieMaybeYear(typing.TypedDict):
+    title: str
+    year: typing.NotRequired[int]
+
+
+@typing.runtime_checkable
+class Greeter(Protocol):
+    def greet(self, name: str) -> str: ...
+
+
+class English:
+    def greet(self, name: str) -> str:
+        return name
+
+
+class Mute:
+    def greet(self) -> str:  # the right name, the wrong signature
+        return ""
+
+
+class Counting:
+    def greet(self, name: str) -> int:
+        return 0
+
+
+class HasX(Protocol):
+    x: int
+
+
+class WithX:
+    x: int = 0
+
+
+class WithBoolX:
+    x: bool = False
+
+
+class HasReadX(Protocol):
+    @property
+    def x(self) -> float: ...
+
+
+class WithStrX:
+    x: str = ""
+
+
+class Getter(Protocol[T_co]):
+    def get(self) -> T_co: ...
+
+
+class IntGet:
+    def get(self) -> int:
+        return 0
+
+
+class Made:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+
+class Handler:
+    def __call__(self, x: int) -> str:
+        return ""
+
+
+class Callback(Protocol):
+    def __call__(self, x: int) -> object: ...
+
+
+class Configurable(Protocol):
+    def run(self, x: int, *, fast: bool = ...) -> None: ...
+
+
+class KwRunner:
+    def run(self, x: int, *, fast: bool = False, label: str = "") -> None: ...
+
+
+class StrictRunner:
+    def run(self, x: int, *, fast: bool, label: str) -> None: ...
+
+
+Callable = cabc.Callable
+AdminId = NewType("AdminId", UserId)
+
+# (producer, consumer, mypy accepts producer -> consumer, mypy accepts consumer -> producer)
+MYPY_PAIRS = [
+    # the issue's false errors
+    (tuple[Tensor, ...], cabc.Sequence[Tensor], True, False),
+    (tuple[int, int], cabc.Iterable[int], True, False),
+    (Point, tuple[int, int], True, False),
+    (Point, cabc.Sequence[int], True, False),
+    (Movie, cabc.Mapping[str, object], True, False),
+    (Callable[[object], None], Callable[[Tensor], None], True, False),
+    (Callable[[], int], Callable[[], float], True, False),
+    (Callable[..., int], Callable[[int], int], True, True),
+    (UserId, float, True, False),
+    (bool, Literal[True, False], True, True),
+    (RevSub[int, str], Rev[str, int], True, False),
+    # the issue's missed errors
+    (Callable[[], Animal], Callable[[bytes], Animal], False, False),
+    (Literal[1], Literal[True], False, False),
+    (tuple[()], tuple[int], False, False),
+    (Mute, Greeter, False, False),
+    (RevSub[int, str], Rev[int, str], False, False),
+    # and around them
+    (tuple[()], tuple[int, ...], True, False),
+    (tuple[()], cabc.Sequence[str], True, False),
+    (tuple[int, str], cabc.Sequence[int], False, False),
+    (Point, tuple[int, ...], True, False),
+    (Point, tuple[int], False, False),
+    (Movie, dict[str, object], False, False),
+    (Movie, cabc.Mapping[str, int], False, False),
+    (MovieRated, Movie, True, False),
+    (MovieMaybeYear, Movie, False, False),
+    (English, Greeter, True, False),
+    (Counting, Greeter, False, False),
+    (WithX, HasX, True, False),
+    (WithStrX, HasX, False, False),
+    (IntGet, Getter[float], True, False),
+    (IntGet, Getter[str], False, False),
+    (type[Made], Callable[[int], Made], True, False),
+    (type[Made], Callable[[], Made], True, False),  # type[X] may be a subclass: mypy checks no arguments
+    (type[Made], Callable[[], Animal], False, False),
+    (type[Dog], type[Animal], True, False),
+    (AdminId, UserId, True, False),
+    (UserId, Literal[1], False, False),
+    (Color, Literal[Color.RED, Color.GREEN], True, True),
+    (Literal[True], int, True, False),
+    (IntOrStr, int | str, True, False),
+    (int | str, IntOrStr, False, True),  # a constrained TypeVar binds to one constraint, not the union
+    (bytes, cabc.Sequence[int], True, False),
+    (str, cabc.Sequence[str], True, False),
+    (collections.Counter[str], cabc.Mapping[str, int], True, False),
+    (Handler, Callable[[int], str], True, False),  # a class with __call__ is a callable
+    (Handler, Callable[[str], str], False, False),
+    (Callable[[int], object], Callback, False, True),  # Callback may be called as cb(x=1): names matter
+    (Callable[[int], object], Callable[[bool], object], True, False),
+    (KwRunner, Configurable, True, False),
+    (StrictRunner, Configurable, False, False),  # a required keyword the protocol never passes
+]
+
+
+@pytest.mark.parametrize(("producer", "consumer", "forward", "backward"), MYPY_PAIRS)
+def test_agrees_with_mypy_on_the_issue_examples(
+    producer: object, consumer: object, forward: bool, backward: bool
+) -> None:
+    assert is_assignable(producer, consumer) is forward
+    assert is_assignable(consumer, producer) is backward
+
+
+def test_invariant_parameters_are_read_covariantly_unless_strict() -> None:
+    # The documented difference: list[bool] -> list[int] passes, though mypy rejects it.
+    assert is_assignable(list[bool], list[int]) and is_assignable(dict[str, bool], dict[str, int])
+    assert decide(list[bool], list[int], STRICT_INVARIANCE) is False
+    assert decide(list[int], list[int], STRICT_INVARIANCE) is True
+    assert decide(MovieRated, Movie, STRICT_INVARIANCE) is True
+    # Settable protocol attributes are invariant to mypy; a read-only property is covariant.
+    assert is_assignable(WithBoolX, HasX) and decide(WithBoolX, HasX, STRICT_INVARIANCE) is False
+    assert decide(WithBoolX, HasReadX, STRICT_INVARIANCE) is True
+    # Contravariant parameters are honoured in every mode.
+    assert not is_assignable(Callable[[bool], None], Callable[[int], None])
+
+
+def test_undecidable_pairs_are_accepted_and_reported_as_undecided() -> None:
+    assert decide("Latents", int) is None and is_assignable("Latents", int)
+    assert decide(list[int], HasLen) is None  # a builtin's methods have no readable signature
+    assert decide(int, HasLen) is False  # but a missing method is an error
+
+
+def test_signatures_are_read_once() -> None:
+    assert is_assignable(English, Greeter)
+    before = _function_sig.cache_info().misses
+    for _ in range(100):
+        assert is_assignable(English, Greeter) and not is_assignable(Counting, Greeter)
+    assert _function_sig.cache_info().misses == before
+
+
+SIMPLE: list[object] = [
+    int,
+    bool,
+    float,
+    str,
+    Animal,
+    Dog,
+    Point,
+    Movie,
+    MovieRated,
+    English,
+    Greeter,
+    UserId,
+]
+SIMPLE += [Literal[1], Literal[True], tuple[()], IntGet, WithX, HasX]
+RICH = st.recursive(
+    st.sampled_from(SIMPLE),
+    lambda inner: st.one_of(
+        _compose(inner),
+        inner.map(lambda h: Callable[[h], None]),
+        st.tuples(inner, inner).map(lambda ab: Callable[[ab[0]], ab[1]]),
+        inner.map(partial(getitem, Getter)),
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(RICH, RICH)
+def test_strict_mode_only_rejects_more(a: object, b: object) -> None:
+    lenient, strict = decide(a, b), decide(a, b, STRICT_INVARIANCE)
+    assert lenient in (True, False, None) and strict in (True, False, None)
+    if lenient is False:
+        assert strict is False
+    assert decide(a, a, STRICT_INVARIANCE) is not False
+    assert is_assignable(a, Union[a, b]) and is_assignable(Union[a, b] if is_assignable(b, a) else a, a)
+
+
+@settings(max_examples=200, deadline=None)
+@given(RICH, RICH, RICH)
+def test_assignability_is_transitive_on_decided_pairs(a: object, b: object, c: object) -> None:
+    if decide(a, b) is True and decide(b, c) is True:
+        assert is_assignable(a, c)
