@@ -316,6 +316,8 @@ class Lowerer:
         self._ports: dict[int, tuple[Any, tuple[Port, ...], tuple[Port, ...]]] = {}
         # a nested Sequential's final value of a name -> where that Sequential first wrote the name
         self.first_write: dict[int, str] = {}
+        # (loop op id, input index) -> the body placeholder that input captures; resolved at the end
+        self.captures: dict[tuple[int, int], Value] = {}
 
     def value(self, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str) -> Value:
         """A new value with a fresh id."""
@@ -492,8 +494,10 @@ class Lowerer:
                 self.read(scope, name, op, port)
                 op.carried.append(Carried(name, placeholder, op.inputs[-1], written[name]))
             else:
-                outer = self.read(scope, name, op, port)
-                _replace_uses(placeholder, outer)
+                self.read(scope, name, op, port)
+                # the body's readers are rebound to the outer value once, at the end (resolve_captures):
+                # rebinding them here, level by level, moved them once per enclosing loop
+                self.captures[(op.id, len(op.inputs) - 1)] = placeholder
 
         self._check_declared_carry(loop, op, path, body_scope, written)
 
@@ -838,11 +842,36 @@ def _port_names(blk: Any, side: str) -> list[str]:
     return [p.name for p in ports if isinstance(p, Port) and isinstance(p.name, str)]
 
 
-def _replace_uses(old: Value, new: Value) -> None:
-    for op, k in old.readers:
-        op.inputs[k].value = new
-        new.readers.append((op, k))
-    old.readers.clear()
+def resolve_captures(captures: dict[tuple[int, int], Value], ops: Iterable[Op]) -> None:
+    """Rebind every reader of a captured placeholder to the outer value the loop reads, in one pass.
+
+    A value's readers end up in the order rebinding level by level gave: each loop's capture slot is
+    followed by the readers inside that loop (depth first, on an explicit stack)."""
+    if not captures:
+        return
+    forwarded = {id(placeholder) for placeholder in captures.values()}
+    finals: dict[int, Value] = {}
+    for op in ops:
+        if isinstance(op, LoopOp):
+            for k, slot in enumerate(op.inputs):
+                if (op.id, k) in captures and id(slot.value) not in forwarded:
+                    finals.setdefault(slot.value.id, slot.value)
+    for value in finals.values():
+        readers: list[tuple[Op, int]] = []
+        stack = [iter(value.readers)]
+        while stack:
+            reader = next(stack[-1], None)
+            if reader is None:
+                stack.pop()
+                continue
+            reader[0].inputs[reader[1]].value = value
+            readers.append(reader)
+            placeholder = captures.get((reader[0].id, reader[1]))
+            if placeholder is not None:
+                stack.append(iter(placeholder.readers))
+        value.readers = readers
+    for placeholder in captures.values():
+        placeholder.readers = []
 
 
 def _narrowest(ports: list[Port]) -> Any:
@@ -908,6 +937,7 @@ def lower(blk: Any) -> Lowered:
     region = Region(None)
     name = root_path(blk)
     outputs = lowerer.lower(blk, root, name, region)
+    resolve_captures(lowerer.captures, region.walk())
     for value in root.inputs.values():
         readers = [op.inputs[k].port for op, k in value.readers]
         if readers:
