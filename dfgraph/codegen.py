@@ -462,7 +462,7 @@ class _Emitter:
     ) -> None:
         """Bind a call's results to `outs`, following the block's return form."""
         spec = op.spec
-        comment = f"  # {op.path}"
+        comment = f"  # {_short(op.path)}"
         if spec.returns == "value" and len(outs) == 1:
             fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
         elif spec.returns == "tuple" and outs:
@@ -483,7 +483,7 @@ class _Emitter:
         pad = "    " * depth
         loop = op.loop
         info = LineInfo(op.path, loops)
-        fn.lines.append((f"{pad}# loop {op.path}: {_describe_loop(op)}", None))
+        fn.lines.append((f"{pad}# loop {_short(op.path)}: {_describe_loop(op)}", None))
         plan = self._stream_plan(fn, op, pad) if self.runtime is not None else None
         # An enclosing loop may already have chosen the variable of an output of this loop (to write
         # its own carried value in place): then the output's source must live in that variable.
@@ -616,6 +616,21 @@ class _Emitter:
         """The index in `region` of the op that is `op` or contains it; None when `op` is outside."""
         top = region.top_level(op)
         return None if top is None else self.position[top.id]
+
+
+# A comment names its block's path up to this long; past it, the root and the innermost segments.
+COMMENT_PATH = 100
+
+
+def _short(path: str) -> str:
+    """A path for a comment of the generated source: in full up to COMMENT_PATH characters, else cut in
+    the middle, so the source of blocks nested 20,000 deep does not grow with the square of the depth
+    (errors still name the full path, from the line table)."""
+    if len(path) <= COMMENT_PATH:
+        return path
+    root = path.split("/", 1)[0]
+    tail = path[-max(COMMENT_PATH - len(root) - 5, 20) :]
+    return f"{root}/.../{tail.split('/', 1)[-1] if '/' in tail else tail}"
 
 
 def _input_default(value: Value) -> Any:
