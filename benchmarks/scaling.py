@@ -157,7 +157,7 @@ def loop_nest(depth: int, width: int = 1) -> Any:
 
 
 def sequential_nest(depth: int, width: int = 1) -> Any:
-    """Sequentials nested `depth` deep, each holding the one inside it and `width` blocks; x + depth * width."""
+    """Sequentials nested `depth` deep, each holding the next one in and `width` blocks: x + depth * width."""
     block: Any = df.Sequential(*[inc] * width, name="s0")
     for k in range(1, depth):
         block = df.Sequential(block, *[inc] * width, name=f"s{k}")
@@ -387,7 +387,12 @@ def fits(rows: Sequence[Measured], smallest: int = 1_000) -> tuple[float, float]
 
 
 def shape_table(
-    shape: Shape, rows: Sequence[Measured], skipped: str | None, *, unit: str = "blocks", smallest: int = 1_000
+    shape: Shape,
+    rows: Sequence[Measured],
+    skipped: str | None,
+    *,
+    unit: str = "blocks",
+    smallest: int = 1_000,
 ) -> Table:
     """One shape: check and compile median/min/max, per-block time, ratio to the first size; the fit."""
     columns = (
