@@ -239,26 +239,36 @@ SHAPES = (
 )
 """Every shape measured by block count."""
 
+
+def _loop_levels(n: int) -> int:
+    return max(1, n // 20)
+
+
+def _graph_levels(n: int) -> int:
+    return max(1, n // 50)
+
+
 DEPTH_SHAPES = (
-    Shape("Sequential nest depth", sequential_nest, _x0, _identity, _identity, "depth = size"),
+    Shape("Sequential nest depth", sequential_nest, _x0, _identity, _identity, "levels = size"),
     Shape(
         "loop nest depth",
-        lambda n: loop_nest(n // 20),
+        lambda n: loop_nest(_loop_levels(n)),
         lambda n: {"x": 0, "steps": 1},
-        lambda n: n // 20,
-        lambda n: n // 20,
-        "depth = size / 20 (62 to 1,000 loops)",
+        _loop_levels,
+        _loop_levels,
+        "levels = size / 20 (62 to 1,000 loops deep at the full run's sizes)",
     ),
     Shape(
         "Graph nest depth",
-        lambda n: graph_nest(n // 50),
+        lambda n: graph_nest(_graph_levels(n)),
         _x0,
-        lambda n: n // 50,
+        _graph_levels,
         lambda n: 1,
-        "depth = size / 50 (25 to 400 Graphs); one block",
+        "levels = size / 50 (25 to 400 Graphs deep), one block in all: each Graph node's interface is "
+        "derived by lowering it, so the work grows with the square of the depth",
     ),
 )
-"""Depth grown alone, one block per level (a Graph nest has one block in all)."""
+"""Depth grown alone: `blocks` counts levels here, one block per level (a Graph nest: one in all)."""
 
 
 def expected(shape: Shape, n: int) -> int:
@@ -376,8 +386,8 @@ def _points(history: Sequence[Measured]) -> tuple[int, float, int, float]:
 
 
 def fits(rows: Sequence[Measured], smallest: int = 1_000) -> tuple[float, float] | None:
-    """The fitted (check, compile) exponents over the rows of at least `smallest` blocks; None below two."""
-    judged = [m for m in rows if m.blocks >= smallest]
+    """The fitted (check, compile) exponents over the rows of size `smallest` and up; None below two."""
+    judged = [m for m in rows if m.size >= smallest]
     if len({m.blocks for m in judged}) < 2:
         return None
     return (
@@ -426,9 +436,10 @@ def shape_table(
     notes = [shape.note] if shape.note else []
     fitted = fits(rows, smallest)
     if fitted is not None:
+        judged = [m for m in rows if m.size >= smallest]
         notes.append(
-            f"fitted exponent (least squares over {len([m for m in rows if m.blocks >= smallest])} sizes"
-            f" from {smallest:,} {unit}): check {fitted[0]:.2f}, check + compile {fitted[1]:.2f}"
+            f"fitted exponent (least squares over {len(judged)} sizes from {judged[0].blocks:,} {unit}): "
+            f"check {fitted[0]:.2f}, check + compile {fitted[1]:.2f}"
         )
     if skipped:
         notes.append(skipped)
