@@ -164,6 +164,14 @@ def sequential_nest(depth: int, width: int = 1) -> Any:
     return block
 
 
+def one_leaf_nest(depth: int) -> Any:
+    """Sequentials nested `depth` deep around one block; x + 1."""
+    block: Any = df.Sequential(inc, name="s0")
+    for k in range(1, depth):
+        block = df.Sequential(block, name=f"s{k}")
+    return block
+
+
 def graph_nest(depth: int) -> Any:
     """Graphs nested `depth` deep, each with the one inside it as its only node; x + 1."""
     block: Any = inc
@@ -249,7 +257,15 @@ def _graph_levels(n: int) -> int:
 
 
 DEPTH_SHAPES = (
-    Shape("Sequential nest depth", sequential_nest, _x0, _identity, _identity, "levels = size"),
+    Shape(
+        "Sequential nest depth",
+        one_leaf_nest,
+        _x0,
+        _identity,
+        lambda n: 1,
+        "levels = size, one block in all (with a block on every level, the blocks' paths alone grow "
+        "with the square of the depth: each names every enclosing Sequential)",
+    ),
     Shape(
         "loop nest depth",
         lambda n: loop_nest(_loop_levels(n)),

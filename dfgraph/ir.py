@@ -216,6 +216,25 @@ class Scope(Protocol):
         """The value bound to `name` here, without creating anything."""
 
 
+class _Path:
+    """A block path not spelled out yet: Sequentials nested 20,000 deep would otherwise hold 20,000
+    strings of up to 20,000 segments while they lower (the square of the depth in memory)."""
+
+    __slots__ = ("name", "parent")
+
+    def __init__(self, parent: str | _Path, name: str) -> None:
+        self.parent, self.name = parent, name
+
+    def __str__(self) -> str:
+        names: list[str] = []
+        node: str | _Path = self
+        while isinstance(node, _Path):
+            names.append(node.name)
+            node = node.parent
+        names.append(node)
+        return "/".join(reversed(names))
+
+
 class _RootScope:
     def __init__(self, lowerer: Lowerer) -> None:
         self.lowerer = lowerer
@@ -348,11 +367,12 @@ class Lowerer:
         step = self._child(blk, scope, path, region)
         return run_nested(step) if isinstance(step, GeneratorType) else step
 
-    def _child(self, blk: Any, scope: Scope, path: str, region: Region) -> Any:
+    def _child(self, blk: Any, scope: Scope, path: str | _Path, region: Region) -> Any:
         """What a composite yields for a child: a leaf's outputs at once, a composite's lowering step
         (a composite's children are yielded to run_nested, never lowered by a recursive call)."""
         if isinstance(blk, Sequential):
             return self._sequential(blk, scope, path, region)
+        path = str(path)
         if isinstance(blk, Loop):
             return self._loop(blk, scope, path, region)
         if isinstance(blk, Graph):
@@ -433,11 +453,11 @@ class Lowerer:
     # -- Sequential -------------------------------------------------------------------------------------
 
     def _sequential(
-        self, seq: Sequential, scope: Scope, path: str, region: Region
+        self, seq: Sequential, scope: Scope, path: str | _Path, region: Region
     ) -> Nested[dict[str, Value]]:
         inner = _SeqScope(self, scope)
         for child_name, child in seq.children:
-            outs: dict[str, Value] = yield self._child(child, inner, f"{path}/{child_name}", region)
+            outs: dict[str, Value] = yield self._child(child, inner, _Path(path, child_name), region)
             for name, value in outs.items():
                 inner.write(name, value)
         for name, value in inner.written.items():

@@ -147,7 +147,7 @@ def test_depth_shapes_nest_their_levels_and_compute_their_result(shape: scaling.
     elif shape.name.startswith("loop"):
         assert _depth(graph) == levels and _leaves(graph) == levels
     else:
-        assert _depth(graph) == levels - 1 and _leaves(graph) == levels
+        assert _depth(graph) == levels - 1 and _leaves(graph) == 1
     _, _, program = scaling.run_once(shape, n, collect=False)
     scaling.verify(shape, n, program)
 
