@@ -895,7 +895,8 @@ def resolve_captures(captures: dict[tuple[int, int], Value], ops: Iterable[Op]) 
 
 
 def _narrowest(ports: list[Port]) -> Any:
-    narrowed = types.narrow([p.type for p in ports])
+    # each distinct hint once: a name read in loops nested 300 deep has 300 readers of one type
+    narrowed = types.narrow(list({id(p.type): p.type for p in ports}.values()))
     return narrowed if narrowed is not None else ports[0].type
 
 
@@ -903,7 +904,7 @@ def common_default(ports: list[Port]) -> Any:
     """The default shared by every reader, else REQUIRED (one reader without a default makes it required)."""
     first = ports[0].default
     for p in ports[1:]:
-        if not same_default(first, p.default):
+        if p.default is not first and not same_default(first, p.default):
             return REQUIRED
     return first
 
