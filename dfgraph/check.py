@@ -151,7 +151,7 @@ class _Checker:
                     f"rename the port {name!r}",
                 )
             hints = [p.type for _, p in readers]
-            if types.narrow(hints) is None and _any_disjoint(hints):
+            if types.narrow(list({id(h): h for h in hints}.values())) is None and _any_disjoint(hints):
                 shown = ", ".join(f"{types.describe(p.type)} by {path}.{p.name}" for path, p in readers)
                 self.error(
                     "DF002",

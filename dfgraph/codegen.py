@@ -255,8 +255,9 @@ class _Emitter:
         """Boundary checks, inlined as isinstance where that is exact; they run before any block."""
         readers = [op.inputs[k].port for op, k in value.readers]
         paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
-        narrowed = types.narrow([p.type for p in readers])
-        hints = [narrowed] if narrowed is not None else list({id(p.type): p.type for p in readers}.values())
+        distinct = list({id(p.type): p.type for p in readers}.values())  # 300 nested loops: 300 readers
+        narrowed = types.narrow(distinct)
+        hints = [narrowed] if narrowed is not None else distinct
         ident = self.var(value)
         default = _input_default(value)
         guard = "" if default is REQUIRED else f"{ident} is not {self.glob(default, f'{name}_default')} and "
