@@ -114,6 +114,7 @@ def test_loops_nested_1000_deep_split_into_helpers_and_map_failures() -> None:
         program(x=2, steps=1)
     assert caught.value.path.endswith("loop0/boom")
     assert len(caught.value.iterations) == 1_000
+    assert len(program.schedule.bodies) == 1_000  # the stream schedule of every body, on first use
 
 
 def test_graphs_nested_deep() -> None:
