@@ -1,6 +1,6 @@
 """Run every benchmark case, print the tables and write RESULTS.md (`make bench`).
 
-    python -m benchmarks [--quick] [--out PATH] [--cases 1,2,3,4,5] [--max-blocks N]
+    python -m benchmarks [--quick] [--out PATH] [--cases 1,2,3,4,5 | scaling,...] [--max-blocks N]
 
 1 loop overhead, 2 sequential overhead (benchmarks.overhead), 3 checker scaling (benchmarks.scaling),
 4 tiny text2img end to end on the CPU (benchmarks.end_to_end), 5 the same on a GPU (benchmarks.gpu).
@@ -48,6 +48,10 @@ TITLES = {
 }
 
 
+CASE_NAMES = {"loop": 1, "sequential": 2, "scaling": 3, "end_to_end": 4, "gpu": 5}
+"""`--cases` also takes these names: `python -m benchmarks --cases scaling` runs case 3."""
+
+
 def cases(sizes: Sizes, budget: float = scaling.BUDGET) -> dict[int, Callable[[], CaseResult]]:
     """Each case number with the call that runs it at `sizes`."""
     return {
@@ -74,14 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke sizes: checks that everything runs")
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where to write RESULTS.md")
-    parser.add_argument("--cases", default="1,2,3,4,5", help="comma-separated case numbers (default all)")
+    parser.add_argument("--cases", default="1,2,3,4,5", help="case numbers or names, comma-separated")
     parser.add_argument("--max-blocks", type=int, default=None, help="largest graph of case 3")
     parser.add_argument("--budget", type=float, default=scaling.BUDGET, help="case 3: seconds per run")
     args = parser.parse_args(argv)
     try:
-        chosen = [int(c) for c in args.cases.split(",") if c.strip()]
+        chosen = [CASE_NAMES.get(c.strip()) or int(c) for c in args.cases.split(",") if c.strip()]
     except ValueError:
-        parser.error(f"--cases takes numbers like 1,3,4, got {args.cases!r}")
+        names = ", ".join(CASE_NAMES)
+        parser.error(f"--cases takes numbers like 1,3,4 or names ({names}), got {args.cases!r}")
     unknown = [c for c in chosen if c not in TITLES]
     if unknown:
         parser.error(f"unknown case(s) {unknown}; the cases are {sorted(TITLES)}")

@@ -58,20 +58,24 @@ class _Checker:
                     self._shapes(source, spec, ("v", out.value.id), f"{op.path}.{out.value.name}")
 
     def _edge(self, value: Value, port: Port, scope: Hashable, where: str) -> None:
-        if value.kind == "error":
-            return
+        # A carried value's init may be an outer loop's phi, and so on outward: follow that chain in a
+        # loop (loops nested 1,000 deep), then check from the outermost value inward.
+        chain: list[Value] = []
+        while value.kind == "carry":
+            chain.append(value)
+            value = self.carried[value.id].init
         if value.kind == "input":
             spec = shapes.array_spec(port.type)
             if spec is not None:
                 reference = shapes.array_spec(value.type) or spec
                 self._report_shapes(self.solver.unify(reference, ("v", value.id), spec, scope, where), where)
-            return
-        if value.kind == "carry":
+        elif value.kind != "error":
+            self._typed(value, port, scope, where)
+        for value in reversed(chain):
             carried = self.carried[value.id]
-            self._edge(carried.init, port, scope, where)  # the init may itself be an outer loop's phi
             if not types.is_assignable(carried.final.type, port.type):
                 if value.id in self.changed:
-                    return
+                    continue
                 self.changed.add(value.id)
                 self.error(
                     "DF101",
@@ -84,8 +88,6 @@ class _Checker:
                 )
             else:
                 self._typed(carried.final, port, scope, where, type_checked=True)
-            return
-        self._typed(value, port, scope, where)
 
     def _typed(
         self, value: Value, port: Port, scope: Hashable, where: str, *, type_checked: bool = False
@@ -149,7 +151,7 @@ class _Checker:
                     f"rename the port {name!r}",
                 )
             hints = [p.type for _, p in readers]
-            if types.narrow(hints) is None and _any_disjoint(hints):
+            if types.narrow(list({id(h): h for h in hints}.values())) is None and _any_disjoint(hints):
                 shown = ", ".join(f"{types.describe(p.type)} by {path}.{p.name}" for path, p in readers)
                 self.error(
                     "DF002",

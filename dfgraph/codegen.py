@@ -17,7 +17,19 @@ import attrs
 from dfgraph import types
 from dfgraph.capture import Segment
 from dfgraph.fuse import FusedOp
-from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Slot, Value, common_default, consumers
+from dfgraph.ir import (
+    CallOp,
+    LoopOp,
+    Lowered,
+    Nested,
+    Op,
+    Region,
+    Slot,
+    Value,
+    common_default,
+    consumers,
+    run_nested,
+)
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.schedule import BodySchedule, Schedule
 
@@ -161,13 +173,13 @@ class _Emitter:
         self._index_positions()
 
     def _index_positions(self) -> None:
-        def visit(region: Region) -> None:
+        regions = [self.lowered.root]
+        while regions:
+            region = regions.pop()
             for i, op in enumerate(region.ops):
                 self.position[op.id] = i
                 if isinstance(op, LoopOp):
-                    visit(op.body)
-
-        visit(self.lowered.root)
+                    regions.append(op.body)
 
     # -- names ------------------------------------------------------------------------------------------
 
@@ -217,7 +229,7 @@ class _Emitter:
         fn.setup_at = len(fn.lines)  # bad calls never make streams
         fn.lines.append(("    try:", None))
         before = len(fn.lines)
-        self._region(fn, self.lowered.root, 2, ())
+        run_nested(self._region(fn, self.lowered.root, 2, ()))
         if len(fn.lines) == before:
             fn.lines.append(("        pass", None))
         fn.lines.append(("    except Exception as exc:", None))
@@ -243,8 +255,9 @@ class _Emitter:
         """Boundary checks, inlined as isinstance where that is exact; they run before any block."""
         readers = [op.inputs[k].port for op, k in value.readers]
         paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
-        narrowed = types.narrow([p.type for p in readers])
-        hints = [narrowed] if narrowed is not None else list({id(p.type): p.type for p in readers}.values())
+        distinct = list({id(p.type): p.type for p in readers}.values())  # 300 nested loops: 300 readers
+        narrowed = types.narrow(distinct)
+        hints = [narrowed] if narrowed is not None else distinct
         ident = self.var(value)
         default = _input_default(value)
         guard = "" if default is REQUIRED else f"{ident} is not {self.glob(default, f'{name}_default')} and "
@@ -262,18 +275,21 @@ class _Emitter:
 
     # -- regions ----------------------------------------------------------------------------------------
 
-    def _region(self, fn: _Function, region: Region, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+    def _region(
+        self, fn: _Function, region: Region, depth: int, loops: tuple[tuple[str, str], ...]
+    ) -> Nested[None]:
+        """Emit a region's ops; a nested loop is yielded to run_nested (loops nested 1,000 deep)."""
         plan = self.plans.get(id(region))
         if self.capture and region.owner is not None:
             for group in _segments(region):
                 if isinstance(group, list):
                     self._segment(fn, group, region.owner, depth, loops)
                 else:
-                    self._op(fn, group, depth, loops)
+                    yield self._op(fn, group, depth, loops)
             return
         for op in region.ops:
             if plan is None:
-                self._op(fn, op, depth, loops)
+                yield self._op(fn, op, depth, loops)
                 continue
             # A scheduled body: each op on its stream, after its waits, then its event if anyone waits.
             stream = plan.stream_var[plan.body.stream_of(op.path)]
@@ -285,7 +301,7 @@ class _Emitter:
             fn.lines.extend(
                 (f"{pad}{stream}.wait_event({plan.event_var[p]})", None) for p in plan.body.waits_for(op.path)
             )
-            self._op(fn, op, inner, loops)
+            yield self._op(fn, op, inner, loops)
             for value in self._from_other_streams(op, plan):
                 fn.lines.append((f"{pad}_rt.keep({self.var(value)}, {stream})", None))
             if plan.body.records_event(op.path):
@@ -325,7 +341,7 @@ class _Emitter:
         helper = _Function(f"def {name}({', '.join(params)}):")
         self.functions.append(helper)
         for op in ops:
-            self._op(helper, op, 1, ())
+            self._call(helper, op, 1, ())
         helper.lines.append((f"    return ({_tuple(outs) if outs else ''})", None))
         runner = self.glob(segment, f"{name}_graph")
         target = f"{_tuple(outs)} = " if outs else ""
@@ -348,15 +364,18 @@ class _Emitter:
         """The op of the scheduled body that made `value` (itself or the loop around it), if any."""
         return plan.region.top_level(value.producer) if value.kind == "op" else None
 
-    def _op(self, fn: _Function, op: Op, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+    def _op(
+        self, fn: _Function, op: Op, depth: int, loops: tuple[tuple[str, str], ...]
+    ) -> Nested[None] | None:
+        """Emit a call now; a loop's emission is returned, for the caller to yield to run_nested."""
         # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
         if isinstance(op, CallOp):
             self._call(fn, op, depth, loops)
         elif isinstance(op, LoopOp):
             if depth > MAX_NESTING:
-                self._loop_function(fn, op, depth, loops)
-            else:
-                self._loop(fn, op, depth, loops)
+                return self._loop_function(fn, op, depth, loops)
+            return self._loop(fn, op, depth, loops)
+        return None
 
     def _stream_plan(self, fn: _Function, op: LoopOp, pad: str) -> _StreamPlan | None:
         """On CUDA, a body scheduled on several streams gets its streams and events, made before the loop."""
@@ -444,7 +463,7 @@ class _Emitter:
     ) -> None:
         """Bind a call's results to `outs`, following the block's return form."""
         spec = op.spec
-        comment = f"  # {op.path}"
+        comment = f"  # {_short(op.path)}"
         if spec.returns == "value" and len(outs) == 1:
             fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
         elif spec.returns == "tuple" and outs:
@@ -459,11 +478,13 @@ class _Emitter:
         else:
             fn.lines.append((f"{pad}{call}{comment}", info))
 
-    def _loop(self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
+    def _loop(
+        self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]
+    ) -> Nested[None]:
         pad = "    " * depth
         loop = op.loop
         info = LineInfo(op.path, loops)
-        fn.lines.append((f"{pad}# loop {op.path}: {_describe_loop(op)}", None))
+        fn.lines.append((f"{pad}# loop {_short(op.path)}: {_describe_loop(op)}", None))
         plan = self._stream_plan(fn, op, pad) if self.runtime is not None else None
         # An enclosing loop may already have chosen the variable of an output of this loop (to write
         # its own carried value in place): then the output's source must live in that variable.
@@ -523,7 +544,7 @@ class _Emitter:
                 (f"{body_pad}{plan.stream_var[k]}.wait_event({plan.fork})", None)
                 for k in plan.body.side_streams
             )
-        self._region(fn, op.body, depth + 1, inner)
+        yield self._region(fn, op.body, depth + 1, inner)
         if plan is not None:  # join, before the carried copies free anything a side stream may still read
             for k, join in zip(plan.body.side_streams, plan.joins, strict=True):
                 fn.lines.append((f"{body_pad}{join}.record({plan.stream_var[k]})", None))
@@ -543,13 +564,13 @@ class _Emitter:
 
     def _loop_function(
         self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]
-    ) -> None:
+    ) -> Nested[None]:
         """A loop too deeply nested for one function becomes a helper function called in its place."""
         name = self.names.new(f"_loop_{op.path.rsplit('/', 1)[-1]}")
         params = list(dict.fromkeys(self.var(slot.value) for slot in op.inputs))
         helper = _Function(f"def {name}({', '.join(params)}):")
         self.functions.append(helper)
-        self._loop(helper, op, 1, ())
+        yield self._loop(helper, op, 1, ())
         outs = [self.var(out.value) for out in op.outs]
         helper.lines.append((f"    return ({_tuple(outs)})", None))
         pad = "    " * depth
@@ -596,6 +617,21 @@ class _Emitter:
         """The index in `region` of the op that is `op` or contains it; None when `op` is outside."""
         top = region.top_level(op)
         return None if top is None else self.position[top.id]
+
+
+# A comment names its block's path up to this long; past it, the root and the innermost segments.
+COMMENT_PATH = 100
+
+
+def _short(path: str) -> str:
+    """A path for a comment of the generated source: in full up to COMMENT_PATH characters, else cut in
+    the middle, so the source of blocks nested 20,000 deep does not grow with the square of the depth
+    (errors still name the full path, from the line table)."""
+    if len(path) <= COMMENT_PATH:
+        return path
+    root = path.split("/", 1)[0]
+    tail = path[-max(COMMENT_PATH - len(root) - 5, 20) :]
+    return f"{root}/.../{tail.split('/', 1)[-1] if '/' in tail else tail}"
 
 
 def _input_default(value: Value) -> Any:

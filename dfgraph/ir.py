@@ -9,9 +9,9 @@ node's edges — and records the structural diagnostics (DF003-DF006, DF102, DF1
 from __future__ import annotations
 
 import heapq
-import sys
-from collections.abc import Iterable, Iterator
-from typing import Any, Literal, Protocol
+from collections.abc import Generator, Iterable, Iterator
+from types import GeneratorType
+from typing import Any, Literal, Protocol, TypeVar
 
 from dfgraph import types
 from dfgraph.block import CallSpec, block_notes, call_spec
@@ -20,6 +20,34 @@ from dfgraph.diagnostics import Diagnostic, Severity, did_you_mean
 from dfgraph.ports import REQUIRED, Port
 
 ValueKind = Literal["input", "op", "carry", "index", "item", "pending", "error"]
+
+T = TypeVar("T")
+
+Nested = Generator[Any, Any, T]
+"""A step of a nested computation run by `run_nested`: it yields a sub-step (a generator) or a finished
+value, is sent that sub-step's result, and returns its own."""
+
+
+def run_nested(task: Nested[T]) -> T:
+    """Run a nested computation on an explicit stack, so composites nested 20,000 deep need no Python
+    recursion (no RecursionError, no raised limit): each yield of a generator suspends the parent
+    until that child returns; anything else yielded is sent straight back."""
+    stack: list[Nested[Any]] = [task]
+    value: Any = None
+    while True:
+        try:
+            step = stack[-1].send(value)
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                return done.value  # type: ignore[no-any-return]
+            value = done.value
+            continue
+        if isinstance(step, GeneratorType):
+            stack.append(step)
+            value = None
+        else:
+            value = step
 
 
 class Value:
@@ -144,11 +172,16 @@ class Region:
         return op
 
     def walk(self) -> Iterator[Op]:
-        """Every op in this region and in nested loop bodies, in order."""
-        for op in self.ops:
+        """Every op in this region and in nested loop bodies, in order (iterative: any nesting depth)."""
+        stack: list[Iterator[Op]] = [iter(self.ops)]
+        while stack:
+            op = next(stack[-1], None)
+            if op is None:
+                stack.pop()
+                continue
             yield op
             if isinstance(op, LoopOp):
-                yield from op.body.walk()
+                stack.append(iter(op.body.ops))
 
 
 class Lowered:
@@ -183,6 +216,25 @@ class Scope(Protocol):
         """The value bound to `name` here, without creating anything."""
 
 
+class _Path:
+    """A block path not spelled out yet: Sequentials nested 20,000 deep would otherwise hold 20,000
+    strings of up to 20,000 segments while they lower (the square of the depth in memory)."""
+
+    __slots__ = ("name", "parent")
+
+    def __init__(self, parent: str | _Path, name: str) -> None:
+        self.parent, self.name = parent, name
+
+    def __str__(self) -> str:
+        names: list[str] = []
+        node: str | _Path = self
+        while isinstance(node, _Path):
+            names.append(node.name)
+            node = node.parent
+        names.append(node)
+        return "/".join(reversed(names))
+
+
 class _RootScope:
     def __init__(self, lowerer: Lowerer) -> None:
         self.lowerer = lowerer
@@ -203,15 +255,16 @@ class _SeqScope:
         self.lowerer = lowerer
         self.parent = parent
         self.written: dict[str, Value] = {}
+        self.bound = self.written
         self.first: dict[str, str] = {}  # name -> where this sequence first wrote it
 
     def read(self, name: str) -> Value:
-        value = self.written.get(name)
-        return value if value is not None else self.parent.read(name)
+        value, outer = _resolve(self, name)
+        return value if value is not None else outer.read(name)
 
     def peek(self, name: str) -> Value | None:
-        value = self.written.get(name)
-        return value if value is not None else self.parent.peek(name)
+        value, outer = _resolve(self, name)
+        return value if value is not None else outer.peek(name)
 
     def write(self, name: str, value: Value) -> None:
         old = self.written.get(name)
@@ -250,14 +303,26 @@ class _NodeScope:
     def __init__(self, parent: Scope, wired: dict[str, Value]) -> None:
         self.parent = parent
         self.wired = wired
+        self.bound = wired
 
     def read(self, name: str) -> Value:
-        value = self.wired.get(name)
-        return value if value is not None else self.parent.read(name)
+        value, outer = _resolve(self, name)
+        return value if value is not None else outer.read(name)
 
     def peek(self, name: str) -> Value | None:
-        value = self.wired.get(name)
-        return value if value is not None else self.parent.peek(name)
+        value, outer = _resolve(self, name)
+        return value if value is not None else outer.peek(name)
+
+
+def _resolve(scope: Scope, name: str) -> tuple[Value | None, Scope]:
+    """Follow Sequential and Graph-node scopes outward in a loop (nesting 20,000 deep needs no
+    recursion): the value bound to `name`, or None and the loop-body or root scope that decides."""
+    while isinstance(scope, _SeqScope | _NodeScope):
+        value = scope.bound.get(name)
+        if value is not None:
+            return value, scope
+        scope = scope.parent
+    return None, scope
 
 
 class Lowerer:
@@ -270,6 +335,8 @@ class Lowerer:
         self._ports: dict[int, tuple[Any, tuple[Port, ...], tuple[Port, ...]]] = {}
         # a nested Sequential's final value of a name -> where that Sequential first wrote the name
         self.first_write: dict[int, str] = {}
+        # (loop op id, input index) -> the body placeholder that input captures; resolved at the end
+        self.captures: dict[tuple[int, int], Value] = {}
 
     def value(self, name: str, typ: Any, kind: ValueKind, producer: Op | None, where: str) -> Value:
         """A new value with a fresh id."""
@@ -297,8 +364,15 @@ class Lowerer:
 
     def lower(self, blk: Any, scope: Scope, path: str, region: Region) -> dict[str, Value]:
         """Emit the ops of `blk` into `region`; return its outputs by name."""
+        step = self._child(blk, scope, path, region)
+        return run_nested(step) if isinstance(step, GeneratorType) else step
+
+    def _child(self, blk: Any, scope: Scope, path: str | _Path, region: Region) -> Any:
+        """What a composite yields for a child: a leaf's outputs at once, a composite's lowering step
+        (a composite's children are yielded to run_nested, never lowered by a recursive call)."""
         if isinstance(blk, Sequential):
             return self._sequential(blk, scope, path, region)
+        path = str(path)
         if isinstance(blk, Loop):
             return self._loop(blk, scope, path, region)
         if isinstance(blk, Graph):
@@ -378,10 +452,13 @@ class Lowerer:
 
     # -- Sequential -------------------------------------------------------------------------------------
 
-    def _sequential(self, seq: Sequential, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+    def _sequential(
+        self, seq: Sequential, scope: Scope, path: str | _Path, region: Region
+    ) -> Nested[dict[str, Value]]:
         inner = _SeqScope(self, scope)
         for child_name, child in seq.children:
-            for name, value in self.lower(child, inner, f"{path}/{child_name}", region).items():
+            outs: dict[str, Value] = yield self._child(child, inner, _Path(path, child_name), region)
+            for name, value in outs.items():
                 inner.write(name, value)
         for name, value in inner.written.items():
             if inner.first[name] != value.where:
@@ -390,7 +467,7 @@ class Lowerer:
 
     # -- Loop -------------------------------------------------------------------------------------------
 
-    def _loop(self, loop: Loop, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+    def _loop(self, loop: Loop, scope: Scope, path: str, region: Region) -> Nested[dict[str, Value]]:
         op = LoopOp(self._next_id(), path, loop, region)
         control_type: Any = int if loop.times is not None else _ITERABLE
         control = self.read(
@@ -411,7 +488,7 @@ class Lowerer:
         body_scope = _BodyScope(self, fixed)
         body = loop.body
         body_path = path if isinstance(body, Sequential) else f"{path}/{getattr(body, 'name', 'body')}"
-        written = self.lower(body, body_scope, body_path, op.body)
+        written: dict[str, Value] = yield self._child(body, body_scope, body_path, op.body)
 
         for reserved, what in (
             (loop.index, "index"),
@@ -437,8 +514,10 @@ class Lowerer:
                 self.read(scope, name, op, port)
                 op.carried.append(Carried(name, placeholder, op.inputs[-1], written[name]))
             else:
-                outer = self.read(scope, name, op, port)
-                _replace_uses(placeholder, outer)
+                self.read(scope, name, op, port)
+                # the body's readers are rebound to the outer value once, at the end (resolve_captures):
+                # rebinding them here, level by level, moved them once per enclosing loop
+                self.captures[(op.id, len(op.inputs) - 1)] = placeholder
 
         self._check_declared_carry(loop, op, path, body_scope, written)
 
@@ -509,7 +588,7 @@ class Lowerer:
 
     # -- Graph ------------------------------------------------------------------------------------------
 
-    def _graph(self, graph: Graph, scope: Scope, path: str, region: Region) -> dict[str, Value]:
+    def _graph(self, graph: Graph, scope: Scope, path: str, region: Region) -> Nested[dict[str, Value]]:
         nodes = graph.nodes
         in_names = {n: _port_names(b, "inputs") for n, b in nodes.items()}
         out_names = {n: _port_names(b, "outputs") for n, b in nodes.items()}
@@ -551,9 +630,10 @@ class Lowerer:
                     wired[port] = produced[snode][sport]
                 else:  # a cycle edge: bind a silent placeholder so nothing downstream repeats the DF004
                     wired[port] = self.value(port, Any, "error", None, f"{path}/{snode}.{sport}")
-            produced[node] = self.lower(nodes[node], _NodeScope(scope, wired), f"{path}/{node}", region)
+            node_scope = _NodeScope(scope, wired)
+            produced[node] = yield self._child(nodes[node], node_scope, f"{path}/{node}", region)
 
-        self._warn_unwired(path, nodes, wiring, deps, in_names, out_names)
+        self._warn_unwired(path, order, cyclic, wiring, deps, in_names, out_names)
         return self._graph_outputs(graph, path, produced, out_names)
 
     def _endpoint(
@@ -614,7 +694,8 @@ class Lowerer:
     def _warn_unwired(
         self,
         path: str,
-        nodes: dict[str, Any],
+        order: list[str],
+        cyclic: list[str],
         wiring: dict[str, dict[str, tuple[str, str]]],
         deps: dict[str, list[str]],
         in_names: dict[str, list[str]],
@@ -626,17 +707,26 @@ class Lowerer:
         for node, names in out_names.items():
             for name in names:
                 producers.setdefault(name, []).append(node)
-        for node in nodes:
-            for port in in_names[node]:
-                others = [p for p in producers.get(port, []) if p != node and not _reaches(deps, p, node)]
-                if port not in wiring[node] and others:
-                    self.warn(
-                        "DF205",
-                        f"{path}/{node}.{port}",
-                        f"{node}.{port} is not wired, so it becomes graph input {port!r}, "
-                        f"though node {others[0]!r} outputs {port!r}",
-                        f"add the edge ('{others[0]}.{port}', '{node}.{port}'), or wire it from an input",
-                    )
+        unwired = [
+            (node, port)
+            for node in in_names
+            for port in in_names[node]
+            if port not in wiring[node] and any(p != node for p in producers.get(port, ()))
+        ]
+        if not unwired:
+            return
+        # One pass over the graph answers every "would this edge close a cycle" question at once.
+        below = descendants(dict.fromkeys(node for node, _ in unwired), order, cyclic, deps)
+        for node, port in unwired:
+            others = [p for p in producers[port] if p != node and p not in below[node]]
+            if others:
+                self.warn(
+                    "DF205",
+                    f"{path}/{node}.{port}",
+                    f"{node}.{port} is not wired, so it becomes graph input {port!r}, "
+                    f"though node {others[0]!r} outputs {port!r}",
+                    f"add the edge ('{others[0]}.{port}', '{node}.{port}'), or wire it from an input",
+                )
 
     def _graph_outputs(
         self, graph: Graph, path: str, produced: dict[str, dict[str, Value]], out_names: dict[str, list[str]]
@@ -697,32 +787,67 @@ def _known_type(value: Value, reader: Op) -> Any:
 def consumers(value: Value) -> list[tuple[Op, Port]]:
     """The block ports reading a value, through loops (a carried init reaches the body's readers)."""
     found: list[tuple[Op, Port]] = []
-    for op, k in value.readers:
+    # depth first on an explicit stack, in reader order: a carried init of loops nested 1,000 deep
+    stack: list[tuple[Value, Iterator[tuple[Op, int]]]] = [(value, iter(value.readers))]
+    while stack:
+        current, readers = stack[-1]
+        reader = next(readers, None)
+        if reader is None:
+            stack.pop()
+            continue
+        op, k = reader
         if not isinstance(op, LoopOp):
             found.append((op, op.inputs[k].port))
         elif k == 0:
             found.append((op, op.inputs[0].port))  # the loop's control input
         else:
             carried = next(
-                (c for c in op.carried if c.init is value and op.inputs[k].port.name == c.name), None
+                (c for c in op.carried if c.init is current and op.inputs[k].port.name == c.name), None
             )
             if carried is not None:
-                found.extend(consumers(carried.phi))
+                stack.append((carried.phi, iter(carried.phi.readers)))
             # a capture's body readers read the value directly, so they are in value.readers already
     return found
 
 
-def _reaches(deps: dict[str, list[str]], start: str, target: str) -> bool:
-    """True when `start` depends, directly or not, on `target`."""
-    seen, stack = {start}, [start]
-    while stack:
-        for dep in deps[stack.pop()]:
-            if dep == target:
-                return True
-            if dep not in seen:
-                seen.add(dep)
-                stack.append(dep)
-    return False
+class _Below:
+    """The nodes that depend on one target, read from the per-node bitsets `descendants` computed."""
+
+    __slots__ = ("bit", "marks")
+
+    def __init__(self, marks: dict[str, int], bit: int) -> None:
+        self.marks, self.bit = marks, bit
+
+    def __contains__(self, node: object) -> bool:
+        return isinstance(node, str) and bool(self.marks.get(node, 0) & self.bit)
+
+
+def descendants(
+    targets: dict[str, None], order: list[str], cyclic: list[str], deps: dict[str, list[str]]
+) -> dict[str, _Below]:
+    """For each target node, the nodes that depend on it (itself included), in one pass over the graph.
+
+    Each target gets a bit; walking the topological `order`, a node's bitset is its own bit or-ed with
+    its dependencies' bitsets: O((nodes + edges) * targets / 64) instead of a search per pair. Nodes on
+    or behind a cycle (`cyclic`) are iterated to a fixed point (a cycle is an error: those are few)."""
+    bits = {t: 1 << k for k, t in enumerate(targets)}
+    marks: dict[str, int] = {}
+    for node in order:
+        mark = bits.get(node, 0)
+        for dep in deps[node]:
+            mark |= marks[dep]
+        marks[node] = mark
+    changed = True
+    while changed:
+        changed = False
+        for node in cyclic:
+            mark = marks.get(node, bits.get(node, 0))
+            for dep in deps[node]:
+                mark |= marks.get(dep, bits.get(dep, 0))
+            if mark != marks.get(node):
+                marks[node] = mark
+                changed = True
+    return {t: _Below(marks, bit) for t, bit in bits.items()}
 
 
 def _show(src: tuple[str, str]) -> str:
@@ -737,15 +862,41 @@ def _port_names(blk: Any, side: str) -> list[str]:
     return [p.name for p in ports if isinstance(p, Port) and isinstance(p.name, str)]
 
 
-def _replace_uses(old: Value, new: Value) -> None:
-    for op, k in old.readers:
-        op.inputs[k].value = new
-        new.readers.append((op, k))
-    old.readers.clear()
+def resolve_captures(captures: dict[tuple[int, int], Value], ops: Iterable[Op]) -> None:
+    """Rebind every reader of a captured placeholder to the outer value the loop reads, in one pass.
+
+    A value's readers end up in the order rebinding level by level gave: each loop's capture slot is
+    followed by the readers inside that loop (depth first, on an explicit stack)."""
+    if not captures:
+        return
+    forwarded = {id(placeholder) for placeholder in captures.values()}
+    finals: dict[int, Value] = {}
+    for op in ops:
+        if isinstance(op, LoopOp):
+            for k, slot in enumerate(op.inputs):
+                if (op.id, k) in captures and id(slot.value) not in forwarded:
+                    finals.setdefault(slot.value.id, slot.value)
+    for value in finals.values():
+        readers: list[tuple[Op, int]] = []
+        stack = [iter(value.readers)]
+        while stack:
+            reader = next(stack[-1], None)
+            if reader is None:
+                stack.pop()
+                continue
+            reader[0].inputs[reader[1]].value = value
+            readers.append(reader)
+            placeholder = captures.get((reader[0].id, reader[1]))
+            if placeholder is not None:
+                stack.append(iter(placeholder.readers))
+        value.readers = readers
+    for placeholder in captures.values():
+        placeholder.readers = []
 
 
 def _narrowest(ports: list[Port]) -> Any:
-    narrowed = types.narrow([p.type for p in ports])
+    # each distinct hint once: a name read in loops nested 300 deep has 300 readers of one type
+    narrowed = types.narrow(list({id(p.type): p.type for p in ports}.values()))
     return narrowed if narrowed is not None else ports[0].type
 
 
@@ -753,7 +904,7 @@ def common_default(ports: list[Port]) -> Any:
     """The default shared by every reader, else REQUIRED (one reader without a default makes it required)."""
     first = ports[0].default
     for p in ports[1:]:
-        if not same_default(first, p.default):
+        if p.default is not first and not same_default(first, p.default):
             return REQUIRED
     return first
 
@@ -801,21 +952,52 @@ def root_path(blk: Any) -> str:
 
 def lower(blk: Any) -> Lowered:
     """Lower a block (composite or leaf) to the IR, collecting structural diagnostics."""
+    derive_node_interfaces(blk)
     lowerer = Lowerer()
     root = _RootScope(lowerer)
     region = Region(None)
     name = root_path(blk)
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20_000))  # deeply nested composites recurse once per level
-    try:
-        outputs = lowerer.lower(blk, root, name, region)
-    finally:
-        sys.setrecursionlimit(limit)
+    outputs = lowerer.lower(blk, root, name, region)
+    resolve_captures(lowerer.captures, region.walk())
     for value in root.inputs.values():
         readers = [op.inputs[k].port for op, k in value.readers]
         if readers:
             value.type = _narrowest(readers)
     return Lowered(name, region, root.inputs, dict(outputs), lowerer.diagnostics)
+
+
+def derive_node_interfaces(blk: Any) -> None:
+    """Derive the interface of every composite Graph node below `blk`, deepest first.
+
+    Lowering a Graph reads its nodes' port names, and a composite derives those by lowering itself:
+    done on demand that nests one lowering per Graph level (Python recursion). Deepest first, each
+    derivation finds its own Graph nodes' interfaces already cached. A composite whose interface is
+    cached is not entered: deriving it derived everything below it."""
+    finished: list[Any] = []  # post-order: every composite after all of its children
+    nodes: set[int] = set()
+    seen: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(blk, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            finished.append(current)
+            continue
+        if id(current) in seen or not isinstance(current, Sequential | Loop | Graph):
+            continue
+        seen.add(id(current))
+        if current is not blk and current._interface is not None:
+            continue
+        stack.append((current, True))
+        if isinstance(current, Sequential):
+            stack.extend((child, False) for _, child in reversed(current.children))
+        elif isinstance(current, Loop):
+            stack.append((current.body, False))
+        else:
+            nodes.update(id(node) for node in current.nodes.values())
+            stack.extend((node, False) for node in reversed(current.nodes.values()))
+    for node in finished:
+        if node is not blk and id(node) in nodes:
+            node.inputs  # noqa: B018 -- derives and caches the interface
 
 
 def input_ports(lowered: Lowered) -> tuple[Port, ...]:

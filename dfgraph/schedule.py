@@ -403,6 +403,6 @@ def body_dag(loop: LoopOp) -> tuple[list[str], list[tuple[str, str]], list[str]]
 
 def _mutated(op: Op) -> set[str]:
     """The resources an op (or, for a loop, any op inside it) declares it mutates."""
-    if isinstance(op, LoopOp):
-        return set().union(*(_mutated(inner) for inner in op.body.ops))
-    return {str(r) for r in getattr(op.block, "mutates", ())}
+    ops = op.body.walk() if isinstance(op, LoopOp) else (op,)  # a walk, not recursion: loops nest deep
+    calls = (inner for inner in ops if not isinstance(inner, LoopOp))
+    return {str(r) for inner in calls for r in getattr(inner.block, "mutates", ())}

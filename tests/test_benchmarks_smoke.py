@@ -28,7 +28,9 @@ def sequence_case() -> CaseResult:
 
 @pytest.fixture(scope="module")
 def scaling_case() -> CaseResult:
-    return scaling.checker_scaling(max_blocks=1_000, repeats=1, sizes=(10, 100), collect=False)
+    return scaling.checker_scaling(
+        max_blocks=1_000, repeats=1, sizes=(10, 100), collect=False, depths=(60, 120)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +91,18 @@ def test_overhead_cases_render_every_variant(loop_case: CaseResult, sequence_cas
 
 
 def _leaves(block: Any) -> int:
-    if isinstance(block, df.Sequential):
-        return sum(_leaves(child) for _, child in block.children)
-    if isinstance(block, df.Loop):
-        return _leaves(block.body)
-    if isinstance(block, df.Graph):
-        return sum(_leaves(node) for node in block.nodes.values())
-    return 1
+    count, stack = 0, [block]  # on a stack: the deep shapes nest 1,000 levels
+    while stack:
+        current = stack.pop()
+        if isinstance(current, df.Sequential):
+            stack.extend(child for _, child in current.children)
+        elif isinstance(current, df.Loop):
+            stack.append(current.body)
+        elif isinstance(current, df.Graph):
+            stack.extend(current.nodes.values())
+        else:
+            count += 1
+    return count
 
 
 @pytest.mark.parametrize("n", [2, 7, 20, 130])
@@ -106,16 +113,72 @@ def test_scaling_shapes_build_n_blocks_and_compute_their_result(shape: scaling.S
     checked, compiled, program = scaling.run_once(shape, n, collect=False)
     assert checked >= 0 and compiled >= 0
     scaling.verify(shape, n, program)
+    assert scaling.expected(shape, n) == shape.blocks(n) or shape.name.startswith("wide")
+
+
+def _depth(block: Any) -> int:
+    levels = 0
+    while isinstance(block, df.Sequential | df.Loop | df.Graph):
+        levels += isinstance(block, df.Loop | df.Graph) or isinstance(block.children[0][1], df.Sequential)
+        if isinstance(block, df.Loop):
+            block = block.body
+        elif isinstance(block, df.Graph):
+            block = block.nodes["inner"]
+        else:
+            block = block.children[0][1]
+    return levels
+
+
+def test_deep_shapes_keep_their_depth_and_widen() -> None:
+    assert _depth(scaling.deep_loop_nest(3_000)) == scaling.LOOP_DEPTH
+    assert _leaves(scaling.deep_loop_nest(3_000)) == 3_000
+    assert _depth(scaling.deep_sequential_nest(5_000)) == scaling.SEQUENTIAL_DEPTH - 1
+    assert _leaves(scaling.deep_sequential_nest(5_000)) == 5_000
+
+
+@pytest.mark.parametrize("n", [2, 60, 250])
+@pytest.mark.parametrize("shape", scaling.DEPTH_SHAPES, ids=lambda s: s.name)
+def test_depth_shapes_nest_their_levels_and_compute_their_result(shape: scaling.Shape, n: int) -> None:
+    graph = shape.build(n)
+    levels = shape.blocks(n)
+    assert levels >= 1
+    if shape.name.startswith("Graph"):
+        assert _depth(graph) == levels and _leaves(graph) == 1
+    elif shape.name.startswith("loop"):
+        assert _depth(graph) == levels and _leaves(graph) == levels
+    else:
+        assert _depth(graph) == levels - 1 and _leaves(graph) == 1
+    _, _, program = scaling.run_once(shape, n, collect=False)
+    scaling.verify(shape, n, program)
 
 
 def test_scaling_tables_have_a_row_per_size(scaling_case: CaseResult) -> None:
-    assert [t.title.split(":")[0] for t in scaling_case.tables] == [s.name for s in scaling.SHAPES]
-    for table in scaling_case.tables:
-        assert [r[0] for r in table.rows] == ["10", "100"]
-        assert table.row("10")[-1] == "-" and table.row("100")[-1] != "-"
+    names = [s.name for s in scaling.SHAPES + scaling.DEPTH_SHAPES]
+    assert [t.title.split(":")[0] for t in scaling_case.tables] == names
+    for table in scaling_case.tables[: len(scaling.SHAPES)]:
+        assert len(table.rows) == 2 and table.rows[0][-1] == "1.00x"
         assert "compile us/block" in table.columns
+        assert not any("fitted exponent" in n for n in table.notes)  # below 1,000 blocks: not fitted
+    for table in scaling_case.tables[len(scaling.SHAPES) :]:
+        assert len(table.rows) == 2 and "compile us/level" in table.columns
+        assert sum("fitted exponent (least squares over 2 sizes from " in n for n in table.notes) == 1
     assert scaling_case.met is None and scaling_case.status.startswith("not judged")
     assert "10,000 blocks not measured" in scaling_case.verdict
+    assert "no exponent fitted" in scaling_case.verdict
+
+
+def test_scaling_judges_the_fit_and_ten_thousand_blocks() -> None:
+    def rows(times: list[float]) -> list[scaling.Measured]:
+        sizes = [1_000, 10_000, 100_000]
+        return [
+            scaling.Measured(n, n, Stats((t / 2,)), Stats((t,))) for n, t in zip(sizes, times, strict=True)
+        ]
+
+    linear = scaling.fits(rows([0.01, 0.1, 1.0]))
+    quadratic = scaling.fits(rows([0.01, 1.0, 100.0]))
+    assert linear is not None and linear[1] == pytest.approx(1.0)
+    assert quadratic is not None and quadratic[1] == pytest.approx(2.0)
+    assert scaling.fits(rows([0.01, 0.1, 1.0])[:1]) is None
 
 
 def test_scaling_skips_sizes_over_the_budget() -> None:
@@ -123,7 +186,7 @@ def test_scaling_skips_sizes_over_the_budget() -> None:
         scaling.SHAPES[:1], (10, 100), repeats=1, budget=0.0, collect=False
     )
     assert [m.size for m in done["sequence"]] == [10]
-    assert "100 blocks and up not measured" in skipped["sequence"]
+    assert "100 and up not measured" in skipped["sequence"]
     table = scaling.shape_table(scaling.SHAPES[0], done["sequence"], skipped["sequence"])
     assert "budget" in table.text()
 
@@ -131,6 +194,17 @@ def test_scaling_skips_sizes_over_the_budget() -> None:
 def test_growth_exponent() -> None:
     assert scaling.exponent(100, 1.0, 1_000, 10.0) == pytest.approx(1.0)
     assert scaling.exponent(100, 1.0, 1_000, 100.0) == pytest.approx(2.0)
+
+
+def test_fitted_exponent_uses_every_size() -> None:
+    # 1 between the first two sizes, 2 between the last two: the fit lies between, unlike either pair
+    points = [(1_000, 1.0), (10_000, 10.0), (100_000, 1_000.0)]
+    assert scaling.fitted_exponent(points) == pytest.approx(1.5)
+    assert scaling.fitted_exponent([(10, 3.0), (20, 6.0), (40, 12.0), (80, 24.0)]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two"):
+        scaling.fitted_exponent([(10, 1.0)])
+    with pytest.raises(ValueError, match="different"):
+        scaling.fitted_exponent([(10, 1.0), (10, 2.0)])
 
 
 # --- case 4: end to end ---
@@ -261,3 +335,12 @@ def test_main_writes_results_where_told(tmp_path: Path, capsys: pytest.CaptureFi
     assert "python -m benchmarks --quick --cases 1,5" in text
     with pytest.raises(SystemExit):
         bench.main(["--cases", "9", "--out", str(out)])
+
+
+def test_cases_are_chosen_by_name_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "RESULTS.md"
+    assert bench.main(["--quick", "--cases", "gpu", "--out", str(out)]) == 0
+    assert "== 5. GPU" in capsys.readouterr().out and "## 1." not in out.read_text()
+    assert bench.CASE_NAMES["scaling"] == 3
+    with pytest.raises(SystemExit):
+        bench.main(["--cases", "scalingg", "--out", str(out)])
