@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from dfgraph import types
 from dfgraph.capture import CaptureError
-from dfgraph.check import analyse, gc_paused
+from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
@@ -243,8 +243,14 @@ def compile_block(
     streams: str | int = "auto",
     fuse: bool = False,
     capture: bool = False,
+    ignore: Codes = None,
+    errors: Codes = None,
+    select: Codes = None,
 ) -> Program:
-    """Check a block and compile it to a Program; raises WiringError listing every error."""
+    """Check a block and compile it to a Program; raises WiringError listing every error.
+
+    `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation."""
+    rules = Rules.of(ignore, errors, select)
     max_streams = max_streams_of(streams)
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device= takes None, 'cpu' or 'cuda', got {device!r}")
@@ -254,6 +260,7 @@ def compile_block(
         )
     rt = cuda_runtime() if device == "cuda" else None
     lowered, report = analyse(block)
+    report = apply_rules(lowered, report, rules)
     if lowered is None or not report.ok:
         raise WiringError(report)
     fused = fuse_calls(lowered) if fuse else []
