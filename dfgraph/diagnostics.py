@@ -80,7 +80,8 @@ REGISTRY: dict[str, Code] = {
         Code(
             "DF301",
             _E,
-            "tensor shape mismatch (jaxtyping): fixed dims disagree, a named dim bound to two sizes, ranks differ",
+            "tensor shape mismatch (jaxtyping): fixed dims disagree, a named dim bound to two sizes, "
+            "ranks differ",
         ),
         Code("DF302", _E, "tensor dtype mismatch (jaxtyping): the dtype families do not intersect"),
     )
