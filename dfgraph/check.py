@@ -325,10 +325,11 @@ def apply_rules(lowered: Lowered | None, report: Report, rules: Rules | None = N
 def _suppressed_by(d: Diagnostic, rules: Rules, ops: dict[str, Op]) -> str:
     """What suppresses `d` ('' when nothing does): the rules first, then the blocks and ports it concerns."""
     if d.code in rules.ignore:
-        return f"{rules.ignore[d.code]} {d.code}"
+        label = rules.ignore[d.code]
+        return f"{label}{'' if label.endswith('=') else ' '}{d.code}"
     if rules.select is not None and d.code not in rules.select:
         return f"{rules.select_origin} (not selected)"
-    for site in (*d.sites, *_sites_of_path(d.path, ops)):
+    for site in d.sites or _sites_of_path(d.path, ops):  # the checker's sites are exact: sides known
         op = ops.get(site.path)
         if op is None:
             continue
