@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 import dfgraph as df
 from dfgraph import testing
+from dfgraph.cli import main as dfgraph_main
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, fatal_codes, registry_table, select_codes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,7 +279,9 @@ def _sdxl_ignore() -> dict[str, tuple[str, ...]]:
     return ignore
 
 
-def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile() -> None:
+def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("diffusers")
     from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
 
@@ -299,3 +304,16 @@ def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile()
         from_modular(sdxl, ignore={"StableDiffusionXLLoopDenoiserr.t": "DF001"})
     t2i = from_modular(sdxl, workflow="text2image", ignore="DF202")  # codes: every converted block
     assert set(df.check(t2i).codes()) == {"DF001"}
+    # the command line agrees: clean, and --show-ignored says what suppressed each finding
+    module = types.ModuleType("sdxl_clean")
+    module.inpainting = from_modular(  # type: ignore[attr-defined]
+        sdxl, workflow="inpainting", name="sdxl", ignore=ignore
+    )
+    monkeypatch.setitem(sys.modules, "sdxl_clean", module)
+    assert dfgraph_main(["check", "sdxl_clean:inpainting", "-W", "--show-ignored"]) == 0
+    out = capsys.readouterr().out
+    loop = "sdxl/denoise/denoise/inpaint_denoise"
+    assert f"{loop}/denoiser.t: ignored error[DF001] (by ignore= of input {loop}/denoiser.t)" in out
+    strength = "sdxl/denoise/before_denoise/inpaint/prepare_latents.strength"
+    assert f"sdxl: ignored warning[DF206] (by ignore= of input {strength})" in out
+    assert "sdxl_clean:inpainting: 0 errors, 0 warnings (" in out
