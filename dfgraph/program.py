@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
+import attrs
+
 from dfgraph import types
 from dfgraph.capture import CaptureError
 from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
@@ -236,6 +238,21 @@ def _no_value_factory(name: str, messages: list[str]) -> Any:
     return _no_value
 
 
+def _unchecked_inputs(lowered: Lowered, report: Report) -> None:
+    """An input whose DF002 was ignored passes the call boundary unchecked when no value could fit all its
+    checked readers (a reader with check=False is left out already)."""
+    sites = {(s.path, s.port) for d in report.ignored if d.code == "DF002" for s in d.sites}
+    if not sites:
+        return
+    for value in lowered.inputs.values():
+        if not any((op.path, port.name) in sites for op, port in consumers(value)):
+            continue
+        checked = [op.inputs[k].port for op, k in value.readers if op.inputs[k].port.check]
+        if types.narrow([p.type for p in checked]) is None:
+            for op, k in value.readers:
+                op.inputs[k].port = attrs.evolve(op.inputs[k].port, check=False)
+
+
 def compile_block(
     block: Any,
     *,
@@ -263,6 +280,7 @@ def compile_block(
     report = apply_rules(lowered, report, rules)
     if lowered is None or not report.ok:
         raise WiringError(report)
+    _unchecked_inputs(lowered, report)
     fused = fuse_calls(lowered) if fuse else []
     # On the CPU nothing runs on streams: the schedule is computed when first asked for
     schedule = schedule_program(lowered, max_streams) if rt is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,11 @@ def test_a_bad_option_exits_two(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["check", "blocks.examples:counter_one", "--no-such-flag"])
     assert exc.value.code == 2
+
+
+def test_the_readme_configuration_is_read(graphs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [table] = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    (graphs / "pyproject.toml").write_text(table)
+    status, out, _ = run_check(["cli_graphs:both"], capsys)  # errors = ["DF201"] promotes the warning
+    assert status == 1 and "both/make_int.x: error[DF201]" in out and "error[DF001]" in out

@@ -50,7 +50,7 @@ def overwritten() -> df.Sequential:
 
 
 class HandWritten:
-    """A protocol block with hand-written ports, named 'x' on both sides."""
+    """A protocol block with one hand-written input and output port; it passes the value through."""
 
     def __init__(self, name: str, x_in: df.Port, x_out: df.Port) -> None:
         self.name = name
@@ -58,7 +58,7 @@ class HandWritten:
         self.outputs = (x_out,)
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
-        return {"x": inputs["x"]}
+        return {self.outputs[0].name: inputs[self.inputs[0].name]}
 
 
 # -- the registry ----------------------------------------------------------------------------------------
@@ -317,3 +317,105 @@ def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
     strength = "sdxl/denoise/before_denoise/inpaint/prepare_latents.strength"
     assert f"sdxl: ignored warning[DF206] (by ignore= of input {strength})" in out
     assert "sdxl_clean:inpainting: 0 errors, 0 warnings (" in out
+
+
+def test_ignored_shape_and_dtype_errors_compile() -> None:
+    import torch
+    from jaxtyping import Float, Int
+    from torch import Tensor
+
+    @df.block(outputs="a")
+    def make(n: int) -> Float[Tensor, "n 3"]:
+        return torch.zeros(n, 3)
+
+    @df.block(outputs="b")
+    def wants_four(a: Float[Tensor, "n 4"]) -> Float[Tensor, "n 4"]:
+        return a
+
+    @df.block(outputs="b")
+    def wants_int(a: Int[Tensor, "n 3"]) -> Int[Tensor, "n 3"]:
+        return a
+
+    shape = df.Sequential(make, wants_four, name="shape")
+    dtype = df.Sequential(make, wants_int, name="dtype")
+    assert df.check(shape).codes() == ["DF301"] and df.check(dtype).codes() == ["DF302"]
+    assert df.compile(shape, ignore="DF301")(n=2, output="b").shape == (2, 3)
+    assert df.compile(dtype, ignore="DF3")(n=2, output="b").dtype == torch.float32
+
+
+def test_the_readme_example_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    [example] = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "ignore=" in b]
+    exec(example, {})  # asserts inside
+
+
+@df.block(outputs="x")
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@df.block(outputs="p")
+def reads_int(v: int) -> int:
+    return v
+
+
+@df.block(outputs="q")
+def reads_str(v: str) -> str:
+    return v
+
+
+@df.block(outputs="i")
+def writes_index(x: int) -> int:
+    return x
+
+
+@pytest.mark.parametrize(
+    ("code", "graph", "inputs", "expected"),
+    [
+        ("DF002", lambda: df.Sequential(reads_int, reads_str, name="g"), {"v": 3}, {"p": 3, "q": 3}),
+        ("DF102", lambda: df.Loop(add_one, times="n", carry=(), name="g"), {"n": 2, "x": 0}, {"x": 2}),
+        (
+            "DF103",
+            lambda: df.Loop(df.Sequential(add_one, writes_index), times="n"),
+            {"n": 1, "x": 0},
+            {"x": 1},
+        ),
+    ],
+)
+def test_each_ignorable_structural_error_compiles_when_ignored(
+    code: str, graph: Any, inputs: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert code in df.check(graph()).codes()
+    with pytest.raises(df.WiringError, match=code):
+        df.compile(graph())
+    out = df.compile(graph(), ignore=code)(**inputs)
+    assert {k: out[k] for k in expected} == expected
+
+
+def test_an_input_finding_is_located_at_every_reader() -> None:
+    lenient = HandWritten("h", df.Port("v", str, check=False), df.Port("x", int))
+    report = df.check(df.Sequential(reads_int, lenient, name="g"))  # DF002: v read as int and as str
+    assert report.ok and [(d.code, d.suppressed_by) for d in report.ignored] == [
+        ("DF002", "check=False of input g/h.v")
+    ]
+
+
+def test_a_hand_written_block_may_carry_suppressions() -> None:
+    class Lenient(HandWritten):
+        __dfgraph_ignore__ = ("DF001",)
+
+    report = df.check(df.Sequential(make_str, Lenient("h", df.Port("x", int), df.Port("y", int)), name="g"))
+    assert report.ok and [d.suppressed_by for d in report.ignored] == ["ignore= of block g/h"]
+    with pytest.raises(ValueError, match="DF004 cannot be ignored"):
+        df.block(outputs="y", ignore=("DF004",))(lambda x: x)
+
+
+def test_an_unchecked_port_is_not_checked_at_the_call_boundary_either() -> None:
+    strict = df.compile(HandWritten("h", df.Port("x", int), df.Port("x", int)))
+    with pytest.raises(df.InputError, match="input 'x' must be int"):
+        strict(x="s")
+    lenient = df.compile(HandWritten("h", df.Port("x", int, check=False), df.Port("x", int)))
+    assert lenient(x="s", output="x") == "s"
+    both = df.Sequential(reads_int, HandWritten("h", df.Port("v", str, check=False), df.Port("w", str)))
+    with pytest.raises(df.InputError, match="input 'v' must be int"):
+        df.compile(both)(v="s")  # the other reader still checks
