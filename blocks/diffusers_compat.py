@@ -120,6 +120,7 @@ class _Context:
     first_default: dict[str, Any] = field(default_factory=dict)  # the pipeline-level default of an input
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "", "Class" or "Class.port" -> codes
     converted: set[str] = field(default_factory=set)  # the classes of the leaves and loops converted
+    matched: set[str] = field(default_factory=set)  # the "Class.port" keys of ignore= that found a port
 
 
 class ModularLeaf:
@@ -257,6 +258,10 @@ def from_modular(
             f"{type(modular_blocks).__name__}: no block would run for trigger inputs {sorted(triggers)}; "
             "pass the trigger inputs of a branch"
         )
+    for key in ctx.ignore:
+        cls, dot, port = key.partition(".")
+        if dot and cls in ctx.converted and key not in ctx.matched:
+            raise ValueError(f"ignore= names {key!r}, but the converted {cls} has no port {port!r}")
     return converted
 
 
@@ -295,8 +300,12 @@ def _suppress(blk: Any, cls: str, ctx: _Context) -> None:
         blk.__dfgraph_ignore__ = tuple(dict.fromkeys(codes))
 
     def port(p: df.Port) -> df.Port:
-        extra = ctx.ignore.get(f"{cls}.{p.name}")
-        return p if extra is None else attrs.evolve(p, ignore=(*p.ignore, *extra))
+        key = f"{cls}.{p.name}"
+        extra = ctx.ignore.get(key)
+        if extra is None:
+            return p
+        ctx.matched.add(key)
+        return attrs.evolve(p, ignore=(*p.ignore, *extra))
 
     blk.inputs = tuple(map(port, blk.inputs))
     blk.outputs = tuple(map(port, blk.outputs))

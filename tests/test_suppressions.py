@@ -302,6 +302,8 @@ def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
         ValueError, match="no block of StableDiffusionXLAutoBlocks is a StableDiffusionXLLoopDenoiserr"
     ):
         from_modular(sdxl, ignore={"StableDiffusionXLLoopDenoiserr.t": "DF001"})
+    with pytest.raises(ValueError, match="the converted StableDiffusionXLLoopDenoiser has no port 'tt'"):
+        from_modular(sdxl, workflow="text2image", ignore={"StableDiffusionXLLoopDenoiser.tt": "DF001"})
     t2i = from_modular(sdxl, workflow="text2image", ignore="DF202")  # codes: every converted block
     assert set(df.check(t2i).codes()) == {"DF001"}
     # the command line agrees: clean, and --show-ignored says what suppressed each finding
