@@ -54,6 +54,10 @@ Mapping (Modular Diffusers -> dfgraph):
   and checking every branch wired together would report conflicts that can never happen; to check every
   workflow use `from_modular_workflows`.
 
+Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all blocks, one diffusers
+class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
+has the set that makes every SDXL workflow clean.
+
 Calling: built with `components=` (a `ModularPipeline`, or a mapping name -> component, exposed as
 attributes), a leaf puts its inputs on a fresh `PipelineState` (loop sub-blocks: a `BlockState` plus the
 loop-step arguments), runs the modular block and returns its declared outputs; without components it

@@ -421,3 +421,23 @@ def test_an_unchecked_port_is_not_checked_at_the_call_boundary_either() -> None:
     both = df.Sequential(reads_int, HandWritten("h", df.Port("v", str, check=False), df.Port("w", str)))
     with pytest.raises(df.InputError, match="input 'v' must be int"):
         df.compile(both)(v="s")  # the other reader still checks
+
+
+def test_a_likely_misspelt_input_is_located_at_its_readers() -> None:
+    @df.block(outputs="latents")
+    def make_latents() -> int:
+        return 1
+
+    @df.block(outputs="y", ignore="DF207")
+    def reads_latent(latent: int) -> int:
+        return latent
+
+    @df.block(outputs="z")
+    def reads_latent_too(latent: int) -> int:
+        return latent
+
+    assert df.check(df.Sequential(make_latents, reads_latent_too, name="g")).codes() == ["DF207"]
+    report = df.check(df.Sequential(make_latents, reads_latent, reads_latent_too, name="g"))
+    assert report.ok and [(d.code, d.suppressed_by) for d in report.ignored] == [
+        ("DF207", "ignore= of block g/reads_latent")
+    ]
