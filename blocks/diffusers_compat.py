@@ -54,6 +54,10 @@ Mapping (Modular Diffusers -> dfgraph):
   and checking every branch wired together would report conflicts that can never happen; to check every
   workflow use `from_modular_workflows`.
 
+Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all blocks, one diffusers
+class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
+has the set that makes every SDXL workflow clean.
+
 Calling: built with `components=` (a `ModularPipeline`, or a mapping name -> component, exposed as
 attributes), a leaf puts its inputs on a fresh `PipelineState` (loop sub-blocks: a `BlockState` plus the
 loop-step arguments), runs the modular block and returns its declared outputs; without components it
@@ -71,13 +75,18 @@ import re
 import textwrap
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import attrs
 
 import dfgraph as df
 from dfgraph import types as dftypes
 from dfgraph.block import Note
+from dfgraph.diagnostics import did_you_mean, select_codes
+
+Suppressions = str | Iterable[str] | Mapping[str, str | Iterable[str]]
 
 __all__ = ["LoopSpec", "ModularLeaf", "from_modular", "from_modular_workflows"]
 
@@ -113,6 +122,9 @@ class _Context:
     path: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set)  # names written by the blocks converted so far
     first_default: dict[str, Any] = field(default_factory=dict)  # the pipeline-level default of an input
+    ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "", "Class" or "Class.port" -> codes
+    converted: set[str] = field(default_factory=set)  # the classes of the leaves and loops converted
+    matched: set[str] = field(default_factory=set)  # the "Class.port" keys of ignore= that found a port
 
 
 class ModularLeaf:
@@ -217,8 +229,13 @@ def from_modular(
     loops: Mapping[str, LoopSpec] | None = None,
     name: str | None = None,
     warn_untyped: bool = True,
+    ignore: Suppressions | None = None,
 ) -> Converted:
-    """Convert Modular Diffusers blocks to a dfgraph block (see the module docstring for the mapping)."""
+    """Convert Modular Diffusers blocks to a dfgraph block (see the module docstring for the mapping).
+
+    `ignore` passes suppressions to the converted blocks: codes (every block carries them), or a mapping
+    from a diffusers block class name to codes (that block, or a loop's `loop_inputs` head), from
+    "ClassName.port" to codes (that port only), or from "*" to codes (every block)."""
     mp = _diffusers()
     if isinstance(modular_blocks, mp.ModularPipeline):
         components = modular_blocks if components is None else components
@@ -237,6 +254,7 @@ def from_modular(
     if isinstance(components, Mapping):
         components = types.SimpleNamespace(**components)  # blocks read components as attributes
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
+    ctx.ignore = _suppressions(ignore, modular_blocks)
     root = name if name is not None else type(modular_blocks).__name__
     converted = _convert(modular_blocks, _identifier(root), ctx)
     if converted is None:
@@ -244,7 +262,57 @@ def from_modular(
             f"{type(modular_blocks).__name__}: no block would run for trigger inputs {sorted(triggers)}; "
             "pass the trigger inputs of a branch"
         )
+    for key in ctx.ignore:
+        cls, dot, port = key.partition(".")
+        if dot and cls in ctx.converted and key not in ctx.matched:
+            raise ValueError(f"ignore= names {key!r}, but the converted {cls} has no port {port!r}")
     return converted
+
+
+def _suppressions(spec: Suppressions | None, blocks: Any) -> dict[str, tuple[str, ...]]:
+    """`ignore=` as "" (every block), "Class" or "Class.port" -> codes; ValueError on an unknown class."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        return {"": tuple(sorted(select_codes(spec)))}
+    classes: set[str] = set()
+    stack = [blocks]
+    while stack:  # every class of every branch: a key may name a block of another workflow
+        block = stack.pop()
+        classes.add(type(block).__name__)
+        stack.extend((getattr(block, "sub_blocks", None) or {}).values())
+    result: dict[str, tuple[str, ...]] = {}
+    for key, codes in spec.items():
+        cls = str(key).partition(".")[0]
+        if key == "*":
+            result[""] = tuple(sorted(select_codes(codes)))
+            continue
+        if cls not in classes:
+            raise ValueError(
+                f"ignore= names {key!r}, but no block of {type(blocks).__name__} is a {cls}"
+                + did_you_mean(cls, classes)
+            )
+        result[str(key)] = tuple(sorted(select_codes(codes)))
+    return result
+
+
+def _suppress(blk: Any, cls: str, ctx: _Context) -> None:
+    """Give a converted block the suppressions `ignore=` named for it and its ports."""
+    ctx.converted.add(cls)
+    codes = (*ctx.ignore.get("", ()), *ctx.ignore.get(cls, ()))
+    if codes:
+        blk.__dfgraph_ignore__ = tuple(dict.fromkeys(codes))
+
+    def port(p: df.Port) -> df.Port:
+        key = f"{cls}.{p.name}"
+        extra = ctx.ignore.get(key)
+        if extra is None:
+            return p
+        ctx.matched.add(key)
+        return attrs.evolve(p, ignore=(*p.ignore, *extra))
+
+    blk.inputs = tuple(map(port, blk.inputs))
+    blk.outputs = tuple(map(port, blk.outputs))
 
 
 def from_modular_workflows(modular_blocks: Any, **options: Any) -> dict[str, Converted]:
@@ -328,6 +396,7 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
     if head_inputs or head_outputs:
         head = _identifier("loop_inputs", {str(k) for k in block.sub_blocks})
         body[head] = _LoopInputs(head, "/".join(ctx.path), head_inputs, head_outputs)
+        _suppress(body[head], type(block).__name__, ctx)
     for key, sub in block.sub_blocks.items():
         child_name = _identifier(str(key), body)
         if sub.sub_blocks:
@@ -387,7 +456,7 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
             ctx.tagged.setdefault(out.kwargs_type, {})[out.name] = out.type_hint
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
-    return ModularLeaf(
+    leaf = ModularLeaf(
         block,
         name,
         tuple(ports),
@@ -398,6 +467,8 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
         components=ctx.components,
         notes=tuple(notes) if ctx.warn_untyped else (),
     )
+    _suppress(leaf, cls, ctx)
+    return leaf
 
 
 def _input_port(param: Any, ctx: _Context) -> tuple[df.Port, bool]:

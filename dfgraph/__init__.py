@@ -13,6 +13,7 @@ assert prog(num_steps=10, x=0, output="x") == 20
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from dfgraph.block import Block, block
@@ -53,6 +54,9 @@ def compile(
     streams: str | int = "auto",
     fuse: bool = False,
     capture: bool = False,
+    ignore: str | Iterable[str] | None = None,
+    errors: str | Iterable[str] | None = None,
+    select: str | Iterable[str] | None = None,
 ) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
@@ -62,6 +66,16 @@ def compile(
     independent calls of one batchable block (`@df.block(batch=...)`) into one batched call
     (`prog.fused` lists the pairs). `capture=True` (with device="cuda") runs the capturable segments of
     each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and replayed per
-    step (`prog.captured` lists them; see dfgraph.capture).
+    step (`prog.captured` lists them; see dfgraph.capture). `ignore`, `errors` and `select` are as
+    for `df.check`: an ignored error no longer stops compilation (the value passes that edge unchecked).
     """
-    return compile_block(block, device=device, streams=streams, fuse=fuse, capture=capture)
+    return compile_block(
+        block,
+        device=device,
+        streams=streams,
+        fuse=fuse,
+        capture=capture,
+        ignore=ignore,
+        errors=errors,
+        select=select,
+    )

@@ -15,7 +15,7 @@ import attrs
 from dfgraph import types
 from dfgraph.diagnostics import Diagnostic, Report, Severity
 from dfgraph.errors import WiringError
-from dfgraph.ports import REQUIRED, Port
+from dfgraph.ports import REQUIRED, Port, split_ignore
 
 Returns = Literal["value", "tuple", "mapping", "none"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -132,6 +132,7 @@ def block(
     name: str | None = None,
     mutates: tuple[str, ...] = (),
     batch: tuple[str, ...] = (),
+    ignore: str | tuple[str, ...] | list[str] | Mapping[str, str | tuple[str, ...] | list[str]] = (),
 ) -> Callable[[F], F]: ...
 def block(
     fn: Any = None,
@@ -141,6 +142,7 @@ def block(
     name: str | None = None,
     mutates: tuple[str, ...] = (),
     batch: tuple[str, ...] = (),
+    ignore: str | tuple[str, ...] | list[str] | Mapping[str, str | tuple[str, ...] | list[str]] = (),
 ) -> Any:
     """Make a block from a function, or from a class whose instances are blocks (ports from `__call__`).
 
@@ -150,7 +152,8 @@ def block(
     the block changes (blocks that mutate the same resource keep their relative order). `batch` names
     the tensor inputs that may be stacked along dim 0, making the block batchable: with
     `df.compile(..., fuse=True)`, two independent calls that share every other input become one call on
-    the concatenated batch, whose outputs are split back along dim 0.
+    the concatenated batch, whose outputs are split back along dim 0. `ignore` suppresses diagnostic
+    codes on the findings at this block (`("DF001",)`), or at single ports (`{"t": ("DF001",)}`).
     """
 
     scope = dict(sys._getframe(1).f_locals)  # resolves annotations naming classes local to the caller
@@ -173,6 +176,7 @@ def block(
                 f"the inputs are: {', '.join(p.name for p in made.inputs)}",
             )
         made.batch = tuple(batch)
+        made.__dfgraph_ignore__, made.inputs, made.outputs = split_ignore(ignore, made.inputs, made.outputs)
         return made
 
     return decorate(fn) if fn is not None else decorate

@@ -6,12 +6,14 @@ import contextlib
 import difflib
 import gc
 import traceback
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
+
+import attrs
 
 from dfgraph import shapes, types
 from dfgraph.compose import is_block
-from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.diagnostics import REGISTRY, TYPE_CODES, Diagnostic, Report, Severity, Site, select_codes
 from dfgraph.errors import WiringError
 from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Op, Value, consumers, lower, same_default
 from dfgraph.ports import Port
@@ -27,11 +29,13 @@ class _Checker:
         self.carried: dict[int, Carried] = {}
         self.changed: set[int] = set()  # phis already reported as DF101: once per carried name
 
-    def error(self, code: str, path: str, message: str, hint: str = "") -> None:
-        self.diagnostics.append(Diagnostic(code, Severity.ERROR, path, message, hint))
+        self.at: tuple[Site, ...] = ()  # the port being checked: where suppressions are looked up
 
-    def warn(self, code: str, path: str, message: str, hint: str = "") -> None:
-        self.diagnostics.append(Diagnostic(code, Severity.WARNING, path, message, hint))
+    def error(self, code: str, path: str, message: str, hint: str = "", sites: tuple[Site, ...] = ()) -> None:
+        self.diagnostics.append(Diagnostic(code, Severity.ERROR, path, message, hint, self.at + sites))
+
+    def warn(self, code: str, path: str, message: str, hint: str = "", sites: tuple[Site, ...] = ()) -> None:
+        self.diagnostics.append(Diagnostic(code, Severity.WARNING, path, message, hint, sites))
 
     def run(self) -> list[Diagnostic]:
         ops = list(self.lowered.ops())
@@ -43,12 +47,15 @@ class _Checker:
                 self._loop(op)
             elif isinstance(op, CallOp):
                 for slot in op.inputs:
+                    self.at = (Site(op.path, slot.port.name, "input"),)
                     self._edge(slot.value, slot.port, op.id, f"{op.path}.{slot.port.name}")
+        self.at = ()
         self._external_inputs()
         return self.diagnostics
 
     def _loop(self, op: LoopOp) -> None:
         control = op.inputs[0]
+        self.at = (Site(op.path),)
         if control.value.kind not in ("input", "error"):
             self._edge(control.value, control.port, op.id, f"{op.path} ({op.loop.control!r})")
         for out in op.outs:
@@ -85,6 +92,7 @@ class _Checker:
                     f"{types.describe(carried.final.type)} for the next iteration",
                     f"make {carried.final.where} return {types.describe(port.type)}, "
                     f"or widen {where} to accept {types.describe(carried.final.type)}",
+                    _produced_at(carried.final),
                 )
             else:
                 self._typed(carried.final, port, scope, where, type_checked=True)
@@ -101,6 +109,7 @@ class _Checker:
                 f"{value.name!r} is {types.describe(value.type)} (from {value.where}) but {where} expects "
                 f"{types.describe(port.type)}",
                 "change one of the annotations, or convert the value in a block between them",
+                _produced_at(value),
             )
             return
         spec = shapes.array_spec(port.type)
@@ -118,16 +127,19 @@ class _Checker:
                 where,
                 f"{value.name!r} from {value.where}: {conflict}",
                 "cast the tensor, or widen one dtype annotation (e.g. Float, Shaped)",
+                _produced_at(value),
             )
-        self._report_shapes(self.solver.unify(producer, _scope(value), consumer, scope, where), where)
+        conflicts = self.solver.unify(producer, _scope(value), consumer, scope, where)
+        self._report_shapes(conflicts, where, _produced_at(value))
 
-    def _report_shapes(self, conflicts: list[str], where: str) -> None:
+    def _report_shapes(self, conflicts: list[str], where: str, sites: tuple[Site, ...] = ()) -> None:
         for message in conflicts:
             self.error(
                 "DF301",
                 where,
                 message,
                 "make the tensor annotations agree, or fix the block that produces the wrong shape",
+                sites,
             )
 
     def _external_inputs(self) -> None:
@@ -143,12 +155,14 @@ class _Checker:
             readers = [(op.path, port) for op, port in consumers(value)]
             if not readers:
                 continue
+            at = tuple(Site(path, port.name, "input") for path, port in readers)
             if name in RESERVED_INPUTS:
                 self.error(
                     "DF006",
                     f"{readers[0][0]}.{name}",
                     f"input name {name!r} is reserved: Program.__call__ takes output= to select outputs",
                     f"rename the port {name!r}",
+                    at,
                 )
             hints = [p.type for _, p in readers]
             if types.narrow(list({id(h): h for h in hints}.values())) is None and _any_disjoint(hints):
@@ -158,6 +172,7 @@ class _Checker:
                     root,
                     f"input {name!r} is read as {shown}; no single type satisfies them all",
                     "give the readers compatible annotations, or feed them from different inputs",
+                    at,
                 )
             defaults = [p.default for _, p in readers]
             if all(not p.required for _, p in readers) and not all(
@@ -170,6 +185,7 @@ class _Checker:
                     f"the readers of input {name!r} give different defaults ({shown}), so "
                     f"{name!r} is required",
                     "give the readers the same default, or always pass it",
+                    at,
                 )
             if name not in produced:
                 # only a name written before the first reader, or in a loop around a reader (a carry),
@@ -186,7 +202,15 @@ class _Checker:
                         f"{name!r} is read but no block writes it, so it is a graph input; "
                         f"did you mean {close[0]!r}, which a block writes?",
                         f"rename the input to {close[0]!r} if it should come from inside the graph",
+                        at,
                     )
+
+
+def _produced_at(value: Value) -> tuple[Site, ...]:
+    """The output port a value comes from, when a block or loop produced it."""
+    if value.kind == "op" and value.producer is not None:
+        return (Site(value.producer.path, value.name, "output"),)
+    return ()
 
 
 def _written_in_loops_around(op: Op) -> set[str]:
@@ -259,6 +283,94 @@ def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
     return lowered, Report(tuple(unique))
 
 
-def check(blk: Any) -> Report:
-    """Check a block's wiring, types and shapes; never raises. `.ok`, `.errors`, `.warnings`, `str()`."""
-    return analyse(blk)[1]
+Codes = str | Iterable[str] | None
+
+
+@attrs.frozen
+class Rules:
+    """What to do with findings: codes to ignore and to promote to errors, each with what asked for it."""
+
+    ignore: dict[str, str] = attrs.field(factory=dict)  # code -> what ignores it (for --show-ignored)
+    errors: frozenset[str] = frozenset()
+    select: frozenset[str] | None = None  # when set, only these codes (and the fatal ones) are reported
+    select_origin: str = "select="
+
+    @classmethod
+    def of(
+        cls, ignore: Codes = None, errors: Codes = None, select: Codes = None, *, origin: str = ""
+    ) -> Rules:
+        """Validated rules (ValueError on an unknown or fatal code); `origin` prefixes the labels."""
+        ignored = {code: f"{origin}ignore=" for code in select_codes(ignore)}
+        chosen = None if select is None else select_codes(select, "select")
+        return cls(ignored, select_codes(errors, "errors"), chosen, f"{origin}select=")
+
+
+def apply_rules(lowered: Lowered | None, report: Report, rules: Rules | None = None) -> Report:
+    """Apply `rules` and the suppressions blocks and ports carry; the suppressed go to `report.ignored`."""
+    rules = rules or Rules()
+    if not report.diagnostics:
+        return report
+    ops = {op.path: op for op in lowered.ops()} if lowered is not None else {}
+    kept: list[Diagnostic] = []
+    ignored = list(report.ignored)
+    for d in report.diagnostics:
+        by = "" if REGISTRY.get(d.code, REGISTRY["DF000"]).fatal else _suppressed_by(d, rules, ops)
+        if by:
+            ignored.append(attrs.evolve(d, suppressed_by=by))
+        elif d.code in rules.errors and d.severity is not Severity.ERROR:
+            kept.append(attrs.evolve(d, severity=Severity.ERROR))
+        else:
+            kept.append(d)
+    return Report(tuple(kept), tuple(ignored))
+
+
+def _suppressed_by(d: Diagnostic, rules: Rules, ops: dict[str, Op]) -> str:
+    """What suppresses `d` ('' when nothing does): the rules first, then the blocks and ports it concerns."""
+    if d.code in rules.ignore:
+        label = rules.ignore[d.code]
+        return f"{label}{'' if label.endswith('=') else ' '}{d.code}"
+    if rules.select is not None and d.code not in rules.select:
+        return f"{rules.select_origin} (not selected)"
+    for site in d.sites or _sites_of_path(d.path, ops):  # the checker's sites are exact: sides known
+        op = ops.get(site.path)
+        if op is None:
+            continue
+        if d.code in _codes_of(getattr(op.block, "__dfgraph_ignore__", ())):
+            return f"ignore= of block {site.path}"
+        if not site.port or not isinstance(op, CallOp):
+            continue
+        sides = ("inputs", "outputs") if not site.side else (f"{site.side}s",)
+        for side in sides:
+            for port in getattr(op.block, side, ()):
+                if not isinstance(port, Port) or port.name != site.port:
+                    continue
+                if not port.check and d.code in TYPE_CODES:
+                    return f"check=False of {site.side or 'port'} {site.path}.{site.port}"
+                if d.code in port.ignore:
+                    return f"ignore= of {site.side or 'port'} {site.path}.{site.port}"
+    return ""
+
+
+def _sites_of_path(path: str, ops: dict[str, Op]) -> tuple[Site, ...]:
+    """Where a diagnostic's path points: a block, or a port of one ('loop/step.x'); side unknown."""
+    if path in ops:
+        return (Site(path),)
+    head, dot, port = path.rpartition(".")
+    if dot and head in ops:
+        return (Site(head, port),)
+    head = path.partition(" (")[0]  # a loop's control edge: "loop ('num_steps')"
+    return (Site(head),) if head in ops else ()
+
+
+def _codes_of(raw: object) -> tuple[str, ...]:
+    """A block's own suppressions: a tuple of codes (anything else suppresses nothing)."""
+    return tuple(c for c in raw if isinstance(c, str)) if isinstance(raw, tuple | list | frozenset) else ()
+
+
+def check(blk: Any, *, ignore: Codes = None, errors: Codes = None, select: Codes = None) -> Report:
+    """Check a block's wiring, types and shapes; never raises on the graph (ValueError on a bad code).
+
+    `ignore` codes are suppressed (kept in `report.ignored`), `errors` codes are promoted to errors,
+    `select` reports only the codes it names; each takes a code, a prefix ("DF2") or an iterable."""
+    rules = Rules.of(ignore, errors, select)
+    return apply_rules(*analyse(blk), rules)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dfgraph import types
-from dfgraph.check import check
+from dfgraph.check import Rules, analyse, apply_rules
 from dfgraph.codegen import ports_text
 from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
+from dfgraph.diagnostics import REGISTRY, did_you_mean, select_codes
 from dfgraph.errors import GraphError
 from dfgraph.program import Program, compile_block
 
@@ -48,16 +52,98 @@ def load(target: str) -> Any:
     return obj
 
 
-def _cmd_check(targets: Sequence[str]) -> int:
+class UsageError(Exception):
+    """A bad option or configuration: exit status 2."""
+
+
+CONFIG_KEYS = ("ignore", "select", "errors", "warnings-as-errors")
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest pyproject.toml with a [tool.dfgraph] table, walking up from `start`."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise UsageError(f"{candidate}: cannot read it: {exc}") from exc
+            if "dfgraph" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The [tool.dfgraph] table of a pyproject.toml, with its keys and code lists validated."""
+    table = tomllib.loads(path.read_text(encoding="utf-8"))["tool"]["dfgraph"]
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [tool.dfgraph] must be a table")
+    for key, value in table.items():
+        if key not in CONFIG_KEYS:
+            raise UsageError(
+                f"{path}: [tool.dfgraph] has no key {key!r}{did_you_mean(key, CONFIG_KEYS)} "
+                f"(keys: {', '.join(CONFIG_KEYS)})"
+            )
+        if key == "warnings-as-errors":
+            if not isinstance(value, bool):
+                raise UsageError(f"{path}: [tool.dfgraph] warnings-as-errors must be true or false")
+        elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f'{path}: [tool.dfgraph] {key} must be a list of codes, e.g. ["DF202"]')
+    return dict(table)
+
+
+def _codes(raw: list[str] | None, what: str, origin: str) -> frozenset[str] | None:
+    """Codes from repeated, comma-separated options (or a config list); UsageError on a bad one."""
+    if raw is None:
+        return None
+    items = [c for chunk in raw for c in chunk.split(",") if c.strip()]
+    try:
+        return select_codes(items, what)
+    except ValueError as exc:
+        raise UsageError(f"{origin}: {exc}") from exc
+
+
+def rules_for(args: argparse.Namespace, cwd: Path) -> Rules:
+    """The check rules: [tool.dfgraph] in the nearest pyproject.toml, each key overridden by its flag."""
+    config_path = find_config(cwd)
+    config = read_config(config_path) if config_path is not None else {}
+    where = f"{config_path} [tool.dfgraph]" if config_path is not None else ""
+    ignore: dict[str, str] = {}
+    if args.ignore is not None:
+        ignore = dict.fromkeys(_codes(args.ignore, "ignore", "--ignore") or (), "--ignore")
+    elif "ignore" in config:
+        ignore = dict.fromkeys(_codes(config["ignore"], "ignore", where) or (), f"{where} ignore")
+    if args.select is not None:
+        select, select_origin = _codes(args.select, "select", "--select"), "--select"
+    else:
+        select, select_origin = _codes(config.get("select"), "select", where), f"{where} select"
+    errors = _codes(config.get("errors"), "errors", where) or frozenset()
+    as_errors = args.warnings_as_errors
+    if as_errors is None:
+        as_errors = bool(config.get("warnings-as-errors", False))
+    if as_errors:
+        errors = frozenset(REGISTRY)
+    return Rules(ignore, errors, select, select_origin)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        rules = rules_for(args, Path(os.getcwd()))
+    except UsageError as exc:
+        print(f"dfgraph check: error: {exc}", file=sys.stderr)
+        return 2
     failed = False
-    for target in targets:
+    for target in args.targets:
         blk = _load_or_report(target)
         if blk is None:
             failed = True
             continue
-        report = check(blk)
+        report = apply_rules(*analyse(blk), rules)
         for diagnostic in report.diagnostics:
             print(diagnostic)
+        if args.show_ignored:
+            for diagnostic in report.ignored:
+                print(diagnostic)
         print(f"{target}: {report.summary()}")
         failed = failed or not report.ok
     return 1 if failed else 0
@@ -148,8 +234,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dfgraph` command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="dfgraph", description="Check and describe dfgraph graphs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_check = sub.add_parser("check", help="check graphs; exit 1 when any has an error")
+    p_check = sub.add_parser(
+        "check",
+        help="check graphs; exit 1 when any has an error",
+        description="Defaults come from [tool.dfgraph] in the nearest pyproject.toml (keys: "
+        + ", ".join(CONFIG_KEYS)
+        + "); a flag given here replaces its key. Exit status: 0 clean, 1 errors, 2 usage errors.",
+    )
     p_check.add_argument("targets", nargs="+", metavar="MODULE:ATTR")
+    codes_help = "comma-separated codes or prefixes (DF001,DF2); may be repeated"
+    p_check.add_argument(
+        "--select", action="append", metavar="CODES", help="report only these; " + codes_help
+    )
+    p_check.add_argument("--ignore", action="append", metavar="CODES", help="suppress these; " + codes_help)
+    p_check.add_argument(
+        "-W",
+        "--warnings-as-errors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="report warnings as errors (exit 1 on any)",
+    )
+    p_check.add_argument(
+        "--show-ignored",
+        action="store_true",
+        help="also list the suppressed findings and what suppressed them",
+    )
     p_desc = sub.add_parser("describe", help="print a graph's ports and structure")
     p_desc.add_argument("target", metavar="MODULE:ATTR")
     p_desc.add_argument("--source", action="store_true", help="also print the generated Python")
@@ -159,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, "")  # like `python -m`: modules of the current directory are importable
     if args.command == "check":
-        return _cmd_check(args.targets)
+        return _cmd_check(args)
     if args.command == "schedule":
         return _cmd_schedule(args.target, args.streams)
     return _cmd_describe(args.target, args.source)

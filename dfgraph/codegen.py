@@ -253,7 +253,8 @@ class _Emitter:
 
     def _input_check(self, fn: _Function, name: str, value: Value) -> None:
         """Boundary checks, inlined as isinstance where that is exact; they run before any block."""
-        readers = [op.inputs[k].port for op, k in value.readers]
+        # a reader port with check=False (or whose DF002 was ignored) is not checked at the boundary
+        readers = [op.inputs[k].port for op, k in value.readers if op.inputs[k].port.check]
         paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
         distinct = list({id(p.type): p.type for p in readers}.values())  # 300 nested loops: 300 readers
         narrowed = types.narrow(distinct)

@@ -435,7 +435,9 @@ class Lowerer:
                 f"{side} {port.name}: {reason}; typed as Any",
                 _NOTE_HINTS["DF204"],
             )
-        return port if hint is port.type else Port(port.name, hint, port.default, port.doc)
+        if hint is port.type:
+            return port
+        return Port(port.name, hint, port.default, port.doc, check=port.check, ignore=port.ignore)
 
     def _call(self, blk: Any, scope: Scope, path: str, region: Region) -> dict[str, Value]:
         ins, outs = self._leaf_ports(blk, path)

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
+import attrs
+
 from dfgraph import types
 from dfgraph.capture import CaptureError
-from dfgraph.check import analyse, gc_paused
+from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
@@ -236,6 +238,21 @@ def _no_value_factory(name: str, messages: list[str]) -> Any:
     return _no_value
 
 
+def _unchecked_inputs(lowered: Lowered, report: Report) -> None:
+    """An input whose DF002 was ignored passes the call boundary unchecked when no value could fit all its
+    checked readers (a reader with check=False is left out already)."""
+    sites = {(s.path, s.port) for d in report.ignored if d.code == "DF002" for s in d.sites}
+    if not sites:
+        return
+    for value in lowered.inputs.values():
+        if not any((op.path, port.name) in sites for op, port in consumers(value)):
+            continue
+        checked = [op.inputs[k].port for op, k in value.readers if op.inputs[k].port.check]
+        if types.narrow([p.type for p in checked]) is None:
+            for op, k in value.readers:
+                op.inputs[k].port = attrs.evolve(op.inputs[k].port, check=False)
+
+
 def compile_block(
     block: Any,
     *,
@@ -243,8 +260,14 @@ def compile_block(
     streams: str | int = "auto",
     fuse: bool = False,
     capture: bool = False,
+    ignore: Codes = None,
+    errors: Codes = None,
+    select: Codes = None,
 ) -> Program:
-    """Check a block and compile it to a Program; raises WiringError listing every error."""
+    """Check a block and compile it to a Program; raises WiringError listing every error.
+
+    `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation."""
+    rules = Rules.of(ignore, errors, select)
     max_streams = max_streams_of(streams)
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device= takes None, 'cpu' or 'cuda', got {device!r}")
@@ -254,8 +277,10 @@ def compile_block(
         )
     rt = cuda_runtime() if device == "cuda" else None
     lowered, report = analyse(block)
+    report = apply_rules(lowered, report, rules)
     if lowered is None or not report.ok:
         raise WiringError(report)
+    _unchecked_inputs(lowered, report)
     fused = fuse_calls(lowered) if fuse else []
     # On the CPU nothing runs on streams: the schedule is computed when first asked for
     schedule = schedule_program(lowered, max_streams) if rt is not None else None
