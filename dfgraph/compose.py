@@ -209,8 +209,8 @@ class FrozenDict(dict[str, Any]):
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("a Graph's nodes are immutable: build a new Graph instead")
 
-    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
-    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (dict(self),))
@@ -241,7 +241,7 @@ class Graph(Composite):
         for key, node in nodes.items():
             _check_name(key, "a node name", self.name)
             _check_block(node, f"{self.name}/{key}")
-        self.nodes: Mapping[str, Any] = FrozenDict(nodes)
+        self.nodes: dict[str, Any] = FrozenDict(nodes)
         checked: list[tuple[str, str]] = []
         for edge in edges:
             if not isinstance(edge, tuple | list) or len(edge) != 2:

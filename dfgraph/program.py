@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import itertools
 import linecache
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MethodType, TracebackType
 from typing import Any, NoReturn
 
 from dfgraph import types
-from dfgraph.capture import CaptureError
+from dfgraph.capture import CaptureError, Segment
 from dfgraph.check import analyse, gc_paused
-from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
+from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, LineInfo, generate, ports_text
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
@@ -50,6 +50,24 @@ class Program:
         "segments",
         "source",
     )
+    block: Any
+    name: str
+    report: Report
+    source: str
+    filename: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    fused: tuple[tuple[str, str], ...]
+    segments: tuple[Segment, ...]
+    run: Callable[..., Any]
+    """The fast call path: the generated function bound to this program; `prog.run(**inputs)` does
+    what `prog(**inputs)` does, without CPython's keyword dict for calling an instance."""
+    _lines: Mapping[int, LineInfo]
+    _index: dict[str, int]
+    _ident_of: dict[str, str]
+    _readers: dict[str, tuple[str, ...]]
+    _schedule: Schedule | _Deferred
+    _options: dict[str, Any]
 
     def __init__(
         self,

@@ -265,7 +265,9 @@ def test_results_markdown_has_every_case(
     for number, title in bench.TITLES.items():
         assert f"\n| {number} | {markdown_text(title)} | " in text
         assert f"\n## {number}. {markdown_text(title)}\n" in text
-    assert "| dfgraph (run = prog.\\_\\_call\\_\\_) |" in text
+    assert (
+        "| dfgraph, prog(...) (instance call) |" in text and "| hand-written with the same checks |" in text
+    )
     assert "| StableDiffusionPipeline |" in text
 
 

@@ -232,9 +232,9 @@ def test_composites_are_immutable(composite: Any) -> None:
 def test_graph_nodes_are_read_only() -> None:
     graph = df.Graph({"a": add_one})
     with pytest.raises(TypeError, match="immutable"):
-        graph.nodes["b"] = double  # type: ignore[index]
+        graph.nodes["b"] = double
     with pytest.raises(TypeError, match="immutable"):
-        graph.nodes.pop("a")  # type: ignore[attr-defined]
+        graph.nodes.pop("a")
     assert list(graph.nodes) == ["a"]
 
 
