@@ -114,7 +114,7 @@ class Composite(metaclass=_Sealing):
 
                     program = compile_block(self)
                     object.__setattr__(self, "_program", program)
-        return program(**inputs)
+        return program.run(**inputs)
 
 
 def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any], ...]:

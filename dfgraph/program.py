@@ -2,7 +2,9 @@
 
 Each program is an instance of its own small subclass of `Program` whose `__call__` is the generated
 function: keywords bind straight to its parameters, values live in its locals, and a call costs about
-what the hand-written code costs. Everything unusual goes through the slow paths here.
+what the hand-written code costs. `prog.run` is that function bound to the program: calling it skips the
+keyword dict CPython builds to call an instance. Everything unusual goes through the slow paths here.
+Programs are immutable, and pickle as their block and compile options (they compile again on loading).
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ class Program:
         return (_recompile, (self.block, self._options))
 
     def __copy__(self) -> Program:
-        return self  # immutable: a shallow copy may be the program itself
+        """The program itself: it is immutable, so a shallow copy need not be another object."""
+        return self
 
     @property
     def schedule(self) -> Schedule:
