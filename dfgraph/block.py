@@ -8,7 +8,7 @@ import inspect
 import sys
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
+from typing import Any, Literal, Protocol, SupportsIndex, TypeVar, overload, runtime_checkable
 
 import attrs
 
@@ -112,6 +112,17 @@ class FunctionBlock:
     def __dfgraph_call__(self) -> CallSpec:
         """The fast-call description used by the code generator."""
         return self._spec
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        """Pickled by reference when it is the module global its function was (`@df.block` on a
+        module-level def), as functions are; otherwise by value."""
+        qualname = str(getattr(self.fn, "__qualname__", ""))
+        found: Any = sys.modules.get(str(getattr(self.fn, "__module__", "")))
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+        if found is self:
+            return qualname
+        return super().__reduce_ex__(protocol)
 
     @property
     def __dfgraph_notes__(self) -> tuple[Note, ...]:

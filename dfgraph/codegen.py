@@ -61,6 +61,7 @@ _HELPERS = (
     "_range",
     "_enumerate",
     "_isinstance",
+    "_iter",
     "_tqdm",
     "_cat",
     "_rt",
@@ -223,9 +224,12 @@ class _Emitter:
         fn.lines.append((f"        return self._slow_call(args, unknown, output, {{{given}}})", None))
         # unknown output names are refused before any block runs, as bad inputs are
         check = "output is not None and (output.__class__ is not str or output not in _OUTPUTS)"
-        fn.lines.append((f"    if {check}: self._check_output(output)", None))
+        fn.lines.append((f"    if {check}: output = self._check_output(output)", None))
         for name, value in inputs:
             self._input_check(fn, name, value)
+        for op in self.lowered.root.walk():  # iterators given as inputs to inner loops' over=
+            if isinstance(op, LoopOp) and op.inputs[0].value.kind == "input":
+                self._reiterable_check(fn, op, "    ")
         fn.setup_at = len(fn.lines)  # bad calls never make streams
         fn.lines.append(("    try:", None))
         before = len(fn.lines)
@@ -525,6 +529,8 @@ class _Emitter:
             assert preset.get(out.final.id, self.vars[out.value.id]) == self.vars[out.value.id], op.path
 
         control = self.var(op.inputs[0].value)
+        if op.inputs[0].value.kind != "input":  # program inputs are checked on entry, before any block
+            self._reiterable_check(fn, op, pad)
         index = self.var(op.index_value) if op.index_value is not None else "_"
         iterable = f"_range({control})" if loop.times is not None else control
         if loop.progress:
@@ -562,6 +568,26 @@ class _Emitter:
                 if producer is not None and plan.body.stream_of(producer.path) != 0:
                     fn.lines.append((f"{pad}_rt.keep({self.var(out.value)}, {plan.stream_var[0]})", None))
         fn.lines.extend((line, None) for line in unset_checks)  # an InputError of ours, not a block failure
+
+    def _reiterable_check(self, fn: _Function, op: LoopOp, pad: str) -> None:
+        """Refuse an iterator as `over=` of a loop that a loop around it would start again.
+
+        The enclosing loop runs the inner loop once per iteration, so a one-shot iterator made outside
+        the enclosing loop would be empty from its second iteration on: an InputError says so instead."""
+        value, outer = op.inputs[0].value, op.region.owner
+        if op.loop.over is None or outer is None:
+            return
+        made_per_iteration = value.producer is outer or (
+            value.kind != "input" and op.region.top_level(value.producer) is not None
+        )
+        if made_per_iteration:
+            return
+        self.no_value.append(
+            f"over= of loop {op.path!r} got an iterator, but loop {outer.path!r} runs that "
+            "loop once per iteration and an iterator is used up by the first: pass a list or a tuple"
+        )
+        control = self.var(value)
+        fn.lines.append((f"{pad}if _iter({control}) is {control}: _no_value({len(self.no_value) - 1})", None))
 
     def _loop_function(
         self, fn: _Function, op: LoopOp, depth: int, loops: tuple[tuple[str, str], ...]
@@ -706,7 +732,12 @@ def generate(
         lines.append("")
     namespace = dict(emitter.namespace)
     namespace.update(
-        _range=range, _enumerate=enumerate, _isinstance=isinstance, _UNSET=UNSET, _MISSING=MISSING
+        _range=range,
+        _enumerate=enumerate,
+        _isinstance=isinstance,
+        _iter=iter,
+        _UNSET=UNSET,
+        _MISSING=MISSING,
     )
     namespace["_OUTPUTS"] = frozenset(lowered.outputs)
     generated = Generated(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dfgraph.block import definition_error
 from dfgraph.ports import Port
@@ -36,22 +36,62 @@ def _check_name(value: object, what: str, where: str) -> str:
     return value
 
 
-class Composite:
-    """Base of the composites: the interface (ports) is derived from the wiring, once, on first use."""
+# One lock for every composite's compile-on-first-call: an instance holds no lock, so composites pickle
+# and deep-copy; re-entrant, in case a block compiles another composite while one is being compiled.
+_compile_lock = threading.RLock()
+
+
+class _Sealing(type):
+    """Seals each composite once its constructor has run: later attribute assignment raises."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        object.__setattr__(obj, "_sealed", True)
+        return obj
+
+
+class Composite(metaclass=_Sealing):
+    """Base of the composites: the interface (ports) is derived from the wiring, once, on first use.
+
+    Immutable once built (assigning an attribute raises AttributeError); picklable and deep-copyable
+    when its blocks are (the caches of the interface and the compiled program are not pickled).
+    """
 
     name: str
+    _CACHES = ("_interface", "_program")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._interface: tuple[tuple[Port, ...], tuple[Port, ...]] | None = None
         self._program: Program | None = None
 
-    def _ports(self) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
-        if self._interface is None:
-            from dfgraph.ir import interface  # the lowering knows the semantics; compose only defines
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_sealed" in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__} {self.name!r} is immutable: build a new one instead of "
+                f"assigning {name!r}"
+            )
+        object.__setattr__(self, name, value)
 
-            self._interface = interface(self)
-        return self._interface
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} {self.name!r} is immutable: cannot delete {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The definition, without the caches (they are rebuilt on first use)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the definition; the caches start empty."""
+        self.__dict__.update(state)
+        self.__dict__.update(dict.fromkeys(self._CACHES))
+
+    def _ports(self) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+        interface = self._interface
+        if interface is None:
+            from dfgraph.ir import interface as derive  # the lowering knows the semantics
+
+            interface = derive(self)
+            object.__setattr__(self, "_interface", interface)  # a cache, not part of the definition
+        return interface
 
     @property
     def inputs(self) -> tuple[Port, ...]:
@@ -65,12 +105,16 @@ class Composite:
 
     def __call__(self, **inputs: Any) -> Any:
         """Run the composite (compiled once, on first call); returns a mapping of every output."""
-        with self._lock:
-            if self._program is None:
-                from dfgraph.program import compile_block
+        program = self._program
+        if program is None:
+            with _compile_lock:  # compiled once even when the first calls race
+                program = self._program
+                if program is None:
+                    from dfgraph.program import compile_block
 
-                self._program = compile_block(self)
-        return self._program(**inputs)
+                    program = compile_block(self)
+                    object.__setattr__(self, "_program", program)
+        return program.run(**inputs)
 
 
 def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any], ...]:
@@ -159,6 +203,19 @@ def _endpoint(value: object, where: str) -> str:
     return value
 
 
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses changes (`Graph.nodes`); pickles and deep-copies as a plain mapping."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("a Graph's nodes are immutable: build a new Graph instead")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+
 class Graph(Composite):
     """Named nodes and explicit edges ('node.port' → 'node.port'); unwired inputs are graph inputs.
 
@@ -184,7 +241,7 @@ class Graph(Composite):
         for key, node in nodes.items():
             _check_name(key, "a node name", self.name)
             _check_block(node, f"{self.name}/{key}")
-        self.nodes: dict[str, Any] = dict(nodes)
+        self.nodes: dict[str, Any] = FrozenDict(nodes)
         checked: list[tuple[str, str]] = []
         for edge in edges:
             if not isinstance(edge, tuple | list) or len(edge) != 2:

@@ -735,13 +735,10 @@ class Lowerer:
     ) -> dict[str, Value]:
         result: dict[str, Value] = {}
         if graph.output_map is None:
-            counts: dict[str, int] = {}
+            # Every node output; a name several nodes write is the last writer's, in execution order
+            # (topological, independent nodes in declaration order) -- as in a Sequential.
             for outs in produced.values():
-                for name in outs:
-                    counts[name] = counts.get(name, 0) + 1
-            # A name several nodes write is ambiguous: not exported unless outputs= names one.
-            for outs in produced.values():
-                result.update((n, v) for n, v in outs.items() if counts[n] == 1)
+                result.update(outs)
             return result
         for out_name, end in graph.output_map:
             src = self._endpoint(graph, path, end, out_names, "output", "output")

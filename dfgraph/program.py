@@ -2,23 +2,26 @@
 
 Each program is an instance of its own small subclass of `Program` whose `__call__` is the generated
 function: keywords bind straight to its parameters, values live in its locals, and a call costs about
-what the hand-written code costs. Everything unusual goes through the slow paths here.
+what the hand-written code costs. `prog.run` is that function bound to the program: calling it skips the
+keyword dict CPython builds to call an instance. Everything unusual goes through the slow paths here.
+Programs are immutable, and pickle as their block and compile options (they compile again on loading).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
-from collections.abc import Iterable, Mapping
-from types import TracebackType
+from collections.abc import Callable, Iterable, Mapping
+from types import MethodType, TracebackType
 from typing import Any, NoReturn
 
 import attrs
 
 from dfgraph import types
-from dfgraph.capture import CaptureError
+from dfgraph.capture import CaptureError, Segment
 from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
-from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
+from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, LineInfo, generate, ports_text
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
@@ -37,6 +40,7 @@ class Program:
         "_ident_of",
         "_index",
         "_lines",
+        "_options",
         "_readers",
         "_schedule",
         "block",
@@ -46,9 +50,28 @@ class Program:
         "name",
         "outputs",
         "report",
+        "run",
         "segments",
         "source",
     )
+    block: Any
+    name: str
+    report: Report
+    source: str
+    filename: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    fused: tuple[tuple[str, str], ...]
+    segments: tuple[Segment, ...]
+    run: Callable[..., Any]
+    """The fast call path: the generated function bound to this program; `prog.run(**inputs)` does
+    what `prog(**inputs)` does, without CPython's keyword dict for calling an instance."""
+    _lines: Mapping[int, LineInfo]
+    _index: dict[str, int]
+    _ident_of: dict[str, str]
+    _readers: dict[str, tuple[str, ...]]
+    _schedule: Schedule | _Deferred
+    _options: dict[str, Any]
 
     def __init__(
         self,
@@ -59,27 +82,51 @@ class Program:
         ports: tuple[tuple[Port, ...], tuple[Port, ...]],
         readers: Mapping[str, tuple[str, ...]],
         schedule: Schedule | _Deferred,
+        options: Mapping[str, Any] | None = None,
+        fused: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        self.block = block
-        self.name: str = str(getattr(block, "name", "program"))
-        self.report = report
-        self.source = generated.source
-        self.filename = filename
-        self.inputs, self.outputs = ports
-        self._lines = generated.lines
-        self._index = {name: i for i, name in enumerate(generated.output_names)}
-        self._ident_of = dict(generated.params)  # input name -> parameter of the generated __call__
-        self._readers = dict(readers)
-        self._schedule = schedule
-        self.fused: tuple[tuple[str, str], ...] = ()  # the pairs of calls batch fusion merged
-        self.segments = generated.segments  # capture=True: the captured runs of blocks (dfgraph.capture)
+        init = functools.partial(object.__setattr__, self)  # the only writes: a Program is immutable
+        init("block", block)
+        init("name", str(getattr(block, "name", "program")))
+        init("report", report)
+        init("source", generated.source)
+        init("filename", filename)
+        init("inputs", ports[0])
+        init("outputs", ports[1])
+        init("_lines", generated.lines)
+        init("_index", {name: i for i, name in enumerate(generated.output_names)})
+        init("_ident_of", dict(generated.params))  # input name -> parameter of the generated __call__
+        init("_readers", dict(readers))
+        init("_schedule", schedule)
+        init("_options", dict(options or {}))  # df.compile's keywords, to recompile on unpickling
+        init("fused", fused)  # the pairs of calls batch fusion merged
+        init("segments", generated.segments)  # capture=True: the captured runs of blocks (dfgraph.capture)
+        # The fast call path: the generated function bound to this program. Calling a bound method is a
+        # plain vectorcall; calling an instance with keywords makes CPython build a kwargs dict first.
+        init("run", MethodType(type(self).__call__, self))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Program {self.name!r} is immutable: cannot assign {name!r}; compile anew")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Program {self.name!r} is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its definition and compile options; unpickling compiles it again."""
+        return (_recompile, (self.block, self._options))
+
+    def __copy__(self) -> Program:
+        """The program itself: it is immutable, so a shallow copy need not be another object."""
+        return self
 
     @property
     def schedule(self) -> Schedule:
         """The stream schedule of every loop body (on the CPU computed on first use; execution is serial)."""
-        if isinstance(self._schedule, _Deferred):
-            self._schedule = self._schedule.compute()
-        return self._schedule
+        schedule = self._schedule
+        if isinstance(schedule, _Deferred):
+            schedule = schedule.compute()
+            object.__setattr__(self, "_schedule", schedule)  # a cache, computed on first use
+        return schedule
 
     @property
     def captured(self) -> tuple[tuple[str, ...], ...]:
@@ -137,14 +184,19 @@ class Program:
             raise InputError(f"{self.name}: " + "; ".join(problems) + f". Inputs: {ports_text(self.inputs)}")
         return self(output=output, **values)
 
-    def _check_output(self, output: object) -> None:
+    def _check_output(self, output: object) -> str | tuple[str, ...]:
+        """`output=` read once: a name (a str subclass becomes a str) or a tuple of names; else InputError."""
         if isinstance(output, str):
-            raise self._unknown_output(output)
-        if not isinstance(output, Iterable):
+            if output not in self._index:
+                raise self._unknown_output(output)
+            return str(output)
+        if isinstance(output, bytes | bytearray | Mapping) or not isinstance(output, Iterable):
             raise InputError(f"{self.name}: output= takes a name or a list of names, got {output!r}")
-        for name in output:
+        names = tuple(output)  # read exactly once: a generator is not consumed by the check
+        for name in names:
             if not isinstance(name, str) or name not in self._index:
                 raise self._unknown_output(name)
+        return tuple(str(name) for name in names)
 
     def _unknown_output(self, name: object) -> InputError:
         return InputError(
@@ -171,10 +223,14 @@ class Program:
         error = self._translate(exc)
         if error is exc:
             raise exc
-        raise error from exc
+        raise error from error.__cause__ or exc
 
     def _translate(self, exc: Exception) -> Exception:
-        """A BlockError naming the block path and loop iterations, from the generated frames' lines."""
+        """A BlockError naming the block path and loop iterations, from the generated frames' lines.
+
+        A BlockError from a nested Program (a block that is itself a Program) is merged into one: the
+        full path (this program's path of the block, then the inner path below its root), every
+        iteration outer to inner, and the original exception as `__cause__`."""
         tracebacks = [exc.__traceback__]
         if isinstance(exc, CaptureError) and exc.__cause__ is not None:
             tracebacks.append(exc.__cause__.__traceback__)  # it failed inside the block being captured
@@ -191,11 +247,27 @@ class Program:
                 index = t.tb_frame.f_locals.get(ident)
                 if isinstance(index, int):
                     iterations.append((loop_path, index))
+        path, original = innermost.path, exc
+        if isinstance(exc, BlockError) and isinstance(exc.__cause__, Exception):
+            # nested: the inner program's paths start with its own name, which this path replaces
+            def full(inner: str) -> str:
+                below = inner.partition("/")[2]
+                return f"{innermost.path}/{below}" if below else innermost.path
+
+            path, original = full(exc.path), exc.__cause__
+            iterations.extend((full(loop_path), i) for loop_path, i in exc.iterations)
         where = ""
         if iterations:
             where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
-        message = f"block {innermost.path!r} raised {type(exc).__name__}: {exc}{where}"
-        return BlockError(message, innermost.path, tuple(iterations))
+        message = f"block {path!r} raised {type(original).__name__}: {original}{where}"
+        error = BlockError(message, path, tuple(iterations))
+        error.__cause__ = original
+        return error
+
+
+def _recompile(block: Any, options: Mapping[str, Any]) -> Program:
+    """Unpickling a Program: compile its definition again with the same options."""
+    return compile_block(block, **options)
 
 
 class _Deferred:
@@ -301,8 +373,25 @@ def compile_block(
         if v.readers
     }
     ports = (input_ports(lowered), output_ports(lowered))
+    options = {
+        "device": device,
+        "streams": streams,
+        "fuse": fuse,
+        "capture": capture,
+        # the validated codes, so a generator given as ignore= survives pickling
+        "ignore": tuple(sorted(rules.ignore)),
+        "errors": tuple(sorted(rules.errors)),
+        "select": None if rules.select is None else tuple(sorted(rules.select)),
+    }
     program: Program = cls(
-        block, report, generated, filename, ports, readers, schedule or _Deferred(lowered, max_streams)
+        block,
+        report,
+        generated,
+        filename,
+        ports,
+        readers,
+        schedule or _Deferred(lowered, max_streams),
+        options,
+        tuple(fused),
     )
-    program.fused = tuple(fused)
     return program

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 import attrs
-import networkx as nx
 
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.ir import LoopOp, Lowered, Op
@@ -236,6 +235,8 @@ def _check_edges(
     pairs = sorted({(_lookup(index, u, "edge source"), _lookup(index, v, "edge target")) for u, v in edges})
     backward = [(u, v) for u, v in pairs if u >= v]
     if backward:
+        import networkx as nx  # on first use, so `import dfgraph` does not pay for it
+
         graph = nx.DiGraph([(order[u], order[v]) for u, v in pairs])
         try:
             cycle = [u for u, _ in nx.find_cycle(graph)]
@@ -277,6 +278,8 @@ def _transitive_reduction(n: int, succ: list[list[int]]) -> list[tuple[int, int]
 
 def _chains(n: int, reduced: list[tuple[int, int]]) -> list[int]:
     """Chain id per block: a maximum matching of the reduced DAG strings blocks into disjoint paths."""
+    import networkx as nx  # on first use, so `import dfgraph` does not pay for it
+
     # Left copy u = producer, right copy n + v = consumer; a matched u -> v puts v right after u.
     graph = nx.Graph()
     graph.add_nodes_from(range(2 * n))

@@ -58,10 +58,32 @@ def test_the_modular_counter_is_the_guides() -> None:
 def test_sequence_variants_agree_and_report(capsys: pytest.CaptureFixture[str]) -> None:
     variants = overhead.sequence_case(blocks=20, calls=3)
     assert set(overhead.results_of(variants).values()) == {20}
-    assert set(variants) == {overhead.HAND, overhead.DFGRAPH, overhead.HOISTED, overhead.MODULAR_SEQUENCE}
+    assert set(variants) == {
+        overhead.HAND,
+        overhead.CHECKED,
+        overhead.DFGRAPH,
+        overhead.INSTANCE,
+        overhead.MODULAR_SEQUENCE,
+    }
     overhead.report("smoke", variants, repeats=2)
     out = capsys.readouterr().out
-    assert "hand-written" in out and "dfgraph (run = prog.__call__)" in out and "ratio" in out
+    assert "hand-written" in out and "dfgraph, prog(...) (instance call)" in out and "ratio" in out
+    assert "hand-written with the same checks" in out
+
+
+def test_the_checked_baseline_makes_the_generated_checks() -> None:
+    namespace: dict[str, Any] = {"MISSING": object(), "OUTPUTS": frozenset({"x"}), "b0": lambda x: x + 1}
+    exec(overhead.checked_source(1), namespace)
+    checked = namespace["checked"]
+    assert checked(x=0, output="x") == 1 and checked(x=0) == {"x": 1}
+    for bad in ({"x": "0"}, {"x": 0, "output": "y"}, {"y": 0}, {}):
+        with pytest.raises(TypeError):
+            checked(**bad)
+
+
+def test_import_time_is_measured_and_networkx_is_lazy() -> None:
+    assert 0 < overhead.import_seconds("dfgraph", repeats=1) < 60
+    assert overhead.imports_networkx() is False
 
 
 def test_disagreeing_variants_are_caught() -> None:
@@ -78,13 +100,18 @@ def test_overhead_cases_render_every_variant(loop_case: CaseResult, sequence_cas
     (sequence_table,) = sequence_case.tables
     assert [r[0] for r in sequence_table.rows] == [
         overhead.HAND,
+        overhead.CHECKED,
         overhead.DFGRAPH,
-        overhead.HOISTED,
+        overhead.INSTANCE,
         overhead.MODULAR_SEQUENCE,
     ]
     assert "x = 20" in " ".join(sequence_case.notes)
+    assert "`import dfgraph`" in sequence_case.verdict and "does not import networkx" in " ".join(
+        sequence_case.notes
+    )
+    assert "same checks" in sequence_case.verdict and "`prog(...)`" in sequence_case.verdict
     text = sequence_case.text("abc1234")
-    assert "commit abc1234" in text and "target: dfgraph within 1.5x of hand-written" in text
+    assert "commit abc1234" in text and "target: dfgraph within 1.2x of hand-written" in text
 
 
 # --- case 3: scaling ---
@@ -312,7 +339,9 @@ def test_results_markdown_has_every_case(
     for number, title in bench.TITLES.items():
         assert f"\n| {number} | {markdown_text(title)} | " in text
         assert f"\n## {number}. {markdown_text(title)}\n" in text
-    assert "| dfgraph (run = prog.\\_\\_call\\_\\_) |" in text
+    assert (
+        "| dfgraph, prog(...) (instance call) |" in text and "| hand-written with the same checks |" in text
+    )
     assert "| StableDiffusionPipeline |" in text
 
 
