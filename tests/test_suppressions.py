@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 import sys
 import types
@@ -139,6 +140,13 @@ def test_an_ignored_error_is_kept_in_report_ignored_and_compile_proceeds() -> No
     program = df.compile(mistyped(), ignore=["DF001"])
     assert program(output="y") == "texttext"  # the str passes the ignored edge unchecked
     assert program.report.ignored == report.ignored
+
+
+def test_a_pickled_program_recompiles_with_its_suppressions() -> None:
+    program = df.compile(mistyped(), ignore=(code for code in ["DF001"]), errors="DF2")
+    back = pickle.loads(pickle.dumps(program))
+    assert back(output="y") == "texttext"
+    assert back.report.ignored == program.report.ignored
 
 
 def test_errors_promotes_warnings_and_stops_compile() -> None:
