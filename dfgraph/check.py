@@ -10,7 +10,8 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 from dfgraph import shapes, types
-from dfgraph.compose import is_block
+from dfgraph.block import safe_repr
+from dfgraph.compose import block_name, is_block
 from dfgraph.diagnostics import Diagnostic, Report, Severity
 from dfgraph.errors import WiringError
 from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Op, Value, consumers, lower, same_default
@@ -161,7 +162,9 @@ class _Checker:
             if all(not p.required for _, p in readers) and not all(
                 same_default(defaults[0], d) for d in defaults
             ):
-                shown = ", ".join(f"{d!r} at {path}" for d, (path, _) in zip(defaults, readers, strict=True))
+                shown = ", ".join(
+                    f"{safe_repr(d)} at {path}" for d, (path, _) in zip(defaults, readers, strict=True)
+                )
                 self.warn(
                     "DF206",
                     root,
@@ -233,12 +236,13 @@ def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
         d = Diagnostic(
             "DF006",
             Severity.ERROR,
-            repr(blk)[:60],
-            f"{blk!r} is not a block",
+            safe_repr(blk),
+            f"{safe_repr(blk)} is not a block",
             "pass a @df.block function or class instance, or a df.Sequential / df.Loop / df.Graph",
         )
         return None, Report((d,))
     try:
+        block_name(blk, safe_repr(blk))  # the root's name is the first segment of every path
         lowered = lower(blk)
         diagnostics = lowered.diagnostics + _Checker(lowered).run()
     except WiringError as exc:  # a malformed definition found while deriving an interface
@@ -248,13 +252,22 @@ def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
         d = Diagnostic(
             "DF000",
             Severity.ERROR,
-            str(getattr(blk, "name", "graph")),
+            _label(blk),
             f"internal error in the checker: {where}",
             "please report this as a dfgraph bug",
         )
         return None, Report((d,))
     unique = list(dict.fromkeys(diagnostics))
     return lowered, Report(tuple(unique))
+
+
+def _label(blk: Any) -> str:
+    """The block's name when it can be read as a str, else a safe repr."""
+    try:
+        name = getattr(blk, "name", None)
+    except Exception:
+        name = None
+    return name if isinstance(name, str) else safe_repr(blk)
 
 
 def check(blk: Any) -> Report:

@@ -7,8 +7,10 @@ emitted line that calls a block is recorded, so a failure maps back to the block
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,7 +64,15 @@ _HELPERS = (
     "output",
     "unknown",
     "exc",
+    # the only builtins the generated code names; no identifier of ours may shadow them
+    "str",
+    "Exception",
+    "__builtins__",  # exec reads the builtins from this global
+    "__debug__",  # cannot be assigned
 )
+# Globals never take a builtin's name; locals other than inputs neither (inputs keep theirs, so the
+# caller's keywords bind straight to parameters: the generated code names no builtin but those above).
+_BUILTINS = frozenset(dir(builtins))
 # Up to this many outputs, `output="name"` is answered by inline comparisons instead of a lookup.
 INLINE_OUTPUTS = 8
 
@@ -99,24 +109,55 @@ class Generated:
 
 
 class _Names:
-    """Allocates unique, readable identifiers for locals and globals alike (so none shadows another)."""
+    """Allocates unique, readable identifiers for locals and globals alike (so none shadows another).
+
+    Any string may be a base (a block, port or loop name): the identifier made from it is one Python
+    reads exactly as written (NFKC-normal, not a keyword), so user names reach the source only as
+    identifiers made here or as string literals (`repr`)."""
 
     def __init__(self) -> None:
         self.used: set[str] = set(_HELPERS)
         self.next_suffix: dict[str, int] = {}  # per base name, so 10,000 versions of 'x' stay linear
 
-    def new(self, base: str) -> str:
-        ident = re.sub(r"\W", "_", base) or "v"
-        if ident[0].isdigit():
-            ident = f"_{ident}"
-        if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
-            ident = f"{ident}_"
+    def new(self, base: str, *, builtin_ok: bool = False) -> str:
+        """A fresh identifier like `base`; a builtin's name only when `builtin_ok` (an input parameter)."""
+        ident = identifier(base)
         candidate, k = ident, self.next_suffix.get(ident, 1)
-        while candidate in self.used:
+        while candidate in self.used or (candidate in _BUILTINS and not builtin_ok):
             candidate, k = f"{ident}_{k}", k + 1
         self.next_suffix[ident] = k
         self.used.add(candidate)
         return candidate
+
+
+def identifier(base: str) -> str:
+    """An identifier that Python reads as written (NFKC-normal, not a keyword), close to `base`."""
+    text = unicodedata.normalize("NFKC", base)
+    ident = "".join(c if c == "_" or f"_{c}".isidentifier() else "_" for c in text)
+    if unicodedata.normalize("NFKC", ident) != ident:  # a rare sequence NFKC recomposes: keep ASCII only
+        ident = re.sub(r"[^0-9A-Za-z_]", "_", ident)
+    if not ident:
+        ident = "v"
+    if not ident.isidentifier():  # starts with a digit or another continue-only character
+        ident = f"_{ident}"
+    if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
+        ident = f"{ident}_"
+    return ident
+
+
+def _comment(text: str) -> str:
+    """Text for a `#` comment: as is when printable (no line break can end the comment), else its repr."""
+    return text if text.isprintable() else repr(text)
+
+
+def _plain_keyword(name: str) -> bool:
+    """True when `name=` in a call passes exactly the keyword `name` (else it goes through **{...})."""
+    return (
+        name.isidentifier()
+        and not keyword.iskeyword(name)
+        and name != "__debug__"
+        and unicodedata.normalize("NFKC", name) == name
+    )
 
 
 class _Function:
@@ -174,7 +215,7 @@ class _Emitter:
     def var(self, value: Value) -> str:
         ident = self.vars.get(value.id)
         if ident is None:
-            ident = self.vars[value.id] = self.names.new(value.name)
+            ident = self.vars[value.id] = self.names.new(value.name, builtin_ok=value.kind == "input")
         return ident
 
     def glob(self, obj: object, base: str) -> str:
@@ -365,12 +406,11 @@ class _Emitter:
             return None  # captured bodies replay their segments in issue order on the main stream
         self.namespace.setdefault("_rt", self.runtime)
         tag = self.names.new(f"_{op.path.rsplit('/', 1)[-1]}")
-        streams = [f"{tag}_s{k}" for k in range(body.n_streams)]
-        events = {p: f"{tag}_e{k}" for k, p in enumerate(body.events)}
-        plan = _StreamPlan(
-            body, op.body, streams, events, f"{tag}_fork", [f"{tag}_join{k}" for k in body.side_streams]
-        )
-        self.names.used.update([*streams, *events.values(), plan.fork, *plan.joins])
+        # every derived name is allocated too, so none collides with a value named like it
+        streams = [self.names.new(f"{tag}_s{k}") for k in range(body.n_streams)]
+        events = {p: self.names.new(f"{tag}_e{k}") for k, p in enumerate(body.events)}
+        joins = [self.names.new(f"{tag}_join{k}") for k in body.side_streams]
+        plan = _StreamPlan(body, op.body, streams, events, self.names.new(f"{tag}_fork"), joins)
         # Streams and events are made once per call (not per iteration of an enclosing loop); the main
         # stream is whichever is current where the loop starts (a side stream, for a nested loop).
         fn.lines.append((f"{pad}{streams[0]} = _rt.current_stream()", None))
@@ -433,7 +473,7 @@ class _Emitter:
             (slot.port.name, a)
             for slot, a in zip(slots[spec.n_positional :], args[spec.n_positional :], strict=True)
         ]
-        if all(k.isidentifier() and not keyword.iskeyword(k) for k, _ in keywords):
+        if all(_plain_keyword(k) for k, _ in keywords):
             parts = positional + [f"{k}={a}" for k, a in keywords]
         else:
             parts = [*positional, "**{" + ", ".join(f"{k!r}: {a}" for k, a in keywords) + "}"]
@@ -444,7 +484,7 @@ class _Emitter:
     ) -> None:
         """Bind a call's results to `outs`, following the block's return form."""
         spec = op.spec
-        comment = f"  # {op.path}"
+        comment = f"  # {_comment(op.path)}"
         if spec.returns == "value" and len(outs) == 1:
             fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
         elif spec.returns == "tuple" and outs:
@@ -463,7 +503,7 @@ class _Emitter:
         pad = "    " * depth
         loop = op.loop
         info = LineInfo(op.path, loops)
-        fn.lines.append((f"{pad}# loop {op.path}: {_describe_loop(op)}", None))
+        fn.lines.append((f"{pad}# {_comment(f'loop {op.path}: {_describe_loop(op)}')}", None))
         plan = self._stream_plan(fn, op, pad) if self.runtime is not None else None
         # An enclosing loop may already have chosen the variable of an output of this loop (to write
         # its own carried value in place): then the output's source must live in that variable.
