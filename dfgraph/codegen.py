@@ -145,6 +145,15 @@ def identifier(base: str) -> str:
     return ident
 
 
+def _block_name(op: CallOp) -> str:
+    """The block's name as the base of its identifier (the path's last segment if it has none)."""
+    try:
+        name = getattr(op.block, "name", None)
+    except Exception:  # a name property that raises: check reports nothing for a Graph node's name
+        name = None
+    return name if isinstance(name, str) else op.path.rsplit("/", 1)[-1]
+
+
 def _comment(text: str) -> str:
     """Text for a `#` comment: as is when printable (no line break can end the comment), else its repr."""
     return text if text.isprintable() else repr(text)
@@ -467,7 +476,7 @@ class _Emitter:
     def _call_expr(self, op: CallOp, slots: list[Slot], args: list[str]) -> str:
         """`block(positional..., keyword=...)` for a leaf call, arguments given as expressions."""
         spec = op.spec
-        target = self.glob(spec.target, str(getattr(op.block, "name", op.path.rsplit("/", 1)[-1])))
+        target = self.glob(spec.target, _block_name(op))
         positional = args[: spec.n_positional]
         keywords = [
             (slot.port.name, a)
