@@ -9,7 +9,7 @@ import keyword
 import sys
 import typing
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, TypeVar, overload, runtime_checkable
 
 import attrs
@@ -95,7 +95,8 @@ def safe_repr(obj: object, limit: int = 60) -> str:
 
 def name_problem(name: object, *, identifier: bool = False) -> str | None:
     """Why `name` is not a name, or None: a name is a non-empty printable str that NFKC normalization
-    leaves unchanged (Python reads identifiers after NFKC); with `identifier`, also a non-keyword identifier."""
+    leaves unchanged (Python reads identifiers after NFKC); with `identifier`, also a non-keyword
+    identifier."""
     if not isinstance(name, str):
         return f"a name is a string, got {type(name).__name__} {safe_repr(name)}"
     if not name:
@@ -125,7 +126,7 @@ def name_tuple(value: object, what: str, where: str, *, identifier: bool = False
             f"write {what}({value!r},) for one name",
         )
     try:
-        items = tuple(value)  # type: ignore[call-overload]
+        items = tuple(typing.cast(Iterable[object], value))  # anything else raises TypeError here
     except Exception:
         raise definition_error(
             where, f"{what} takes a tuple of names, got {type(value).__name__} {safe_repr(value)}"
@@ -251,7 +252,7 @@ def _check_arguments(
         problem = name_problem(name)
         if problem is not None:
             raise definition_error(safe_repr(where), f"@df.block(name=...): {problem}")
-        where = str.__str__(name)  # type: ignore[arg-type]
+        where = str.__str__(name)
     if outputs is not None:
         if isinstance(outputs, str):
             problem = name_problem(outputs)

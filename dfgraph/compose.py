@@ -41,7 +41,7 @@ def _check_name(value: object, what: str, where: str) -> str:
     problem = name_problem(value, identifier=True)
     if problem is not None:
         raise definition_error(where, f"{what} must be a name (a Python identifier): {problem}")
-    return str.__str__(value)  # type: ignore[arg-type]  # a plain str, even from a str subclass
+    return str.__str__(value)  # a plain str, even from a str subclass
 
 
 def block_name(blk: object, where: str) -> str:
@@ -59,7 +59,7 @@ def block_name(blk: object, where: str) -> str:
             f"the block's name is not usable in a path: {problem}",
             "give the block a name, or name it in a mapping: Sequential({'step': block})",
         )
-    return str.__str__(name)  # type: ignore[arg-type]
+    return str.__str__(name)
 
 
 class Composite:
@@ -224,7 +224,9 @@ class Graph(Composite):
             )
         for edge in edges:
             if not isinstance(edge, tuple | list) or len(edge) != 2:
-                raise definition_error(self.name, f"an edge is a pair (source, target), got {safe_repr(edge)}")
+                raise definition_error(
+                    self.name, f"an edge is a pair (source, target), got {safe_repr(edge)}"
+                )
             checked.append((_endpoint(edge[0], self.name), _endpoint(edge[1], self.name)))
         self.edges: tuple[tuple[str, str], ...] = tuple(checked)
         # (output name, 'node.port') pairs; a list keeps duplicates so the checker can report them.

@@ -46,9 +46,7 @@ def unbound_names(prog: df.Program) -> set[str]:
             bound.add(node.id)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-        elif isinstance(node, ast.FunctionDef):
-            bound.add(node.name)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
+        elif isinstance(node, ast.FunctionDef | ast.ExceptHandler) and node.name:
             bound.add(node.name)
     namespace = type(prog).__call__.__globals__
     loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
@@ -111,7 +109,9 @@ def test_a_path_with_an_unprintable_character_is_a_repr_in_comments() -> None:
     assert_sound(prog)
 
 
-@pytest.mark.parametrize(("name", "normal"), [("𝑛", "n"), ("ﬁlter", "filter"), ("Ĳ", "IJ")])
+@pytest.mark.parametrize(
+    ("name", "normal"), [("\U0001d45b", "n"), ("\ufb01lter", "filter"), ("\u0132", "IJ")]
+)
 def test_names_that_nfkc_changes_are_refused_with_df006_naming_them(name: str, normal: str) -> None:
     assert unicodedata.normalize("NFKC", name) == normal
     blk = df.block(outputs="x")(lambda x: x)
@@ -126,6 +126,7 @@ def test_names_that_nfkc_changes_are_refused_with_df006_naming_them(name: str, n
         lambda: df.Loop(blk, over="ts", item=name),
         lambda: df.Loop(blk, times="n", index=name),
         lambda: df.Loop(blk, times="n", carry=(name,)),
+        lambda: df.block(outputs="x", mutates=(name,))(lambda x: x),
     ]
     for attempt in attempts:
         with pytest.raises(df.WiringError) as info:
@@ -136,6 +137,18 @@ def test_names_that_nfkc_changes_are_refused_with_df006_naming_them(name: str, n
     report = df.check(Named("f", [name], "y", lambda v: v))
     assert report.codes() == ["DF006"] and repr(name) in str(report)
     assert INJECTED == []
+
+
+def test_block_and_port_names_need_not_be_identifiers() -> None:
+    lam = df.block(outputs="x")(lambda x: x * 2)
+    assert lam.name == "<lambda>"
+    prog = df.compile(df.Sequential(lam, lam, name="s"))
+    assert prog(x=3) == {"x": 12}
+    with pytest.raises(df.BlockError) as info:
+        prog(x=None)  # Any-typed, so it passes the boundary; the lambda fails on None
+    assert info.value.path == "s/<lambda>"
+    spaced = df.block(name="add one", outputs="sum total")(lambda x: x + 1)
+    assert df.compile(df.Sequential(spaced))(x=1) == {"sum total": 2}
 
 
 def test_a_graph_node_block_named_like_a_builtin_calls_the_block() -> None:
@@ -247,9 +260,12 @@ def test_a_decorated_rng_block_stays_on_the_main_stream() -> None:
     assert noise.mutates == ("rng",)  # one resource, not ('r', 'n', 'g')
     schedule = df.compile(df.Loop(df.Sequential(other, noise, join), times="n", name="l"), streams=8).schedule
     assert schedule.stream_of("l/noise") == 0
-    assert df.compile(df.Loop(df.Sequential(noise, other, join), times="n", name="l")).schedule.stream_of(
-        "l/noise"
-    ) == 0
+    assert (
+        df.compile(df.Loop(df.Sequential(noise, other, join), times="n", name="l")).schedule.stream_of(
+            "l/noise"
+        )
+        == 0
+    )
 
 
 def test_async_blocks_are_refused_and_sync_ones_still_work() -> None:
@@ -261,7 +277,7 @@ def test_async_blocks_are_refused_and_sync_ones_still_work() -> None:
 # -- df.check never raises ---------------------------------------------------------------------------------
 
 
-class _Boom(RuntimeError):
+class _Boom(RuntimeError):  # noqa: N818 -- a test double
     pass
 
 
@@ -364,7 +380,7 @@ def test_an_input_whose_repr_raises_is_still_an_input_error() -> None:
 
 
 def test_an_exception_whose_str_raises_still_becomes_a_block_error() -> None:
-    class Unprintable(Exception):
+    class Unprintable(Exception):  # noqa: N818 -- a test double
         def __str__(self) -> str:
             raise _Boom("str")
 
@@ -376,18 +392,25 @@ def test_an_exception_whose_str_raises_still_becomes_a_block_error() -> None:
     with pytest.raises(df.BlockError) as info:
         prog(n=2, x=0)
     assert info.value.path == "l/fails" and info.value.iteration == 0
-    assert "raised Unprintable" in str(info.value) and "str() of the exception raised _Boom" in str(info.value)
+    message = str(info.value)
+    assert "raised Unprintable" in message and "str() of the exception raised _Boom" in message
     assert isinstance(info.value.__cause__, Unprintable)
 
 
 # -- property: arbitrary Unicode names ---------------------------------------------------------------------
 
 SPECIAL = [
-    "x", "ﬁlter", "filter", "𝑛", "Ĳ", "Exception", "str", "self", "_range", "_UNSET", "__builtins__",
-    "__debug__", "output", "a\nb", "y\n    INJECTED.append(1)", "class", "None", "_", "match", "1x",
+    "x", "\ufb01lter", "filter", "\U0001d45b", "\u0132", "Exception", "str", "self", "_range", "_UNSET",
+    "__builtins__", "__debug__", "output", "a\nb", "y\n    INJECTED.append(1)", "class", "None", "_", "match", "1x",
     "a b", "a-b", "a.b", "a/b", "", "\x00", "\u2028", "é", "e\u0301", "ǅ", "x" * 80,
 ]  # fmt: skip
-names = st.one_of(st.sampled_from(SPECIAL), st.text(st.characters(), max_size=6))
+_WORDS = ("Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Nd", "Mn", "Mc", "Pc")  # mostly identifiers, some NFKC-odd
+names = st.one_of(
+    st.sampled_from(SPECIAL),
+    st.text(st.characters(), max_size=6),  # anything: control characters, surrogates, combining marks
+    st.text(st.characters(whitelist_categories=_WORDS), min_size=1, max_size=6),
+    st.text(st.characters(whitelist_categories=("L", "P", "S", "Zs")), min_size=1, max_size=6),
+)
 
 
 def _outcome(build: Callable[[], Any], call: Callable[[df.Program], Any], expected: Any) -> None:
@@ -413,7 +436,9 @@ def test_any_names_compile_to_working_code_or_df006(drawn: list[str]) -> None:
         return Named(blk_name, [port_in], port_out, lambda v: v + 1)
 
     _outcome(leaf, lambda p: p(**ins), {port_out: 6})
-    _outcome(lambda: df.block(name=blk_name, outputs=port_out)(lambda x: x + 1), lambda p: p(x=1), {port_out: 2})
+    _outcome(
+        lambda: df.block(name=blk_name, outputs=port_out)(lambda x: x + 1), lambda p: p(x=1), {port_out: 2}
+    )
     _outcome(lambda: df.Sequential(leaf(), name="s"), lambda p: p(**ins), {port_out: 6})
     _outcome(lambda: df.Sequential({node: leaf()}), lambda p: p(**ins), {port_out: 6})
     _outcome(lambda: df.Graph({node: leaf()}), lambda p: p(**ins), {port_out: 6})
