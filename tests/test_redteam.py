@@ -401,8 +401,8 @@ def test_an_exception_whose_str_raises_still_becomes_a_block_error() -> None:
 
 SPECIAL = [
     "x", "\ufb01lter", "filter", "\U0001d45b", "\u0132", "Exception", "str", "self", "_range", "_UNSET",
-    "__builtins__", "__debug__", "output", "a\nb", "y\n    INJECTED.append(1)", "class", "None", "_", "match", "1x",
-    "a b", "a-b", "a.b", "a/b", "", "\x00", "\u2028", "é", "e\u0301", "ǅ", "x" * 80,
+    "__builtins__", "__debug__", "output", "a\nb", "y\n    INJECTED.append(1)", "class", "None", "_",
+    "match", "1x", "a b", "a-b", "a.b", "a/b", "", "\x00", "\u2028", "é", "e\u0301", "ǅ", "x" * 80,
 ]  # fmt: skip
 _WORDS = ("Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Nd", "Mn", "Mc", "Pc")  # mostly identifiers, some NFKC-odd
 names = st.one_of(
