@@ -63,17 +63,21 @@ class CallSpec:
 
 def call_spec(blk: object) -> CallSpec:
     """How to call a block fast; plain protocol blocks take keywords and return a mapping."""
-    spec = getattr(blk, "__dfgraph_call__", None)
-    if callable(spec):
-        result = spec()
-        if isinstance(result, CallSpec):
-            return result
+    with contextlib.suppress(Exception):  # a proxy's __getattr__ may raise anything: use the protocol
+        spec = getattr(blk, "__dfgraph_call__", None)
+        if callable(spec):
+            result = spec()
+            if isinstance(result, CallSpec):
+                return result
     return CallSpec(typing.cast(Callable[..., Any], blk), 0, "mapping")
 
 
 def block_notes(blk: object) -> tuple[Note, ...]:
     """The definition warnings recorded when the block was made."""
-    notes = getattr(blk, "__dfgraph_notes__", ())
+    try:
+        notes = getattr(blk, "__dfgraph_notes__", ())
+    except Exception:  # a proxy's __getattr__ may raise anything: no notes
+        return ()
     return notes if isinstance(notes, tuple) else ()
 
 
@@ -99,6 +103,7 @@ def name_problem(name: object, *, identifier: bool = False) -> str | None:
     identifier."""
     if not isinstance(name, str):
         return f"a name is a string, got {type(name).__name__} {safe_repr(name)}"
+    name = str.__str__(name)  # a str subclass's own methods play no part
     if not name:
         return "a name cannot be empty"
     normal = unicodedata.normalize("NFKC", name)

@@ -154,9 +154,15 @@ def _block_name(op: CallOp) -> str:
     return name if isinstance(name, str) else op.path.rsplit("/", 1)[-1]
 
 
+def _literal(text: str) -> str:
+    """A string literal of `text`: str's own repr, which a str subclass cannot override."""
+    return str.__repr__(text)
+
+
 def _comment(text: str) -> str:
-    """Text for a `#` comment: as is when printable (no line break can end the comment), else its repr."""
-    return text if text.isprintable() else repr(text)
+    """Text for a `#` comment: as is when printable (no line break can end the comment), else a literal."""
+    text = str.__str__(text)
+    return text if text.isprintable() else _literal(text)
 
 
 def _plain_keyword(name: str) -> bool:
@@ -278,14 +284,15 @@ class _Emitter:
     def _select_output(self, fn: _Function) -> None:
         names = list(self.lowered.outputs)
         outs = [self.var(v) for v in self.lowered.outputs.values()]
-        mapping = ", ".join(f"{n!r}: {o}" for n, o in zip(names, outs, strict=True))
+        mapping = ", ".join(f"{_literal(n)}: {o}" for n, o in zip(names, outs, strict=True))
         if self.maybe_unset:  # a loop may have run zero times: its non-carried outputs are left out
             fn.lines.append((f"    if output is None: return self._defined({{{mapping}}})", None))
         else:
             fn.lines.append((f"    if output is None: return {{{mapping}}}", None))
         if len(names) <= INLINE_OUTPUTS and not self.maybe_unset:
             fn.lines.extend(
-                (f"    if output == {n!r}: return {o}", None) for n, o in zip(names, outs, strict=True)
+                (f"    if output == {_literal(n)}: return {o}", None)
+                for n, o in zip(names, outs, strict=True)
             )
         fn.lines.append((f"    return self._select(output, ({_tuple(outs)}))", None))
 
@@ -485,7 +492,7 @@ class _Emitter:
         if all(_plain_keyword(k) for k, _ in keywords):
             parts = positional + [f"{k}={a}" for k, a in keywords]
         else:
-            parts = [*positional, "**{" + ", ".join(f"{k!r}: {a}" for k, a in keywords) + "}"]
+            parts = [*positional, "**{" + ", ".join(f"{_literal(k)}: {a}" for k, a in keywords) + "}"]
         return f"{target}({', '.join(parts)})"
 
     def _assign(
@@ -504,7 +511,7 @@ class _Emitter:
             result = self.names.new("_r")
             fn.lines.append((f"{pad}{result} = {call}{comment}", info))
             for value, out in zip(op.outputs, outs, strict=True):  # a fused op's first outputs lead
-                fn.lines.append((f"{pad}{out} = {result}[{value.name!r}]", info))
+                fn.lines.append((f"{pad}{out} = {result}[{_literal(value.name)}]", info))
         else:
             fn.lines.append((f"{pad}{call}{comment}", info))
 
@@ -556,7 +563,7 @@ class _Emitter:
         iterable = f"_range({control})" if loop.times is not None else control
         if loop.progress:
             # the outermost loop keeps its finished bar; nested loops clear theirs
-            iterable = f"_tqdm({iterable}, desc={op.path!r}, leave={op.region.owner is None})"
+            iterable = f"_tqdm({iterable}, desc={_literal(op.path)}, leave={op.region.owner is None})"
             self.namespace["_tqdm"] = _tqdm()
         if loop.over is not None and op.item_value is not None:
             header = f"for {index}, {self.var(op.item_value)} in _enumerate({iterable}):"

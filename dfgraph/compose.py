@@ -101,9 +101,8 @@ class Composite:
 
 def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any], ...]:
     if len(blocks) == 1 and isinstance(blocks[0], Mapping):
-        items = list(blocks[0].items())
+        items = [(_check_name(key, "a block name", where), child) for key, child in blocks[0].items()]
         for key, child in items:
-            _check_name(key, "a block name", where)
             _check_block(child, f"{where}/{key}")
         return tuple(items)
     named: list[tuple[str, Any]] = []
@@ -210,10 +209,9 @@ class Graph(Composite):
             raise definition_error(
                 self.name, f"nodes= must be a mapping name -> block, got {type(nodes).__name__}"
             )
-        for key, node in nodes.items():
-            _check_name(key, "a node name", self.name)
+        self.nodes: dict[str, Any] = {_check_name(k, "a node name", self.name): n for k, n in nodes.items()}
+        for key, node in self.nodes.items():
             _check_block(node, f"{self.name}/{key}")
-        self.nodes: dict[str, Any] = dict(nodes)
         checked: list[tuple[str, str]] = []
         if isinstance(edges, str | Mapping) or not isinstance(edges, Iterable):
             raise definition_error(

@@ -383,6 +383,8 @@ class Lowerer:
                     f"{side} of {path!r} name {port.name!r} twice",
                     "give every port of one side its own name",
                 )
+            elif type(port.name) is not str:  # a str subclass: plain, so none of its methods reach the code
+                ports.append(Port(str.__str__(port.name), port.type, port.default, port.doc))
             else:
                 ports.append(port)
         return ports

@@ -98,6 +98,36 @@ def test_a_name_that_reaches_the_source_only_as_a_literal_cannot_inject() -> Non
     assert_sound(prog)
 
 
+class Evil(str):
+    """A str whose repr and str are code: names must reach the source through str's own methods."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INJECTED.append('repr')"
+
+    def __str__(self) -> str:
+        return "INJECTED.append('str')"
+
+    def isprintable(self) -> bool:
+        return True
+
+
+def test_str_subclasses_cannot_inject_through_their_methods() -> None:
+    blk = Named("f", [Evil("x")], Evil("y"), lambda x: x + 1)
+    for built in (
+        blk,
+        df.Sequential({Evil("step"): blk}, name=Evil("s")),
+        df.Graph({Evil("node"): blk}, outputs={Evil("out"): "node.y"}),
+        df.Loop(Named("g", [Evil("x")], Evil("x"), lambda x: x + 1), times=Evil("n"), index=Evil("k")),
+    ):
+        prog = df.compile(built)
+        assert "INJECTED" not in prog.source
+        result = prog(**{name: 1 for name in ("x", "n") if name in {p.name for p in prog.inputs}})
+        assert set(result.values()) <= {2} and INJECTED == []
+    assert df.check(Named(Evil("a\nb"), ["x"], "y", lambda x: x)).codes() == ["DF006"]
+
+
 def test_a_path_with_an_unprintable_character_is_a_repr_in_comments() -> None:
     # a path segment can only be unprintable if set after the checks; the comment still cannot break
     blk = Named("ok", ["x"], "x", lambda x: x + 1)
@@ -371,6 +401,19 @@ def test_a_name_property_that_raises_is_a_diagnostic() -> None:
         df.Sequential(blk)
     prog = df.compile(df.Graph({"node": blk}))  # a node is named by its key: the block's name is unused
     assert prog(x=4) == {"y": 4}
+
+
+def test_a_proxy_whose_getattr_raises_anything_is_checked_and_runs() -> None:
+    class Proxy(Named):
+        def __getattr__(self, attribute: str) -> Any:
+            raise KeyError(attribute)  # not AttributeError: hasattr() and getattr(..., default) raise
+
+    blk = Proxy("proxy", ["x"], "y", lambda x: x + 1)
+    report = df.check(blk)  # schedulers read mutates: one that cannot be read is reported, not raised
+    assert report.codes() == ["DF006"] and "mutates of 'proxy' cannot be read: KeyError" in str(report)
+    Proxy.mutates = ()  # type: ignore[attr-defined]
+    assert df.check(blk).ok  # the optional dfgraph hooks (__dfgraph_call__, notes) fall back quietly
+    assert df.compile(df.Sequential(blk))(x=1) == {"y": 2}
 
 
 def test_an_input_whose_repr_raises_is_still_an_input_error() -> None:
