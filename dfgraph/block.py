@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import keyword
 import sys
 import typing
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, SupportsIndex, TypeVar, overload, runtime_checkable
 
 import attrs
@@ -61,23 +63,84 @@ class CallSpec:
 
 def call_spec(blk: object) -> CallSpec:
     """How to call a block fast; plain protocol blocks take keywords and return a mapping."""
-    spec = getattr(blk, "__dfgraph_call__", None)
-    if callable(spec):
-        result = spec()
-        if isinstance(result, CallSpec):
-            return result
+    with contextlib.suppress(Exception):  # a proxy's __getattr__ may raise anything: use the protocol
+        spec = getattr(blk, "__dfgraph_call__", None)
+        if callable(spec):
+            result = spec()
+            if isinstance(result, CallSpec):
+                return result
     return CallSpec(typing.cast(Callable[..., Any], blk), 0, "mapping")
 
 
 def block_notes(blk: object) -> tuple[Note, ...]:
     """The definition warnings recorded when the block was made."""
-    notes = getattr(blk, "__dfgraph_notes__", ())
+    try:
+        notes = getattr(blk, "__dfgraph_notes__", ())
+    except Exception:  # a proxy's __getattr__ may raise anything: no notes
+        return ()
     return notes if isinstance(notes, tuple) else ()
 
 
 def definition_error(path: str, message: str, hint: str = "") -> WiringError:
     """A WiringError for a malformed definition (DF006), raised where the definition is written."""
     return WiringError(Report((Diagnostic("DF006", Severity.ERROR, path, message, hint),)))
+
+
+def safe_repr(obj: object, limit: int = 60) -> str:
+    """`repr(obj)`, shortened; never raises (a failing `__repr__` is named instead)."""
+    try:
+        text = repr(obj)
+    except Exception as exc:
+        text = f"<{type(obj).__name__} object (repr() raised {type(exc).__name__})>"
+    if not isinstance(text, str):  # pragma: no cover -- repr() itself enforces str
+        text = object.__repr__(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def name_problem(name: object, *, identifier: bool = False) -> str | None:
+    """Why `name` is not a name, or None: a name is a non-empty printable str that NFKC normalization
+    leaves unchanged (Python reads identifiers after NFKC); with `identifier`, also a non-keyword
+    identifier."""
+    if not isinstance(name, str):
+        return f"a name is a string, got {type(name).__name__} {safe_repr(name)}"
+    name = str.__str__(name)  # a str subclass's own methods play no part
+    if not name:
+        return "a name cannot be empty"
+    normal = unicodedata.normalize("NFKC", name)
+    if normal != name:
+        return (
+            f"name {safe_repr(name)} changes under NFKC normalization (Python reads it as "
+            f"{safe_repr(normal)}); write {safe_repr(normal)}"
+        )
+    if not name.isprintable():
+        return f"name {safe_repr(name)} holds a character that is not printable (a line break, a control)"
+    if identifier and not name.isidentifier():
+        return f"name {safe_repr(name)} is not a Python identifier"
+    if identifier and keyword.iskeyword(name):
+        return f"name {safe_repr(name)} is a Python keyword"
+    return None
+
+
+def name_tuple(value: object, what: str, where: str, *, identifier: bool = False) -> tuple[str, ...]:
+    """A tuple of names from a list, tuple or other iterable of names; a bare string is refused (DF006),
+    since it would be read as its characters."""
+    if isinstance(value, str):
+        raise definition_error(
+            where,
+            f"{what} takes a tuple of names, got the string {safe_repr(value)}",
+            f"write {what}({value!r},) for one name",
+        )
+    try:
+        items = tuple(typing.cast(Iterable[object], value))  # anything else raises TypeError here
+    except Exception:
+        raise definition_error(
+            where, f"{what} takes a tuple of names, got {type(value).__name__} {safe_repr(value)}"
+        ) from None
+    for item in items:
+        problem = name_problem(item, identifier=identifier)
+        if problem is not None:
+            raise definition_error(where, f"{what}: {problem}")
+    return tuple(str.__str__(item) for item in items)
 
 
 class FunctionBlock:
@@ -171,19 +234,26 @@ def block(
 
     def decorate(target: Any) -> Any:
         made: Any
+        resources = _check_arguments(target, outputs, name, mutates, batch)
         if inspect.isclass(target):
-            made = _decorate_class(target, outputs, name, tuple(mutates), scope)
+            made = _decorate_class(target, outputs, name, resources, scope)
         elif callable(target):
-            made = _make_function_block(target, outputs, name, tuple(mutates), scope)
+            made = _make_function_block(target, outputs, name, resources, scope)
         else:
             raise definition_error(
-                repr(target), f"@df.block needs a function or a class, got {type(target).__name__}"
+                safe_repr(target), f"@df.block needs a function or a class, got {type(target).__name__}"
             )
-        unknown = [b for b in batch if b not in {p.name for p in made.inputs}]
-        if unknown or isinstance(batch, str):
+        if isinstance(batch, str):
+            unknown: list[object] = [batch]
+        else:
+            try:
+                unknown = [b for b in batch if b not in {p.name for p in made.inputs}]
+            except TypeError:  # not iterable, or unhashable items
+                unknown = [batch]
+        if unknown:
             raise definition_error(
                 made.name,
-                f"batch= must be a tuple of input names, got {batch!r}",
+                f"batch= must be a tuple of input names, got {safe_repr(batch)}",
                 f"the inputs are: {', '.join(p.name for p in made.inputs)}",
             )
         made.batch = tuple(batch)
@@ -191,6 +261,46 @@ def block(
         return made
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _check_arguments(
+    target: Any, outputs: object, name: object, mutates: object, batch: object
+) -> tuple[str, ...]:
+    """Refuse malformed @df.block arguments (DF006) before reading the target; returns the resources."""
+    where = str(getattr(target, "__name__", None) or "block")
+    if name is not None:
+        problem = name_problem(name)
+        if problem is not None:
+            raise definition_error(safe_repr(where), f"@df.block(name=...): {problem}")
+        where = str.__str__(name)
+    if outputs is not None:
+        if isinstance(outputs, str):
+            problem = name_problem(outputs)
+            if problem is not None:
+                raise definition_error(where, f"outputs=: {problem}")
+        elif not isinstance(outputs, tuple | list):
+            raise definition_error(
+                where,
+                f"outputs= must be a name or a tuple of names, got {type(outputs).__name__} "
+                f"{safe_repr(outputs)}",
+                "write outputs='x' for one output or outputs=('a', 'b') for a tuple return",
+            )
+        else:
+            name_tuple(outputs, "outputs=", where)
+    if batch is not None and not isinstance(batch, str | tuple | list | set | frozenset):
+        raise definition_error(
+            where, f"batch= must be a tuple of input names, got {type(batch).__name__} {safe_repr(batch)}"
+        )
+    # async blocks would return coroutines that nothing awaits
+    call = getattr(target, "__call__", None) if inspect.isclass(target) else target  # noqa: B004
+    if inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call):
+        raise definition_error(
+            where,
+            f"{where} is an async function: a block is called synchronously, so it would return a "
+            "coroutine nobody awaits",
+            "make it a plain def (run the async work inside it, e.g. with asyncio.run)",
+        )
+    return name_tuple(mutates, "mutates=", where)
 
 
 def _make_function_block(

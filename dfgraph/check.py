@@ -12,7 +12,8 @@ from typing import Any
 import attrs
 
 from dfgraph import shapes, types
-from dfgraph.compose import is_block
+from dfgraph.block import safe_repr
+from dfgraph.compose import block_name, is_block
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, Diagnostic, Report, Severity, Site, select_codes
 from dfgraph.errors import WiringError
 from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Op, Value, consumers, lower, same_default
@@ -178,7 +179,9 @@ class _Checker:
             if all(not p.required for _, p in readers) and not all(
                 same_default(defaults[0], d) for d in defaults
             ):
-                shown = ", ".join(f"{d!r} at {path}" for d, (path, _) in zip(defaults, readers, strict=True))
+                shown = ", ".join(
+                    f"{safe_repr(d)} at {path}" for d, (path, _) in zip(defaults, readers, strict=True)
+                )
                 self.warn(
                     "DF206",
                     root,
@@ -259,12 +262,13 @@ def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
         d = Diagnostic(
             "DF006",
             Severity.ERROR,
-            repr(blk)[:60],
-            f"{blk!r} is not a block",
+            safe_repr(blk),
+            f"{safe_repr(blk)} is not a block",
             "pass a @df.block function or class instance, or a df.Sequential / df.Loop / df.Graph",
         )
         return None, Report((d,))
     try:
+        block_name(blk, safe_repr(blk))  # the root's name is the first segment of every path
         lowered = lower(blk)
         diagnostics = lowered.diagnostics + _Checker(lowered).run()
     except WiringError as exc:  # a malformed definition found while deriving an interface
@@ -274,7 +278,7 @@ def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
         d = Diagnostic(
             "DF000",
             Severity.ERROR,
-            str(getattr(blk, "name", "graph")),
+            _label(blk),
             f"internal error in the checker: {where}",
             "please report this as a dfgraph bug",
         )
@@ -374,3 +378,12 @@ def check(blk: Any, *, ignore: Codes = None, errors: Codes = None, select: Codes
     `select` reports only the codes it names; each takes a code, a prefix ("DF2") or an iterable."""
     rules = Rules.of(ignore, errors, select)
     return apply_rules(*analyse(blk), rules)
+
+
+def _label(blk: Any) -> str:
+    """The block's name when it can be read as a str, else a safe repr."""
+    try:
+        name = getattr(blk, "name", None)
+    except Exception:
+        name = None
+    return name if isinstance(name, str) else safe_repr(blk)

@@ -7,8 +7,10 @@ emitted line that calls a block is recorded, so a failure maps back to the block
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,7 +77,15 @@ _HELPERS = (
     "output",
     "unknown",
     "exc",
+    # the only builtins the generated code names; no identifier of ours may shadow them
+    "str",
+    "Exception",
+    "__builtins__",  # exec reads the builtins from this global
+    "__debug__",  # cannot be assigned
 )
+# Globals never take a builtin's name; locals other than inputs neither (inputs keep theirs, so the
+# caller's keywords bind straight to parameters: the generated code names no builtin but those above).
+_BUILTINS = frozenset(dir(builtins))
 # Up to this many outputs, `output="name"` is answered by inline comparisons instead of a lookup.
 INLINE_OUTPUTS = 8
 
@@ -112,24 +122,70 @@ class Generated:
 
 
 class _Names:
-    """Allocates unique, readable identifiers for locals and globals alike (so none shadows another)."""
+    """Allocates unique, readable identifiers for locals and globals alike (so none shadows another).
+
+    Any string may be a base (a block, port or loop name): the identifier made from it is one Python
+    reads exactly as written (NFKC-normal, not a keyword), so user names reach the source only as
+    identifiers made here or as string literals (`repr`)."""
 
     def __init__(self) -> None:
         self.used: set[str] = set(_HELPERS)
         self.next_suffix: dict[str, int] = {}  # per base name, so 10,000 versions of 'x' stay linear
 
-    def new(self, base: str) -> str:
-        ident = re.sub(r"\W", "_", base) or "v"
-        if ident[0].isdigit():
-            ident = f"_{ident}"
-        if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
-            ident = f"{ident}_"
+    def new(self, base: str, *, builtin_ok: bool = False) -> str:
+        """A fresh identifier like `base`; a builtin's name only when `builtin_ok` (an input parameter)."""
+        ident = identifier(base)
         candidate, k = ident, self.next_suffix.get(ident, 1)
-        while candidate in self.used:
+        while candidate in self.used or (candidate in _BUILTINS and not builtin_ok):
             candidate, k = f"{ident}_{k}", k + 1
         self.next_suffix[ident] = k
         self.used.add(candidate)
         return candidate
+
+
+def identifier(base: str) -> str:
+    """An identifier that Python reads as written (NFKC-normal, not a keyword), close to `base`."""
+    text = unicodedata.normalize("NFKC", base)
+    ident = "".join(c if c == "_" or f"_{c}".isidentifier() else "_" for c in text)
+    if unicodedata.normalize("NFKC", ident) != ident:  # a rare sequence NFKC recomposes: keep ASCII only
+        ident = re.sub(r"[^0-9A-Za-z_]", "_", ident)
+    if not ident:
+        ident = "v"
+    if not ident.isidentifier():  # starts with a digit or another continue-only character
+        ident = f"_{ident}"
+    if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
+        ident = f"{ident}_"
+    return ident
+
+
+def _block_name(op: CallOp) -> str:
+    """The block's name as the base of its identifier (the path's last segment if it has none)."""
+    try:
+        name = getattr(op.block, "name", None)
+    except Exception:  # a name property that raises: check reports nothing for a Graph node's name
+        name = None
+    return name if isinstance(name, str) else op.path.rsplit("/", 1)[-1]
+
+
+def _literal(text: str) -> str:
+    """A string literal of `text`: str's own repr, which a str subclass cannot override."""
+    return str.__repr__(text)
+
+
+def _comment(text: str) -> str:
+    """Text for a `#` comment: as is when printable (no line break can end the comment), else a literal."""
+    text = str.__str__(text)
+    return text if text.isprintable() else _literal(text)
+
+
+def _plain_keyword(name: str) -> bool:
+    """True when `name=` in a call passes exactly the keyword `name` (else it goes through **{...})."""
+    return (
+        name.isidentifier()
+        and not keyword.iskeyword(name)
+        and name != "__debug__"
+        and unicodedata.normalize("NFKC", name) == name
+    )
 
 
 class _Function:
@@ -187,7 +243,7 @@ class _Emitter:
     def var(self, value: Value) -> str:
         ident = self.vars.get(value.id)
         if ident is None:
-            ident = self.vars[value.id] = self.names.new(value.name)
+            ident = self.vars[value.id] = self.names.new(value.name, builtin_ok=value.kind == "input")
         return ident
 
     def glob(self, obj: object, base: str) -> str:
@@ -244,14 +300,15 @@ class _Emitter:
     def _select_output(self, fn: _Function) -> None:
         names = list(self.lowered.outputs)
         outs = [self.var(v) for v in self.lowered.outputs.values()]
-        mapping = ", ".join(f"{n!r}: {o}" for n, o in zip(names, outs, strict=True))
+        mapping = ", ".join(f"{_literal(n)}: {o}" for n, o in zip(names, outs, strict=True))
         if self.maybe_unset:  # a loop may have run zero times: its non-carried outputs are left out
             fn.lines.append((f"    if output is None: return self._defined({{{mapping}}})", None))
         else:
             fn.lines.append((f"    if output is None: return {{{mapping}}}", None))
         if len(names) <= INLINE_OUTPUTS and not self.maybe_unset:
             fn.lines.extend(
-                (f"    if output == {n!r}: return {o}", None) for n, o in zip(names, outs, strict=True)
+                (f"    if output == {_literal(n)}: return {o}", None)
+                for n, o in zip(names, outs, strict=True)
             )
         fn.lines.append((f"    return self._select(output, ({_tuple(outs)}))", None))
 
@@ -389,12 +446,11 @@ class _Emitter:
             return None  # captured bodies replay their segments in issue order on the main stream
         self.namespace.setdefault("_rt", self.runtime)
         tag = self.names.new(f"_{op.path.rsplit('/', 1)[-1]}")
-        streams = [f"{tag}_s{k}" for k in range(body.n_streams)]
-        events = {p: f"{tag}_e{k}" for k, p in enumerate(body.events)}
-        plan = _StreamPlan(
-            body, op.body, streams, events, f"{tag}_fork", [f"{tag}_join{k}" for k in body.side_streams]
-        )
-        self.names.used.update([*streams, *events.values(), plan.fork, *plan.joins])
+        # every derived name is allocated too, so none collides with a value named like it
+        streams = [self.names.new(f"{tag}_s{k}") for k in range(body.n_streams)]
+        events = {p: self.names.new(f"{tag}_e{k}") for k, p in enumerate(body.events)}
+        joins = [self.names.new(f"{tag}_join{k}") for k in body.side_streams]
+        plan = _StreamPlan(body, op.body, streams, events, self.names.new(f"{tag}_fork"), joins)
         # Streams and events are made once per call (not per iteration of an enclosing loop); the main
         # stream is whichever is current where the loop starts (a side stream, for a nested loop).
         fn.lines.append((f"{pad}{streams[0]} = _rt.current_stream()", None))
@@ -451,16 +507,16 @@ class _Emitter:
     def _call_expr(self, op: CallOp, slots: list[Slot], args: list[str]) -> str:
         """`block(positional..., keyword=...)` for a leaf call, arguments given as expressions."""
         spec = op.spec
-        target = self.glob(spec.target, str(getattr(op.block, "name", op.path.rsplit("/", 1)[-1])))
+        target = self.glob(spec.target, _block_name(op))
         positional = args[: spec.n_positional]
         keywords = [
             (slot.port.name, a)
             for slot, a in zip(slots[spec.n_positional :], args[spec.n_positional :], strict=True)
         ]
-        if all(k.isidentifier() and not keyword.iskeyword(k) for k, _ in keywords):
+        if all(_plain_keyword(k) for k, _ in keywords):
             parts = positional + [f"{k}={a}" for k, a in keywords]
         else:
-            parts = [*positional, "**{" + ", ".join(f"{k!r}: {a}" for k, a in keywords) + "}"]
+            parts = [*positional, "**{" + ", ".join(f"{_literal(k)}: {a}" for k, a in keywords) + "}"]
         return f"{target}({', '.join(parts)})"
 
     def _assign(
@@ -468,7 +524,7 @@ class _Emitter:
     ) -> None:
         """Bind a call's results to `outs`, following the block's return form."""
         spec = op.spec
-        comment = f"  # {_short(op.path)}"
+        comment = f"  # {_comment(_short(op.path))}"
         if spec.returns == "value" and len(outs) == 1:
             fn.lines.append((f"{pad}{outs[0]} = {call}{comment}", info))
         elif spec.returns == "tuple" and outs:
@@ -479,7 +535,7 @@ class _Emitter:
             result = self.names.new("_r")
             fn.lines.append((f"{pad}{result} = {call}{comment}", info))
             for value, out in zip(op.outputs, outs, strict=True):  # a fused op's first outputs lead
-                fn.lines.append((f"{pad}{out} = {result}[{value.name!r}]", info))
+                fn.lines.append((f"{pad}{out} = {result}[{_literal(value.name)}]", info))
         else:
             fn.lines.append((f"{pad}{call}{comment}", info))
 
@@ -489,7 +545,7 @@ class _Emitter:
         pad = "    " * depth
         loop = op.loop
         info = LineInfo(op.path, loops)
-        fn.lines.append((f"{pad}# loop {_short(op.path)}: {_describe_loop(op)}", None))
+        fn.lines.append((f"{pad}# {_comment(f'loop {_short(op.path)}: {_describe_loop(op)}')}", None))
         plan = self._stream_plan(fn, op, pad) if self.runtime is not None else None
         # An enclosing loop may already have chosen the variable of an output of this loop (to write
         # its own carried value in place): then the output's source must live in that variable.
@@ -535,7 +591,7 @@ class _Emitter:
         iterable = f"_range({control})" if loop.times is not None else control
         if loop.progress:
             # the outermost loop keeps its finished bar; nested loops clear theirs
-            iterable = f"_tqdm({iterable}, desc={op.path!r}, leave={op.region.owner is None})"
+            iterable = f"_tqdm({iterable}, desc={_literal(op.path)}, leave={op.region.owner is None})"
             self.namespace["_tqdm"] = _tqdm()
         if loop.over is not None and op.item_value is not None:
             header = f"for {index}, {self.var(op.item_value)} in _enumerate({iterable}):"

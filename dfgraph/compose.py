@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import keyword
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dfgraph.block import definition_error
+from dfgraph.block import definition_error, name_problem, name_tuple, safe_repr
 from dfgraph.ports import Port
 
 if TYPE_CHECKING:
@@ -18,22 +17,49 @@ def is_block(obj: object) -> bool:
     """True for anything usable as a block: a composite, or an object with name, inputs, outputs, a call."""
     if isinstance(obj, Composite):
         return True
-    return all(hasattr(obj, a) for a in ("name", "inputs", "outputs")) and callable(obj)
+    return all(_has(obj, a) for a in ("name", "inputs", "outputs")) and callable(obj)
+
+
+def _has(obj: object, attribute: str) -> bool:
+    try:
+        return hasattr(obj, attribute)
+    except Exception:  # it exists, but reading it fails: reported as DF006 where its ports are read
+        return True
 
 
 def _check_block(obj: object, where: str) -> None:
     if not is_block(obj):
         raise definition_error(
             where,
-            f"{obj!r} is not a block: a block has name, inputs and outputs and is callable",
+            f"{safe_repr(obj)} is not a block: a block has name, inputs and outputs and is callable",
             "decorate the function or class with @df.block, or build ports with df.Port",
         )
 
 
 def _check_name(value: object, what: str, where: str) -> str:
-    if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
-        raise definition_error(where, f"{what} must be a name (a Python identifier), got {value!r}")
-    return value
+    """`value` as a plain str when it is a name dfgraph binds (an NFKC-normal identifier), else DF006."""
+    problem = name_problem(value, identifier=True)
+    if problem is not None:
+        raise definition_error(where, f"{what} must be a name (a Python identifier): {problem}")
+    return str.__str__(value)  # a plain str, even from a str subclass
+
+
+def block_name(blk: object, where: str) -> str:
+    """The name of a block used as a path segment: a readable name (see `name_problem`), else DF006."""
+    try:
+        name = getattr(blk, "name", None)
+    except Exception as exc:
+        raise definition_error(
+            where, f"the name of {safe_repr(blk)} cannot be read: {type(exc).__name__}"
+        ) from None
+    problem = name_problem(name)
+    if problem is not None:
+        raise definition_error(
+            where,
+            f"the block's name is not usable in a path: {problem}",
+            "give the block a name, or name it in a mapping: Sequential({'step': block})",
+        )
+    return str.__str__(name)
 
 
 # One lock for every composite's compile-on-first-call: an instance holds no lock, so composites pickle
@@ -119,9 +145,8 @@ class Composite(metaclass=_Sealing):
 
 def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any], ...]:
     if len(blocks) == 1 and isinstance(blocks[0], Mapping):
-        items = list(blocks[0].items())
+        items = [(_check_name(key, "a block name", where), child) for key, child in blocks[0].items()]
         for key, child in items:
-            _check_name(key, "a block name", where)
             _check_block(child, f"{where}/{key}")
         return tuple(items)
     named: list[tuple[str, Any]] = []
@@ -129,7 +154,7 @@ def _named_children(blocks: tuple[Any, ...], where: str) -> tuple[tuple[str, Any
     next_suffix: dict[str, int] = {}  # per base name, so 100,000 copies of one block stay linear
     for index, child in enumerate(blocks):
         _check_block(child, f"{where}[{index}]")
-        base = str(getattr(child, "name", "block"))
+        base = child.name if isinstance(child, Composite) else block_name(child, f"{where}[{index}]")
         unique, k = base, next_suffix.get(base, 2)
         while unique in taken:
             unique, k = f"{base}_{k}", k + 1
@@ -144,7 +169,7 @@ class Sequential(Composite):
 
     def __init__(self, *blocks: Any, name: str = "sequential") -> None:
         super().__init__()
-        self.name = _check_name(name, "name=", name if isinstance(name, str) else "sequential")
+        self.name = _check_name(name, "name=", "sequential")
         self.children: tuple[tuple[str, Any], ...] = _named_children(blocks, self.name)
 
     def __repr__(self) -> str:
@@ -169,6 +194,8 @@ class Loop(Composite):
         super().__init__()
         self.name = _check_name(name, "name=", "loop")
         _check_block(body, f"{self.name}/body")
+        if not isinstance(body, Composite):
+            block_name(body, f"{self.name}/body")  # the body's path segment
         if (times is None) == (over is None):
             raise definition_error(
                 self.name,
@@ -182,9 +209,8 @@ class Loop(Composite):
         self.index = _check_name(index, "index=", self.name)
         if self.over is not None and self.item == self.index:
             raise definition_error(self.name, f"item= and index= are both {item!r}; they must differ")
-        if carry is not None and isinstance(carry, str):
-            carry = (carry,)
-        self.carry = None if carry is None else tuple(_check_name(c, "carry=", self.name) for c in carry)
+        # a bare string is refused (as for mutates= and batch=): it is not silently one name or its letters
+        self.carry = None if carry is None else name_tuple(carry, "carry=", self.name, identifier=True)
         self.progress = bool(progress)
 
     @property
@@ -199,8 +225,10 @@ class Loop(Composite):
 
 def _endpoint(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise definition_error(where, f"an edge end must be 'node.port' or an input name, got {value!r}")
-    return value
+        raise definition_error(
+            where, f"an edge end must be 'node.port' or an input name, got {safe_repr(value)}"
+        )
+    return str.__str__(value)
 
 
 class FrozenDict(dict[str, Any]):
@@ -238,14 +266,24 @@ class Graph(Composite):
             raise definition_error(
                 self.name, f"nodes= must be a mapping name -> block, got {type(nodes).__name__}"
             )
-        for key, node in nodes.items():
-            _check_name(key, "a node name", self.name)
+        self.nodes: dict[str, Any] = FrozenDict(
+            {_check_name(k, "a node name", self.name): n for k, n in nodes.items()}
+        )
+        for key, node in self.nodes.items():
             _check_block(node, f"{self.name}/{key}")
-        self.nodes: dict[str, Any] = FrozenDict(nodes)
         checked: list[tuple[str, str]] = []
+        if isinstance(edges, str | Mapping) or not isinstance(edges, Iterable):
+            raise definition_error(
+                self.name,
+                f"edges= must be a list of (source, target) pairs, got {type(edges).__name__} "
+                f"{safe_repr(edges)}",
+                "write edges=[('a.x', 'b.x')], or leave edges= out for no edges",
+            )
         for edge in edges:
             if not isinstance(edge, tuple | list) or len(edge) != 2:
-                raise definition_error(self.name, f"an edge is a pair (source, target), got {edge!r}")
+                raise definition_error(
+                    self.name, f"an edge is a pair (source, target), got {safe_repr(edge)}"
+                )
             checked.append((_endpoint(edge[0], self.name), _endpoint(edge[1], self.name)))
         self.edges: tuple[tuple[str, str], ...] = tuple(checked)
         # (output name, 'node.port') pairs; a list keeps duplicates so the checker can report them.
@@ -257,9 +295,11 @@ class Graph(Composite):
                 (_check_name(k, "an output name", self.name), _endpoint(v, self.name))
                 for k, v in outputs.items()
             )
-        elif isinstance(outputs, str):
+        elif isinstance(outputs, str) or not isinstance(outputs, Iterable):
             raise definition_error(
-                self.name, f"outputs= is a list or mapping of 'node.port', got {outputs!r}"
+                self.name,
+                f"outputs= is a list or mapping of 'node.port', got {type(outputs).__name__} "
+                f"{safe_repr(outputs)}",
             )
         else:
             ends = [_endpoint(v, self.name) for v in outputs]

@@ -14,7 +14,7 @@ from types import GeneratorType
 from typing import Any, Literal, Protocol, TypeVar
 
 from dfgraph import types
-from dfgraph.block import CallSpec, block_notes, call_spec
+from dfgraph.block import CallSpec, block_notes, call_spec, name_problem, safe_repr
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import Diagnostic, Severity, did_you_mean
 from dfgraph.ports import REQUIRED, Port
@@ -393,14 +393,42 @@ class Lowerer:
         self._ports[id(blk)] = (blk, ins, outs)  # holding blk keeps id() unique while cached
         if id(blk) not in self._noted:
             self._noted.add(id(blk))
+            self._check_mutates(blk, path)
             for note in block_notes(blk):
                 self.warn(note.code, f"{path}.{note.port}", note.message, _NOTE_HINTS.get(note.code, ""))
         return ins, outs
 
+    def _check_mutates(self, blk: Any, path: str) -> None:
+        """`mutates` is a tuple of resource names; a bare string would be read as its letters (DF006)."""
+        try:
+            resources = getattr(blk, "mutates", ())
+        except Exception as exc:
+            self.error("DF006", path, f"the mutates of {path!r} cannot be read: {_failure(exc)}")
+            return
+        if isinstance(resources, str) or not isinstance(resources, tuple | list | set | frozenset):
+            self.error(
+                "DF006",
+                path,
+                f"mutates of {path!r} must be a tuple of resource names, got {safe_repr(resources)}",
+                f"write mutates=({resources!r},) for one resource"
+                if isinstance(resources, str)
+                else "write mutates=('rng',)",
+            )
+
     def _valid_ports(self, blk: Any, path: str, side: str) -> list[Port]:
-        """The block's ports on one side; anything that is not a uniquely named Port is reported (DF006)."""
-        raw = getattr(blk, side, ())
-        items = list(raw) if isinstance(raw, tuple | list) else None
+        """The block's ports on one side; anything that is not a uniquely named Port is reported (DF006),
+        and so is a side that cannot be read at all (a property that raises)."""
+        try:
+            raw = getattr(blk, side, ())
+            items = list(raw) if isinstance(raw, tuple | list) else None
+        except Exception as exc:
+            self.error(
+                "DF006",
+                path,
+                f"the {side} of {path!r} cannot be read: {_failure(exc)}",
+                f"make {side} a tuple of df.Port that can be read without raising",
+            )
+            return []
         if items is None:
             self.error(
                 "DF006", path, f"{side} of {path!r} must be a tuple of df.Port, got {type(raw).__name__}"
@@ -412,8 +440,15 @@ class Lowerer:
                 self.error(
                     "DF006",
                     path,
-                    f"{side} of {path!r} holds {port!r}, which is not a df.Port",
+                    f"{side} of {path!r} holds {safe_repr(port)}, which is not a df.Port",
                     "build ports with df.Port(name, type, default, doc)",
+                )
+            elif (problem := name_problem(port.name)) is not None:
+                self.error(
+                    "DF006",
+                    path,
+                    f"{side} of {path!r}: {problem}",
+                    "name ports with printable strings in NFKC normal form",
                 )
             elif any(p.name == port.name for p in ports):
                 self.error(
@@ -422,6 +457,8 @@ class Lowerer:
                     f"{side} of {path!r} name {port.name!r} twice",
                     "give every port of one side its own name",
                 )
+            elif type(port.name) is not str:  # a str subclass: plain, so none of its methods reach the code
+                ports.append(Port(str.__str__(port.name), port.type, port.default, port.doc))
             else:
                 ports.append(port)
         return ports
@@ -855,9 +892,13 @@ def _show(src: tuple[str, str]) -> str:
 
 def _port_names(blk: Any, side: str) -> list[str]:
     """Port names for wiring; malformed ports are skipped here and reported when the block is lowered."""
-    ports = getattr(blk, side, ())
+    try:
+        ports = getattr(blk, side, ())
+    except Exception:
+        return []
     if not isinstance(ports, tuple | list):
         return []
+    # a badly named port still resolves here, so its one DF006 is not followed by a DF003
     return [p.name for p in ports if isinstance(p, Port) and isinstance(p.name, str)]
 
 
@@ -891,6 +932,22 @@ def resolve_captures(captures: dict[tuple[int, int], Value], ops: Iterable[Op]) 
         value.readers = readers
     for placeholder in captures.values():
         placeholder.readers = []
+
+
+def _failure(exc: BaseException) -> str:
+    """'Type: message' of an exception, even when its `__str__` raises."""
+    try:
+        text = str(exc)
+    except Exception as inner:
+        text = f"(its str() raised {type(inner).__name__})"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _replace_uses(old: Value, new: Value) -> None:
+    for op, k in old.readers:
+        op.inputs[k].value = new
+        new.readers.append((op, k))
+    old.readers.clear()
 
 
 def _narrowest(ports: list[Port]) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import attrs
 
 from dfgraph import types
+from dfgraph.block import safe_repr
 from dfgraph.capture import CaptureError, Segment
 from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, LineInfo, generate, ports_text
@@ -259,7 +260,7 @@ class Program:
         where = ""
         if iterations:
             where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
-        message = f"block {path!r} raised {type(original).__name__}: {original}{where}"
+        message = f"block {path!r} raised {type(original).__name__}: {_exception_text(original)}{where}"
         error = BlockError(message, path, tuple(iterations))
         error.__cause__ = original
         return error
@@ -289,12 +290,19 @@ def _walk(tb: TracebackType | None) -> Iterable[TracebackType]:
         tb = tb.tb_next
 
 
+def _exception_text(exc: BaseException) -> str:
+    """str(exc), or a note that it failed: a block's broken exception still becomes a BlockError."""
+    try:
+        return str(exc)
+    except Exception as failure:
+        return f"<str() of the exception raised {type(failure).__name__}>"
+
+
 def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
     def _bad_input(k: int, value: Any) -> None:
         check = checks[k]
         readers = ", ".join(check.readers)
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        shown = safe_repr(value)  # a value whose repr raises is still reported
         raise InputError(
             f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
             f"got {type(value).__name__}: {shown}"
