@@ -51,8 +51,11 @@ REGISTRY: dict[str, Code] = {
         Code(
             "DF006",
             _E,
-            "malformed definition: not a block, bad loop arguments, `*args` ports, bad `outputs=`, ports "
-            "that are not `df.Port` or share a name, the reserved input name `output`",
+            "malformed definition: not a block, bad loop arguments, `*args` ports, bad `outputs=`, "
+            "`batch=`, `mutates=`, `carry=`, Graph `edges=` or `outputs=` (a bare string where a tuple of "
+            "names is expected included), an `async def` block, a name that breaks the naming rule (see "
+            "Names), ports that are not `df.Port` or share a name, a block whose `name`, `inputs`, "
+            "`outputs` or `mutates` cannot be read, the reserved input name `output`",
             fatal=True,
         ),
         Code(

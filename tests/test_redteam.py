@@ -132,7 +132,7 @@ def test_a_path_with_an_unprintable_character_is_a_repr_in_comments() -> None:
     # a path segment can only be unprintable if set after the checks; the comment still cannot break
     blk = Named("ok", ["x"], "x", lambda x: x + 1)
     seq = df.Sequential({"step": blk}, name="s")
-    seq.children = (("st\nep", blk),)  # bypasses the constructor's checks on purpose
+    object.__setattr__(seq, "children", (("st\nep", blk),))  # bypasses the checks and the seal on purpose
     prog = df.compile(seq)
     assert prog(x=1) == {"x": 2}
     assert "# 's/st\\nep'" in prog.source
