@@ -99,6 +99,12 @@ class Program:
         # reaches it through the slow path.
         return self._slow_call(args, inputs, output, {})
 
+    def interpret(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
+        """Run the definition in the reference interpreter (a debugging mode): same results, same errors."""
+        from dfgraph.interpret import Interpreter  # it builds on this module
+
+        return Interpreter(self).run(*args, output=output, **inputs)
+
     @property
     def doc(self) -> str:
         """Inputs with types, defaults and docs; outputs with types."""
