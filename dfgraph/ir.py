@@ -551,6 +551,13 @@ class Lowerer:
         order, cyclic = _topological(list(nodes), deps)
         if cyclic:
             self._report_cycles(path, cyclic, deps)
+        # Every node sees the graph's inputs whatever the node order: one that a node outputs too is bound
+        # first, so a loop node writing it keeps it after zero iterations (as if it came after the reader).
+        written = {name for names in out_names.values() for name in names}
+        for node in order + cyclic:
+            for port in in_names[node]:
+                if port in written and port not in wiring[node]:
+                    scope.read(port)
         produced: dict[str, dict[str, Value]] = {}
         for node in order + cyclic:
             wired: dict[str, Value] = {}

@@ -279,51 +279,64 @@ class LoopFacts:
     written: list[str]
 
 
+def _lower(node: Spec, scope: _Scope, found: dict[int, LoopFacts]) -> list[str]:
+    """Lower a spec as dfgraph.ir does, tracking only the names each scope binds; the names it writes."""
+    if isinstance(node, Leaf):
+        for p in node.reads:
+            scope.read(p)
+        return list(node.writes)
+    if isinstance(node, Seq):
+        inner = _Scope("seq", scope)
+        written: dict[str, None] = {}
+        for child in node.children:
+            for w in _lower(child, inner, found):
+                inner.bound.add(w)
+                written.pop(w, None)
+                written[w] = None
+        return list(written)
+    if isinstance(node, Rep):
+        scope.read(node.control)
+        fixed = (f"i{node.serial}", *((f"t{node.serial}",) if node.over else ()))
+        body = _Scope("body", scope, fixed)
+        written_ = _lower(node.body, body, found)
+        carried = {n for n in body.free if n in written_}
+        for n in body.free:
+            scope.read(n)
+        prior = {}
+        for n in written_:
+            if n not in carried:
+                prior[n] = scope.peek(n)
+                if prior[n]:
+                    scope.read(n)
+        found[id(node)] = LoopFacts(carried, prior, written_)
+        return written_
+    produced: dict[str, list[str]] = {}
+    outputs = set().union(*(_writes(child) for _, child in node.nodes))
+    for key, child in node.nodes:  # a graph input that a node also outputs is bound before any node
+        wired = {dst.split(".")[1] for _, dst in node.edges if dst.split(".")[0] == key}
+        for name in sorted(_reads(child) & outputs - wired):
+            scope.read(name)
+    for key, child in node.nodes:
+        wired = [dst.split(".")[1] for src, dst in node.edges if dst.split(".")[0] == key]
+        for src, dst in node.edges:
+            if dst.split(".")[0] == key and "." not in src:
+                scope.read(src)
+        produced[key] = _lower(child, _Scope("node", scope, tuple(wired)), found)
+    return sorted(_writes(node))
+
+
 def facts(spec: Spec) -> dict[int, LoopFacts]:
     """For each loop (by id), its carried names and which other outputs had a value before it."""
     found: dict[int, LoopFacts] = {}
-
-    def lower(node: Spec, scope: _Scope) -> list[str]:
-        if isinstance(node, Leaf):
-            for p in node.reads:
-                scope.read(p)
-            return list(node.writes)
-        if isinstance(node, Seq):
-            inner = _Scope("seq", scope)
-            written: dict[str, None] = {}
-            for child in node.children:
-                for w in lower(child, inner):
-                    inner.bound.add(w)
-                    written.pop(w, None)
-                    written[w] = None
-            return list(written)
-        if isinstance(node, Rep):
-            scope.read(node.control)
-            fixed = (f"i{node.serial}", *((f"t{node.serial}",) if node.over else ()))
-            body = _Scope("body", scope, fixed)
-            written_ = lower(node.body, body)
-            carried = {n for n in body.free if n in written_}
-            for n in body.free:
-                scope.read(n)
-            prior = {}
-            for n in written_:
-                if n not in carried:
-                    prior[n] = scope.peek(n)
-                    if prior[n]:
-                        scope.read(n)
-            found[id(node)] = LoopFacts(carried, prior, written_)
-            return written_
-        produced: dict[str, list[str]] = {}
-        for key, child in node.nodes:
-            wired = [dst.split(".")[1] for src, dst in node.edges if dst.split(".")[0] == key]
-            for src, dst in node.edges:
-                if dst.split(".")[0] == key and "." not in src:
-                    scope.read(src)
-            produced[key] = lower(child, _Scope("node", scope, tuple(wired)))
-        return sorted(_writes(node))
-
-    lower(spec, _Scope("root"))
+    _lower(spec, _Scope("root"), found)
     return found
+
+
+def _reads(spec: Spec) -> set[str]:
+    """The names a spec reads from outside itself (its inputs)."""
+    root = _Scope("root")
+    _lower(spec, root, {})
+    return root.bound
 
 
 class NoValue:
@@ -636,6 +649,16 @@ def test_a_zero_iteration_loop_inside_a_graph_keeps_the_value_before_it() -> Non
     prog = df.compile(df.Sequential(make_a, graph, name="p"))
     assert _both(prog, n=0, x=2) == ("ok", {"a": 6, "y": 6})
     assert _both(prog, n=1, x=2) == ("ok", {"a": 12, "y": 12})
+
+
+@pytest.mark.parametrize("loop_first", [True, False])
+def test_a_zero_iteration_loop_node_keeps_the_graph_input_whatever_the_node_order(loop_first: bool) -> None:
+    """Node `r` reads the graph input `a`; loop node `l` writes `a`: after zero iterations `l.a` is it."""
+    nodes = {"l": df.Loop(second, times="n"), "r": read_a}
+    graph = df.Graph(nodes if loop_first else dict(reversed(nodes.items())), [], name="g")
+    prog = df.compile(graph)
+    assert _both(prog, n=0, x=1, a=5) == ("ok", {"a": 5, "y": 5})
+    assert _both(prog, n=1, x=1, a=5) == ("ok", {"a": 11, "y": 5})
 
 
 # -- the interpreter as a debugging mode ---------------------------------------------------------------------
