@@ -715,6 +715,26 @@ def test_fused_programs_interpret_the_unfused_definition() -> None:
     assert fused.interpret(**inputs) == plain(**inputs) == plain.interpret(**inputs)
 
 
+def test_cuda_programs_interpret_serially_without_touching_the_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """device="cuda" changes how the generated code runs; the interpreter never uses streams."""
+    import dfgraph.cuda
+    from blocks.examples import guided_loop
+
+    class Untouchable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the interpreter used the CUDA runtime ({name})")
+
+    monkeypatch.setattr(dfgraph.cuda, "RUNTIME", Untouchable())
+    streamed = df.compile(guided_loop, device="cuda")
+    assert "_rt." in streamed.source
+    inputs = {p.name: 2 if p.name == "num_steps" else 0.5 for p in streamed.inputs}
+    assert streamed.interpret(**inputs) == df.compile(guided_loop)(**inputs)
+    with pytest.raises(AssertionError, match="used the CUDA runtime"):
+        streamed(**inputs)  # the generated code does use it
+
+
 def test_run_and_subclassed_interpreters_trace_calls() -> None:
     """`run(prog, ...)` is Interpreter(prog).run; overriding call_op sees every block call in order."""
 
