@@ -37,13 +37,52 @@ from dfgraph.schedule import BodySchedule, Schedule
 
 
 class Unset:
-    """The value of a non-carried loop output when the loop ran zero times."""
+    """The value of a loop output that has none: the loop ran zero times, the name had no value before it
+    and is not carried. One object per loop output, so that the error names the loop; never returned."""
+
+    __slots__ = ("loop", "name")
+
+    def __init__(self, loop: str, name: str) -> None:
+        self.loop, self.name = loop, name
 
     def __repr__(self) -> str:
-        return "UNSET"
+        return f"UNSET({self.loop!r}, {self.name!r})"
 
 
-UNSET = Unset()
+def no_value_message(program: str, unset: Unset, reader: str) -> str:
+    """The InputError message when a block or loop (`reader`) is about to read a value that has none."""
+    return (
+        f"{program}: loop {unset.loop!r} ran zero times, so {unset.name!r} (not carried) has no value; "
+        f"{reader} reads it"
+    )
+
+
+def no_output_message(program: str, output: str, unset: Unset) -> str:
+    """The InputError message when the caller asks for an output that has no value."""
+    return (
+        f"{program}: output {output!r} has no value: loop {unset.loop!r} ran zero times, "
+        f"so {unset.name!r} (not carried) has no value"
+    )
+
+
+def maybe_unset(lowered: Lowered) -> set[int]:
+    """The ids of the values that may have no value at run time (a loop output, or what it flows into)."""
+    unset: set[int] = set()
+    loops = [op for op in lowered.ops() if isinstance(op, LoopOp)]
+    changed = True
+    while changed:  # a monotone fixpoint: a phi and a final may feed each other through nested loops
+        changed = False
+        for op in loops:
+            for c in op.carried:
+                if c.phi.id not in unset and (c.init.id in unset or c.final.id in unset):
+                    unset.add(c.phi.id)
+                    changed = True
+            for out in op.outs:
+                init = out.init
+                if out.value.id not in unset and (init is None or init.id in unset or out.final.id in unset):
+                    unset.add(out.value.id)
+                    changed = True
+    return unset
 
 
 class Missing:
@@ -67,7 +106,7 @@ _HELPERS = (
     "_tqdm",
     "_cat",
     "_rt",
-    "_UNSET",
+    "_Unset",
     "_MISSING",
     "_bad_input",
     "_no_value",
@@ -224,9 +263,10 @@ class _Emitter:
         self.functions: list[_Function] = []
         self.position: dict[int, int] = {}
         self.output_ids = {v.id for v in lowered.outputs.values()}
-        self.maybe_unset = False
+        self.unset = maybe_unset(lowered)
+        self.maybe_unset = any(v.id in self.unset for v in lowered.outputs.values())
         self.checks: list[InputCheck] = []
-        self.no_value: list[str] = []
+        self.no_value: list[str] = []  # who reads a value that may have none, cited by _no_value(k, value)
         self._index_positions()
 
     def _index_positions(self) -> None:
@@ -460,9 +500,23 @@ class _Emitter:
         self.plans[id(op.body)] = plan
         return plan
 
+    def _unset_check(self, fn: _Function, pad: str, value: Value, reader: str) -> None:
+        """Before a block or loop reads a value that may have none: an InputError naming the loop."""
+        if value.id in self.unset:
+            self.no_value.append(reader)
+            ident = self.var(value)
+            check = f"if _isinstance({ident}, _Unset): _no_value({len(self.no_value) - 1}, {ident})"
+            fn.lines.append((f"{pad}{check}", None))  # no LineInfo: an InputError of ours, not a BlockError
+
     def _call(self, fn: _Function, op: CallOp, depth: int, loops: tuple[tuple[str, str], ...]) -> None:
         pad = "    " * depth
         info = LineInfo(op.path, loops)
+        checked: set[int] = set()
+        for member in op.members if isinstance(op, FusedOp) else (op,):
+            for slot in member.inputs:
+                if slot.value.id not in checked:
+                    checked.add(slot.value.id)
+                    self._unset_check(fn, pad, slot.value, f"block {member.path!r}")
         if not isinstance(op, FusedOp):
             self._plain_call(fn, pad, op, info)
             return
@@ -560,7 +614,7 @@ class _Emitter:
                 fn.lines.append((f"{pad}{self.var(carried.phi)} = {self.var(carried.init)}", info))
             if self._can_share_final(op, carried.phi, carried.final):
                 self.vars[carried.final.id] = self.var(carried.phi)
-        unset_checks: list[str] = []
+        self._unset_check(fn, pad, op.inputs[0].value, f"loop {op.path!r}")
         for out in op.outs:
             if out.carried:
                 continue
@@ -570,15 +624,9 @@ class _Emitter:
             if out.init is not None:
                 if ident != self.var(out.init):
                     fn.lines.append((f"{pad}{ident} = {self.var(out.init)}", info))
-            elif out.value.readers or out.value.id in self.output_ids:
-                fn.lines.append((f"{pad}{ident} = _UNSET", info))
-                if out.value.id in self.output_ids:
-                    self.maybe_unset = True
-                if out.value.readers:
-                    self.no_value.append(
-                        f"loop {op.path!r} ran zero times, so {out.value.name!r} (not carried) has no value"
-                    )
-                    unset_checks.append(f"{pad}if {ident} is _UNSET: _no_value({len(self.no_value) - 1})")
+            else:  # always: in an enclosing loop the variable may still hold an earlier iteration's value
+                unset = self.glob(Unset(op.path, out.value.name), f"_unset_{out.value.name}")
+                fn.lines.append((f"{pad}{ident} = {unset}", info))
         for out in op.outs:
             source = out.final if not out.carried else next(c.phi for c in op.carried if c.final is out.final)
             self.vars[out.value.id] = self.var(source)
@@ -623,7 +671,6 @@ class _Emitter:
                 producer = self._in_body(out.final, plan)
                 if producer is not None and plan.body.stream_of(producer.path) != 0:
                     fn.lines.append((f"{pad}_rt.keep({self.var(out.value)}, {plan.stream_var[0]})", None))
-        fn.lines.extend((line, None) for line in unset_checks)  # an InputError of ours, not a block failure
 
     def _reiterable_check(self, fn: _Function, op: LoopOp, pad: str) -> None:
         """Refuse an iterator as `over=` of a loop that a loop around it would start again.
@@ -792,7 +839,7 @@ def generate(
         _enumerate=enumerate,
         _isinstance=isinstance,
         _iter=iter,
-        _UNSET=UNSET,
+        _Unset=Unset,
         _MISSING=MISSING,
     )
     namespace["_OUTPUTS"] = frozenset(lowered.outputs)

@@ -283,10 +283,11 @@ class _SeqScope:
 class _BodyScope:
     """A loop body: names it does not define become placeholders, resolved after the body is lowered."""
 
-    def __init__(self, lowerer: Lowerer, fixed: dict[str, Value]) -> None:
+    def __init__(self, lowerer: Lowerer, fixed: dict[str, Value], parent: Scope) -> None:
         self.lowerer = lowerer
         self.fixed = fixed  # index and item
         self.free: dict[str, Value] = {}
+        self.parent = parent
 
     def read(self, name: str) -> Value:
         value = self.fixed.get(name) or self.free.get(name)
@@ -295,8 +296,13 @@ class _BodyScope:
         return value
 
     def peek(self, name: str) -> Value | None:
-        # a name the body already read is bound (to a placeholder that becomes a phi or a capture)
-        return self.fixed.get(name) or self.free.get(name)
+        # a name the body already read is bound (to a placeholder that becomes a phi or a capture); a name
+        # bound outside is what the previous iteration left (or the value before the loop), so the body
+        # reads it: a zero-iteration inner loop then keeps it, carried by this loop when the body writes it
+        value = self.fixed.get(name) or self.free.get(name)
+        if value is None and self.parent.peek(name) is not None:
+            value = self.read(name)
+        return value
 
 
 class _NodeScope:
@@ -524,7 +530,7 @@ class Lowerer:
                 op,
                 f"{path} (item {loop.item!r} of {loop.over!r})",
             )
-        body_scope = _BodyScope(self, fixed)
+        body_scope = _BodyScope(self, fixed, scope)
         body = loop.body
         body_path = path if isinstance(body, Sequential) else f"{path}/{getattr(body, 'name', 'body')}"
         written: dict[str, Value] = yield self._child(body, body_scope, body_path, op.body)
@@ -574,7 +580,11 @@ class Lowerer:
                 if prior is not None:
                     self.read(scope, name, op, Port(name, prior.type))
                     start = op.inputs[-1]
-            typ = final.type if start is None else types.union(_known_type(start.value, op), final.type)
+            if start is None:
+                typ = final.type
+            else:  # a prior read through an enclosing body is a placeholder: its port has the type
+                pending = c is None and start.value.kind == "pending"
+                typ = types.union(start.port.type if pending else _known_type(start.value, op), final.type)
             out = self.value(name, typ, "op", op, f"{path}.{name}")
             op.outputs.append(out)
             op.outs.append(LoopOut(out, final, start, c is not None))
@@ -659,6 +669,13 @@ class Lowerer:
         order, cyclic = _topological(list(nodes), deps)
         if cyclic:
             self._report_cycles(path, cyclic, deps)
+        # Every node sees the graph's inputs whatever the node order: one that a node outputs too is bound
+        # first, so a loop node writing it keeps it after zero iterations (as if it came after the reader).
+        written = {name for names in out_names.values() for name in names}
+        for node in order + cyclic:
+            for port in in_names[node]:
+                if port in written and port not in wiring[node]:
+                    scope.read(port)
         produced: dict[str, dict[str, Value]] = {}
         for node in order + cyclic:
             wired: dict[str, Value] = {}

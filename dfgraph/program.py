@@ -22,7 +22,17 @@ from dfgraph import types
 from dfgraph.block import safe_repr
 from dfgraph.capture import CaptureError, Segment
 from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
-from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, LineInfo, generate, ports_text
+from dfgraph.codegen import (
+    MISSING,
+    Generated,
+    InputCheck,
+    LineInfo,
+    Unset,
+    generate,
+    no_output_message,
+    no_value_message,
+    ports_text,
+)
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError
@@ -140,6 +150,12 @@ class Program:
         # reaches it through the slow path.
         return self._slow_call(args, inputs, output, {})
 
+    def interpret(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
+        """Run the definition in the reference interpreter (a debugging mode): same results, same errors."""
+        from dfgraph.interpret import Interpreter  # it builds on this module
+
+        return Interpreter(self).run(*args, output=output, **inputs)
+
     @property
     def doc(self) -> str:
         """Inputs with types, defaults and docs; outputs with types."""
@@ -206,19 +222,18 @@ class Program:
         )
 
     def _select(self, output: Any, values: tuple[Any, ...]) -> Any:
-        if isinstance(output, str):
-            value = values[self._index[output]]
-            if value is UNSET:
-                raise InputError(
-                    f"{self.name}: output {output!r} has no value: the loop that writes it ran zero times "
-                    "and it is not carried"
-                )
-            return value
-        return {name: values[self._index[name]] for name in output}
+        """The value of one output, or a mapping of several; asking for one that has no value raises."""
+        names = [output] if isinstance(output, str) else output
+        selected = {name: values[self._index[name]] for name in names}
+        for name, value in selected.items():
+            if isinstance(value, Unset):  # named explicitly, so refused rather than left out
+                raise InputError(no_output_message(self.name, name, value))
+        return selected[output] if isinstance(output, str) else selected
 
     @staticmethod
     def _defined(outputs: dict[str, Any]) -> dict[str, Any]:
-        return {name: value for name, value in outputs.items() if value is not UNSET}
+        """output=None: every output that has a value (a loop that ran zero times may leave some out)."""
+        return {name: value for name, value in outputs.items() if not isinstance(value, Unset)}
 
     def _reraise(self, exc: Exception) -> NoReturn:
         error = self._translate(exc)
@@ -311,9 +326,9 @@ def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
     return _bad_input
 
 
-def _no_value_factory(name: str, messages: list[str]) -> Any:
-    def _no_value(k: int) -> None:
-        raise InputError(f"{name}: {messages[k]}")
+def _no_value_factory(name: str, readers: list[str]) -> Any:
+    def _no_value(k: int, unset: Unset) -> None:
+        raise InputError(no_value_message(name, unset, readers[k]))
 
     return _no_value
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import dfgraph as df
 from blocks.examples import counter_one, counter_two, guided_loop
+from dfgraph.codegen import Unset
 from dfgraph.testing import (
     MAX_LOOP_STEPS,
     CounterCase,
@@ -306,7 +307,36 @@ def test_zero_iterations_leave_a_non_carried_output_without_a_value() -> None:
     assert prog(n=0, x=5) == {"x": 5}
     with pytest.raises(df.InputError):
         prog(n=0, x=5, output="y")
+    with pytest.raises(df.InputError, match="output 'y' has no value: loop 'loop' ran zero times"):
+        prog(n=0, x=5, output=["x", "y"])  # named in a list: refused too, never a sentinel
+    assert prog(n=0, x=5, output=["x"]) == {"x": 5}
     assert prog(n=2, x=5) == {"x": 7, "y": 14}
+
+
+@PROPERTY
+@given(well_typed_graphs(max_blocks=8), st.data())
+def test_zero_iterations_everywhere_leak_no_sentinel_and_match_the_interpreter(
+    blk: df.Block, data: st.DataObject
+) -> None:
+    """Every times= loop runs zero times: each output has a value or is left out (a name asked for
+    raises InputError), and the interpreter answers the same."""
+    prog = df.compile(blk)
+    inputs = data.draw(inputs_for(prog, **{n: st.just(0) for n in _controls(prog)}))
+    result, error = _outcome(prog, **inputs)
+    assert (result, repr(error)) == _outcome_repr(prog.interpret, **inputs)
+    if error is None:
+        assert not any(isinstance(v, Unset) for v in result.values()), result
+        for name in (p.name for p in prog.outputs):
+            one, failed = _outcome(prog, **inputs, output=[name])
+            assert (name in result) == (failed is None), (name, failed)
+            assert failed is None or isinstance(failed, df.InputError)
+            if failed is None:
+                assert one == {name: result[name]}
+
+
+def _outcome_repr(fn: Any, /, **kwargs: Any) -> tuple[Any, str]:
+    result, error = _outcome(fn, **kwargs)
+    return result, repr(error)
 
 
 # -- 7. inputs_for -------------------------------------------------------------------------------------------
