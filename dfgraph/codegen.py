@@ -65,6 +65,25 @@ def no_output_message(program: str, output: str, unset: Unset) -> str:
     )
 
 
+def iterator_refusal(op: LoopOp) -> str | None:
+    """Why an iterator cannot be the `over=` of this loop, or None when one can.
+
+    A loop around it runs this loop once per iteration, so a one-shot iterator made outside that loop
+    would be empty from its second iteration on: both engines refuse it with an InputError instead."""
+    value, outer = op.inputs[0].value, op.region.owner
+    if op.loop.over is None or outer is None:
+        return None
+    made_per_iteration = value.producer is outer or (
+        value.kind != "input" and op.region.top_level(value.producer) is not None
+    )
+    if made_per_iteration:
+        return None
+    return (
+        f"over= of loop {op.path!r} got an iterator, but loop {outer.path!r} runs that "
+        "loop once per iteration and an iterator is used up by the first: pass a list or a tuple"
+    )
+
+
 def maybe_unset(lowered: Lowered) -> set[int]:
     """The ids of the values that may have no value at run time (a loop output, or what it flows into)."""
     unset: set[int] = set()
@@ -673,23 +692,12 @@ class _Emitter:
                     fn.lines.append((f"{pad}_rt.keep({self.var(out.value)}, {plan.stream_var[0]})", None))
 
     def _reiterable_check(self, fn: _Function, op: LoopOp, pad: str) -> None:
-        """Refuse an iterator as `over=` of a loop that a loop around it would start again.
-
-        The enclosing loop runs the inner loop once per iteration, so a one-shot iterator made outside
-        the enclosing loop would be empty from its second iteration on: an InputError says so instead."""
-        value, outer = op.inputs[0].value, op.region.owner
-        if op.loop.over is None or outer is None:
+        """Refuse an iterator as `over=` of a loop that a loop around it would start again."""
+        refusal = iterator_refusal(op)
+        if refusal is None:
             return
-        made_per_iteration = value.producer is outer or (
-            value.kind != "input" and op.region.top_level(value.producer) is not None
-        )
-        if made_per_iteration:
-            return
-        self.no_value.append(
-            f"over= of loop {op.path!r} got an iterator, but loop {outer.path!r} runs that "
-            "loop once per iteration and an iterator is used up by the first: pass a list or a tuple"
-        )
-        control = self.var(value)
+        self.no_value.append(refusal)
+        control = self.var(op.inputs[0].value)
         fn.lines.append((f"{pad}if _iter({control}) is {control}: _no_value({len(self.no_value) - 1})", None))
 
     def _loop_function(

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from dfgraph import types
-from dfgraph.codegen import InputCheck, Unset, no_value_message, ports_text
+from dfgraph.codegen import InputCheck, Unset, iterator_refusal, no_value_message, ports_text
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import BlockError, InputError
 from dfgraph.ir import CallOp, LoopOp, Region, Value, common_default, consumers, lower
 from dfgraph.ports import REQUIRED
-from dfgraph.program import Program, _bad_input_factory
+from dfgraph.program import Program, _bad_input_factory, block_error
 
 Env = dict[int, Any]  # value id -> its run-time value
 Loops = tuple[tuple[str, int], ...]  # (loop path, iteration) of every enclosing loop, outermost first
@@ -99,7 +99,7 @@ class Interpreter:
                 try:
                     results = self.call_op(op, args)
                 except Exception as exc:
-                    raise self.block_error(exc, op.path, loops) from exc
+                    raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
                 env.update(zip((v.id for v in op.outputs), results, strict=True))
             else:  # pragma: no cover - lowering makes only calls and loops
                 raise TypeError(f"unknown op {op!r}")
@@ -153,6 +153,9 @@ class Interpreter:
     def _iterations(self, op: LoopOp, control: Any, loops: Loops) -> Iterator[tuple[int, Any]]:
         """(index, item) per iteration; a failure of the control itself is a BlockError of the loop."""
         loop = op.loop
+        refusal = iterator_refusal(op)
+        if refusal is not None and iter(control) is control:
+            raise InputError(f"{self.name}: {refusal}")
         try:
             iterable: Any = range(control) if loop.times is not None else control
             if loop.progress:
@@ -161,22 +164,19 @@ class Interpreter:
                 iterable = tqdm(iterable, desc=op.path, leave=op.region.owner is None)
             steps = iter(enumerate(iterable)) if loop.over is not None else ((i, None) for i in iterable)
         except Exception as exc:
-            raise self.block_error(exc, op.path, loops) from exc
+            raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
         while True:
             try:
                 step = next(steps)
             except StopIteration:
                 return
             except Exception as exc:
-                raise self.block_error(exc, op.path, loops) from exc
+                raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
             yield step
 
     def block_error(self, exc: Exception, path: str, loops: Loops) -> BlockError:
         """The BlockError the program raises for `exc` at `path` inside `loops`."""
-        where = ""
-        if loops:
-            where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(loops)) + ")"
-        return BlockError(f"block {path!r} raised {type(exc).__name__}: {exc}{where}", path, loops)
+        return block_error(exc, path, loops)
 
 
 def run(program: Program, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:

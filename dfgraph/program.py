@@ -263,22 +263,32 @@ class Program:
                 index = t.tb_frame.f_locals.get(ident)
                 if isinstance(index, int):
                     iterations.append((loop_path, index))
-        path, original = innermost.path, exc
-        if isinstance(exc, BlockError) and isinstance(exc.__cause__, Exception):
-            # nested: the inner program's paths start with its own name, which this path replaces
-            def full(inner: str) -> str:
-                below = inner.partition("/")[2]
-                return f"{innermost.path}/{below}" if below else innermost.path
+        return block_error(exc, innermost.path, iterations)
 
-            path, original = full(exc.path), exc.__cause__
-            iterations.extend((full(loop_path), i) for loop_path, i in exc.iterations)
-        where = ""
-        if iterations:
-            where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
-        message = f"block {path!r} raised {type(original).__name__}: {_exception_text(original)}{where}"
-        error = BlockError(message, path, tuple(iterations))
-        error.__cause__ = original
-        return error
+
+def block_error(exc: Exception, path: str, iterations: Iterable[tuple[str, int]]) -> BlockError:
+    """The BlockError for `exc`, raised by the block at `path` in the loop `iterations` (outer to inner).
+
+    A BlockError from a nested Program (a block that is itself a Program) is merged into one: the full
+    path (`path`, then the inner path below the inner root), every iteration outer to inner, and the
+    original exception as `__cause__`."""
+    iterations, original = list(iterations), exc
+    if isinstance(exc, BlockError) and isinstance(exc.__cause__, Exception):
+        outer = path
+
+        def full(inner: str) -> str:  # the inner program's paths start with its own name: replace it
+            below = inner.partition("/")[2]
+            return f"{outer}/{below}" if below else outer
+
+        path, original = full(exc.path), exc.__cause__
+        iterations.extend((full(loop_path), i) for loop_path, i in exc.iterations)
+    where = ""
+    if iterations:
+        where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
+    message = f"block {path!r} raised {type(original).__name__}: {_exception_text(original)}{where}"
+    error = BlockError(message, path, tuple(iterations))
+    error.__cause__ = original
+    return error
 
 
 def _recompile(block: Any, options: Mapping[str, Any]) -> Program:
@@ -327,8 +337,11 @@ def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
 
 
 def _no_value_factory(name: str, readers: list[str]) -> Any:
-    def _no_value(k: int, unset: Unset) -> None:
-        raise InputError(no_value_message(name, unset, readers[k]))
+    def _no_value(k: int, unset: Unset | None = None) -> None:
+        # without `unset`, readers[k] is a whole message (an iterator refused as an inner over=)
+        raise InputError(
+            f"{name}: {readers[k]}" if unset is None else no_value_message(name, unset, readers[k])
+        )
 
     return _no_value
 

@@ -897,7 +897,8 @@ class _TypedGen:
         pick: bool = bool(fitting) and self.draw(st.booleans())
         if pick:
             fitting = self.draw(st.lists(st.sampled_from(fitting), unique=True, min_size=1))
-        if pick or len(fitting) < len(unique):
+        # default outputs would also export a name several nodes write (from the last writer): name them
+        if pick or len(fitting) < len(unique) or len(unique) < len(produced):
             spec.outputs = [f"{k}.{out}" for k, out, _ in fitting]
             if self.draw(st.booleans()):
                 spec.outputs = {out: f"{k}.{out}" for k, out, _ in fitting}

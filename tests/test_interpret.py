@@ -765,3 +765,47 @@ def test_interpret_checks_inputs_before_running(output: Any) -> None:
         got = _both(prog, **call, output=output)
         assert got[0] is df.InputError
     assert _both(prog, x=1, output="nope")[0] is df.InputError
+
+
+def test_a_nested_program_failure_is_the_same_merged_block_error_in_both_engines() -> None:
+    @df.block(outputs="x")
+    def boom(x: int, i: int) -> int:
+        if x > 3:
+            raise ValueError("too big")
+        return x + 1
+
+    inner = df.compile(df.Loop(boom, times="n", name="inner"))
+    outer = df.compile(df.Loop(df.Sequential(inner, name="s"), times="m", name="outer"))
+    errors = []
+    for engine in (outer, outer.interpret):
+        with pytest.raises(df.BlockError) as info:
+            engine(n=2, m=3, x=0)
+        errors.append(info.value)
+    compiled, interpreted = errors
+    assert (
+        str(compiled)
+        == str(interpreted)
+        == (
+            "block 'outer/inner/boom' raised ValueError: too big "
+            "(iteration 0 of loop 'outer/inner', iteration 2 of loop 'outer')"
+        )
+    )
+    assert compiled.path == interpreted.path == "outer/inner/boom"
+    assert compiled.iterations == interpreted.iterations == (("outer", 2), ("outer/inner", 0))
+    assert type(compiled.__cause__) is type(interpreted.__cause__) is ValueError
+
+
+def test_an_iterator_as_an_inner_over_is_refused_by_both_engines() -> None:
+    @df.block(outputs="x")
+    def counted(x: int, t: int) -> int:
+        return x + t
+
+    prog = df.compile(df.Loop(df.Loop(counted, over="ts", name="inner"), times="n", name="outer"))
+    messages = []
+    for engine in (prog, prog.interpret):
+        with pytest.raises(df.InputError) as info:
+            engine(n=3, x=0, ts=iter([1, 2]))
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert "over= of loop 'outer/inner' got an iterator" in messages[0]
+    assert prog.interpret(n=3, x=0, ts=[1, 2], output="x") == prog(n=3, x=0, ts=[1, 2], output="x") == 9
