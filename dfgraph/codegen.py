@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from dfgraph import types
+from dfgraph import boundary, types
 from dfgraph.capture import Segment
 from dfgraph.fuse import FusedOp
 from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region, Slot, Value, common_default, consumers
@@ -249,13 +249,13 @@ class _Emitter:
         default = _input_default(value)
         guard = "" if default is REQUIRED else f"{ident} is not {self.glob(default, f'{name}_default')} and "
         for hint in hints:
-            plain = types.plain_class(hint)
-            if plain is not None:
+            plain = boundary.plain_class(hint)
+            if plain is not None:  # the fast path: an inline isinstance, no call of ours
                 test = f"_isinstance({ident}, {self.glob(plain, _class_name(plain))})"
             else:
-                predicate = types.checker(hint)
-                if predicate is None:
-                    continue
+                predicate = boundary.checker(hint)
+                if predicate is None or predicate is boundary.ACCEPT:
+                    continue  # knowingly accepted: no code, no cost
                 test = f"{self.glob(predicate, f'is_{name}')}({ident})"
             self.checks.append(InputCheck(name, hint, paths))
             fn.lines.append((f"    if {guard}not {test}: _bad_input({len(self.checks) - 1}, {ident})", None))
@@ -607,6 +607,7 @@ def _tuple(items: list[str]) -> str:
 
 
 def _class_name(plain: type | tuple[type, ...]) -> str:
+    """A readable global name for the class(es) of an inline isinstance: int, float_or_int."""
     if isinstance(plain, tuple):
         return "_or_".join(c.__name__ for c in plain)
     return plain.__name__

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from dfgraph import types
+from dfgraph.boundary import show_value
 from dfgraph.capture import CaptureError
 from dfgraph.check import analyse, gc_paused
 from dfgraph.codegen import MISSING, UNSET, Generated, InputCheck, generate, ports_text
@@ -217,13 +218,12 @@ def _walk(tb: TracebackType | None) -> Iterable[TracebackType]:
 
 def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
     def _bad_input(k: int, value: Any) -> None:
+        """Raise the InputError of a value that failed boundary check k: name, expected type, what came."""
         check = checks[k]
         readers = ", ".join(check.readers)
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise InputError(
             f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
-            f"got {type(value).__name__}: {shown}"
+            f"got {show_value(value)}"
         )
 
     return _bad_input

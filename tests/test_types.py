@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
+from dfgraph.boundary import checker, plain_class
 from dfgraph.types import (
-    checker,
     describe,
     disjoint,
     is_array,
@@ -31,7 +31,6 @@ from dfgraph.types import (
     item_type,
     narrow,
     normalize,
-    plain_class,
     union,
 )
 
