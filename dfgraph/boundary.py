@@ -1,4 +1,4 @@
-"""The run-time check at the call boundary: one fast predicate per input annotation, and how a bad value is shown.
+"""The run-time check at the call boundary: one fast predicate per input annotation; how a bad value shows.
 
 `checker(hint)` turns every annotation the static checker accepts into a predicate that accepts every value
 whose static type is assignable to the hint (it may accept more, never less: a predicate that cannot decide
@@ -146,7 +146,7 @@ def _typeddict(hint: type, seen: frozenset[int]) -> _Predicate:
         fields = typing.get_type_hints(hint)
     except Exception:  # an unresolvable forward reference in a field: check the keys alone
         fields = {}
-    field_checks = [(key, check) for key, ann in fields.items() if (check := _compile(ann, seen)) is not None]
+    field_checks = [(key, t) for key, ann in fields.items() if (t := _compile(ann, seen)) is not None]
 
     def check(value: object) -> bool:
         if not isinstance(value, Mapping) or not required.issubset(value.keys()):
@@ -189,7 +189,7 @@ def _tuple(args: tuple[Any, ...], seen: frozenset[int]) -> _Predicate:
             return lambda value: isinstance(value, tuple)
         return lambda value: isinstance(value, tuple) and (not value or item(value[0]))
     size = len(args)
-    items = [(k, check) for k, arg in enumerate(args) if (check := _compile(arg, seen)) is not None]
+    items = [(k, t) for k, arg in enumerate(args) if (t := _compile(arg, seen)) is not None]
     return lambda value: (
         isinstance(value, tuple) and len(value) == size and all(test(value[k]) for k, test in items)
     )
