@@ -138,28 +138,57 @@ def _literal(values: tuple[object, ...]) -> _Predicate:
     return lambda value: any(type(value) is cls and value == v for cls, v in allowed)
 
 
+_QUALIFIERS = frozenset({"Required", "NotRequired", "ReadOnly"})
+
+
+def _qualifier(ann: object) -> str | None:
+    """'Required', 'NotRequired' or 'ReadOnly' for a TypedDict field so qualified, else None."""
+    name = getattr(get_origin(ann), "_name", None)
+    return name if name in _QUALIFIERS else None
+
+
+def _unqualified(ann: object) -> object:
+    """A TypedDict field's type without Required/NotRequired/ReadOnly around it."""
+    while _qualifier(ann) is not None:
+        ann = get_args(ann)[0]
+    return ann
+
+
 def _typeddict(hint: type, seen: frozenset[int]) -> _Predicate:
     """A mapping with the required keys; each key present is checked against its field type."""
     seen = seen | {id(hint)}  # a recursive TypedDict checks its own type one level deep, then accepts
-    required = frozenset(getattr(hint, "__required_keys__", ()))
+    required = set(getattr(hint, "__required_keys__", ()))
     try:
-        fields = typing.get_type_hints(hint)
+        fields = typing.get_type_hints(hint, include_extras=True)
     except Exception:  # an unresolvable forward reference in a field: check the keys alone
         fields = {}
-    field_checks = [(key, t) for key, ann in fields.items() if (t := _compile(ann, seen)) is not None]
+    for key, ann in fields.items():
+        # Under `from __future__ import annotations` Python cannot see NotRequired[...] in a string and
+        # counts the key as required; the evaluated annotation says what mypy reads.
+        qualifier = _qualifier(ann)
+        if qualifier == "NotRequired":
+            required.discard(key)
+        elif qualifier == "Required":
+            required.add(key)
+    required_keys = frozenset(required)
+    field_checks = [
+        (key, t)
+        for key, ann in fields.items()
+        if (t := _compile(_unqualified(ann), seen)) not in (None, ACCEPT)
+    ]
 
     def check(value: object) -> bool:
-        if not isinstance(value, Mapping) or not required.issubset(value.keys()):
+        if not isinstance(value, Mapping) or not required_keys.issubset(value.keys()):
             return False
         return all(test(value[key]) for key, test in field_checks if key in value)
 
     return check
 
 
-def _protocol(hint: type) -> _Predicate | None:
-    """isinstance for a runtime-checkable Protocol; any other Protocol is knowingly accepted (None)."""
+def _protocol(hint: type) -> _Predicate:
+    """isinstance for a runtime-checkable Protocol; any other Protocol is knowingly accepted (ACCEPT)."""
     if not getattr(hint, "_is_runtime_protocol", False):
-        return None  # Python itself refuses isinstance here; the static checker already matched it
+        return ACCEPT  # Python itself refuses isinstance here; the static checker already matched it
     return lambda value: isinstance(value, hint)
 
 
@@ -185,11 +214,11 @@ def _tuple(args: tuple[Any, ...], seen: frozenset[int]) -> _Predicate:
     """tuple[X, ...] (the first item sampled, as beartype does) or tuple[X, Y] (length and every item)."""
     if len(args) == 2 and args[1] is Ellipsis:
         item = _compile(args[0], seen)
-        if item is None:
+        if item is None or item is ACCEPT:
             return lambda value: isinstance(value, tuple)
         return lambda value: isinstance(value, tuple) and (not value or item(value[0]))
     size = len(args)
-    items = [(k, t) for k, arg in enumerate(args) if (t := _compile(arg, seen)) is not None]
+    items = [(k, t) for k, arg in enumerate(args) if (t := _compile(arg, seen)) not in (None, ACCEPT)]
     return lambda value: (
         isinstance(value, tuple) and len(value) == size and all(test(value[k]) for k, test in items)
     )
@@ -200,14 +229,14 @@ def _union(members: tuple[Any, ...], seen: frozenset[int]) -> _Predicate | None:
     checks = []
     for member in members:
         check = _compile(member, seen)
-        if check is None:
-            return None
+        if check is None or check is ACCEPT:
+            return check  # this member lets every value through, so the union does
         checks.append(check)
     return lambda value: any(test(value) for test in checks)
 
 
 def _compile(hint: object, seen: frozenset[int] = frozenset()) -> _Predicate | None:
-    """An unguarded predicate for the hint, or None when every value passes."""
+    """An unguarded predicate for the hint; None when every value passes, ACCEPT when knowingly accepted."""
     hint = _norm(hint)
     if hint is Any or hint is object:
         return None
@@ -248,7 +277,7 @@ def checker(hint: object) -> _Predicate | None:
         if classes is not None:
             return lambda value: isinstance(value, classes)
         compiled = _compile(hint)
-        return ACCEPT if compiled is None else _guarded(compiled)
+        return compiled if compiled is None or compiled is ACCEPT else _guarded(compiled)
     except Exception:  # an annotation we cannot compile is accepted, as the static checker does
         return ACCEPT
 
