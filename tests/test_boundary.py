@@ -201,6 +201,16 @@ def test_protocols_runtime_checkable_by_isinstance_others_knowingly_accepted() -
     assert checker(HasLen) is ACCEPT  # Python refuses isinstance on it; the static checker matched it
 
 
+def test_documented_leniencies() -> None:
+    is_ints = checker(tuple[int, ...])
+    assert is_ints is not None and is_ints((1, "a")) and not is_ints(("a", 1))  # the first item sampled
+    has_lens = checker(list[HasLen])  # beartype cannot check a plain Protocol: undecided, accepted
+    assert has_lens is not None and has_lens([3])
+    pair = checker(tuple[int, HasLen])
+    assert pair is not None and pair((1, 2)) and not pair(("1", 2))  # the Protocol item is not checked
+    assert checker(Union[int, HasLen]) is ACCEPT
+
+
 def test_anything_and_nothing_to_check() -> None:
     for hint in (Any, object, T, Optional[Any], Annotated[Any, "x"], Union[int, Any]):
         assert checker(hint) is None, hint
