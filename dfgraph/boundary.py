@@ -134,8 +134,15 @@ def _bearable(hint: object) -> _Predicate:
 
 def _literal(values: tuple[object, ...]) -> _Predicate:
     """Equal to one of the values AND of its exact type: True is no Literal[1], 1.0 no Literal[1]."""
-    allowed = tuple((type(v), v) for v in values)
-    return lambda value: any(type(value) is cls and value == v for cls, v in allowed)
+    classes = frozenset(type(v) for v in values)
+    try:
+        allowed = frozenset((type(v), v) for v in values)
+    except TypeError:  # an unhashable literal (not valid PEP 586, but accepted by typing): compare in turn
+        pairs = tuple((type(v), v) for v in values)
+        return lambda value: any(type(value) is cls and value == v for cls, v in pairs)
+    # Literal values are ints, strs, bytes, bools, None and enum members: a value of one of their exact
+    # classes hashes, so one set lookup decides.
+    return lambda value: type(value) in classes and (type(value), value) in allowed
 
 
 _QUALIFIERS = frozenset({"Required", "NotRequired", "ReadOnly"})
@@ -171,25 +178,57 @@ def _typeddict(hint: type, seen: frozenset[int]) -> _Predicate:
         elif qualifier == "Required":
             required.add(key)
     required_keys = frozenset(required)
-    field_checks = [
+    fields = {key: _unqualified(ann) for key, ann in fields.items()}
+    plain = [(key, cls) for key, ann in fields.items() if (cls := plain_class(ann)) is not None]
+    done = {key for key, _ in plain}
+    other = [
         (key, t)
         for key, ann in fields.items()
-        if (t := _compile(_unqualified(ann), seen)) not in (None, ACCEPT)
+        if key not in done and (t := _compile(ann, seen)) not in (None, ACCEPT)
     ]
 
     def check(value: object) -> bool:
-        if not isinstance(value, Mapping) or not required_keys.issubset(value.keys()):
+        # A TypedDict value is a dict at run time; any other Mapping is accepted the same way.
+        if type(value) is not dict and not isinstance(value, Mapping):
             return False
-        return all(test(value[key]) for key, test in field_checks if key in value)
+        if not value.keys() >= required_keys:
+            return False
+        for key, cls in plain:
+            if key in value and not isinstance(value[key], cls):
+                return False
+        for key, test in other:
+            if key in value and not test(value[key]):
+                return False
+        return True
 
     return check
+
+
+_PROTOCOL_CACHE = 256
 
 
 def _protocol(hint: type) -> _Predicate:
     """isinstance for a runtime-checkable Protocol; any other Protocol is knowingly accepted (ACCEPT)."""
     if not getattr(hint, "_is_runtime_protocol", False):
         return ACCEPT  # Python itself refuses isinstance here; the static checker already matched it
-    return lambda value: isinstance(value, hint)
+    # A protocol isinstance costs tens of microseconds; a class that provides the members is remembered
+    # (issubclass depends on the class alone), so a port called with one class pays once.
+    passing: set[type] = set()
+
+    def check(value: object) -> bool:
+        cls = type(value)
+        if cls in passing:
+            return True
+        if not isinstance(value, hint):
+            return False
+        try:
+            if len(passing) < _PROTOCOL_CACHE and issubclass(cls, hint):
+                passing.add(cls)
+        except TypeError:  # a protocol with data members has no issubclass: nothing is remembered
+            pass
+        return True
+
+    return check
 
 
 def _subclass_of(target: object) -> _Predicate | None:
@@ -218,10 +257,26 @@ def _tuple(args: tuple[Any, ...], seen: frozenset[int]) -> _Predicate:
             return lambda value: isinstance(value, tuple)
         return lambda value: isinstance(value, tuple) and (not value or item(value[0]))
     size = len(args)
-    items = [(k, t) for k, arg in enumerate(args) if (t := _compile(arg, seen)) not in (None, ACCEPT)]
-    return lambda value: (
-        isinstance(value, tuple) and len(value) == size and all(test(value[k]) for k, test in items)
-    )
+    plain = [(k, cls) for k, arg in enumerate(args) if (cls := plain_class(arg)) is not None]
+    done = {k for k, _ in plain}
+    other = [
+        (k, t)
+        for k, arg in enumerate(args)
+        if k not in done and (t := _compile(arg, seen)) not in (None, ACCEPT)
+    ]
+
+    def check(value: object) -> bool:
+        if not isinstance(value, tuple) or len(value) != size:
+            return False
+        for k, cls in plain:  # most items are plain classes: isinstance without a call of ours
+            if not isinstance(value[k], cls):
+                return False
+        for k, test in other:
+            if not test(value[k]):
+                return False
+        return True
+
+    return check
 
 
 def _union(members: tuple[Any, ...], seen: frozenset[int]) -> _Predicate | None:
