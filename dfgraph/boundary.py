@@ -9,15 +9,18 @@ once here, and beartype (with the numeric tower) checks what remains — generic
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import functools
 import reprlib
 import types as pytypes
 import typing
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar, Union, get_args, get_origin
 
 from beartype import BeartypeConf
 from beartype.door import is_bearable
+from beartype.roar import BeartypeDecorHintPep585DeprecationWarning
 
 from dfgraph import types
 
@@ -129,6 +132,12 @@ def _guarded(test: _Predicate) -> _Predicate:
 
 def _bearable(hint: object) -> _Predicate:
     """beartype's O(1) check (one item of a container sampled), numeric tower on."""
+    with warnings.catch_warnings():
+        # beartype warns once per hint, when it first builds the check, that typing.List & co. are
+        # deprecated; built here at compile time, the program's calls stay silent.
+        warnings.simplefilter("ignore", BeartypeDecorHintPep585DeprecationWarning)
+        with contextlib.suppress(Exception):
+            is_bearable(None, hint, conf=_TOWER)  # type: ignore[arg-type]
     return _guarded(lambda value: is_bearable(value, hint, conf=_TOWER))  # type: ignore[arg-type]
 
 
@@ -317,7 +326,8 @@ def _compile(hint: object, seen: frozenset[int] = frozenset()) -> _Predicate | N
     if origin is type:
         return _subclass_of(args[0]) if args else (lambda value: isinstance(value, type))
     if origin is tuple:
-        return _tuple(args, seen)
+        # typing.Tuple alone means tuple[Any, ...]; only tuple[()] has no arguments and a fixed length
+        return (lambda value: isinstance(value, tuple)) if hint is typing.Tuple else _tuple(args, seen)  # noqa: UP006  # the alias itself
     return _bearable(hint)
 
 

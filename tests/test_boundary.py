@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import re
 import typing
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
 from typing import (
     Annotated,
@@ -148,6 +149,11 @@ KINDS: list[tuple[object, list[object], list[object]]] = [
     (tuple[int, str], [(1, "a"), Point(1, "a")], [(1,), (1, 2), [1, "a"], (1, "a", 2)]),
     (typing.Tuple[int, ...], [(), (1, 2, 3)], [[1], ("a",), 1]),
     (tuple[()], [()], [(1,), []]),
+    (typing.Tuple[()], [()], [(1,)]),
+    (typing.Tuple, [(), (1, "a")], [[1]]),
+    (typing.Type, [int], [1]),
+    (typing.Callable, [len], [1]),
+    (typing.List, [[1, "a"]], [(1,)]),
     (tuple[float, Literal["x"]], [(1, "x"), (1.5, "x")], [(1, "y"), ("1", "x")]),
     (Point, [Point(1, 2)], [(1, 2), {"x": 1, "y": 2}]),
     (list[int], [[], [1, 2]], [["a"], (1,), 3]),
@@ -209,6 +215,14 @@ def test_documented_leniencies() -> None:
     pair = checker(tuple[int, HasLen])
     assert pair is not None and pair((1, 2)) and not pair(("1", 2))  # the Protocol item is not checked
     assert checker(Union[int, HasLen]) is ACCEPT
+
+
+def test_a_deprecated_typing_alias_warns_no_caller() -> None:
+    prog = df.compile(df.block(outputs="n")(_count))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # beartype's deprecation warning would fail the call
+        assert prog(items=[1, 2], output="n") == 2
+        assert "input 'items' must be list[int]" in _input_error(lambda: prog(items=["a"]))
 
 
 def test_anything_and_nothing_to_check() -> None:
@@ -416,6 +430,10 @@ def test_run_time_check_accepts_every_value_the_static_relation_admits(drawn: tu
 def test_each_value_passes_the_check_of_its_own_type(drawn: tuple[object, object]) -> None:
     value, static = drawn
     assert _accepts(static, value)
+
+
+def _count(items: typing.List[int]) -> int:
+    return len(items)
 
 
 # -- bad values at the call boundary: df.InputError, showing type and shape --------------------------------
