@@ -215,6 +215,9 @@ def test_documented_leniencies() -> None:
     pair = checker(tuple[int, HasLen])
     assert pair is not None and pair((1, 2)) and not pair(("1", 2))  # the Protocol item is not checked
     assert checker(Union[int, HasLen]) is ACCEPT
+    is_iterable = checker(Iterable[int])
+    numbers = (n for n in range(3))
+    assert is_iterable is not None and is_iterable(numbers) and list(numbers) == [0, 1, 2]  # not consumed
 
 
 def test_a_deprecated_typing_alias_warns_no_caller() -> None:
