@@ -11,12 +11,12 @@ import builtins
 import keyword
 import re
 import unicodedata
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias
 
 import attrs
 
-from dfgraph import types
+from dfgraph import boundary, types
 from dfgraph.capture import Segment
 from dfgraph.fuse import FusedOp
 from dfgraph.ir import (
@@ -324,7 +324,7 @@ class _Emitter:
         for name, value in inputs:
             ident = self.var(value)
             params.append((name, ident))
-            default = _input_default(value)
+            default = input_default(value)
             if default is REQUIRED:
                 required.append(ident)
                 signature.append(f"{ident}=_MISSING")
@@ -374,25 +374,17 @@ class _Emitter:
     def _input_check(self, fn: _Function, name: str, value: Value) -> None:
         """Boundary checks, inlined as isinstance where that is exact; they run before any block."""
         # a reader port with check=False (or whose DF002 was ignored) is not checked at the boundary
-        readers = [op.inputs[k].port for op, k in value.readers if op.inputs[k].port.check]
         paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
-        distinct = list({id(p.type): p.type for p in readers}.values())  # 300 nested loops: 300 readers
-        narrowed = types.narrow(distinct)
-        hints = [narrowed] if narrowed is not None else distinct
         ident = self.var(value)
-        default = _input_default(value)
+        default = input_default(value)
         guard = "" if default is REQUIRED else f"{ident} is not {self.glob(default, f'{name}_default')} and "
-        for hint in hints:
-            plain = types.plain_class(hint)
-            if plain is not None:
-                test = f"_isinstance({ident}, {self.glob(plain, _class_name(plain))})"
+        for hint, test in boundary_checks(value):
+            if isinstance(test, type | tuple):  # the fast path: an inline isinstance, no call of ours
+                expr = f"_isinstance({ident}, {self.glob(test, _class_name(test))})"
             else:
-                predicate = types.checker(hint)
-                if predicate is None:
-                    continue
-                test = f"{self.glob(predicate, f'is_{name}')}({ident})"
+                expr = f"{self.glob(test, f'is_{name}')}({ident})"
             self.checks.append(InputCheck(name, hint, paths))
-            fn.lines.append((f"    if {guard}not {test}: _bad_input({len(self.checks) - 1}, {ident})", None))
+            fn.lines.append((f"    if {guard}not {expr}: _bad_input({len(self.checks) - 1}, {ident})", None))
 
     # -- regions ----------------------------------------------------------------------------------------
 
@@ -772,8 +764,31 @@ def _short(path: str) -> str:
     return f"{root}/.../{tail.split('/', 1)[-1] if '/' in tail else tail}"
 
 
-def _input_default(value: Value) -> Any:
+def input_default(value: Value) -> Any:
+    """The default of a program input: the one its readers share (REQUIRED when they differ or lack one)."""
     return common_default([op.inputs[k].port for op, k in value.readers])
+
+
+BoundaryTest: TypeAlias = type | tuple[type, ...] | Callable[[object], bool]
+
+
+def boundary_checks(value: Value) -> list[tuple[Any, BoundaryTest]]:
+    """The call-boundary checks of one program input, for the generated code and the interpreter alike:
+    (hint, classes for an inline isinstance, or a predicate), the narrowed hint when one exists."""
+    # a reader port with check=False (or whose DF002 was ignored) is not checked at the boundary
+    readers = [op.inputs[k].port for op, k in value.readers if op.inputs[k].port.check]
+    distinct = list({id(p.type): p.type for p in readers}.values())  # 300 nested loops: 300 readers
+    narrowed = types.narrow(distinct)
+    tests: list[tuple[Any, BoundaryTest]] = []
+    for hint in [narrowed] if narrowed is not None else distinct:
+        plain = boundary.plain_class(hint)
+        if plain is not None:
+            tests.append((hint, plain))
+            continue
+        predicate = boundary.checker(hint)
+        if predicate is not None and predicate is not boundary.ACCEPT:  # knowingly accepted: no code
+            tests.append((hint, predicate))
+    return tests
 
 
 def _tuple(items: list[str]) -> str:
@@ -781,6 +796,7 @@ def _tuple(items: list[str]) -> str:
 
 
 def _class_name(plain: type | tuple[type, ...]) -> str:
+    """A readable global name for the class(es) of an inline isinstance: int, float_or_int."""
     if isinstance(plain, tuple):
         return "_or_".join(c.__name__ for c in plain)
     return plain.__name__

@@ -24,10 +24,19 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from dfgraph import types
-from dfgraph.codegen import InputCheck, Unset, iterator_refusal, no_value_message, ports_text
+from dfgraph.codegen import (
+    BoundaryTest,
+    InputCheck,
+    Unset,
+    boundary_checks,
+    input_default,
+    iterator_refusal,
+    no_value_message,
+    ports_text,
+)
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import BlockError, InputError
-from dfgraph.ir import CallOp, LoopOp, Region, Value, common_default, consumers, lower
+from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers, lower
 from dfgraph.ports import REQUIRED
 from dfgraph.program import Program, _bad_input_factory, block_error
 
@@ -46,10 +55,10 @@ class Interpreter:
         self._checks: list[tuple[Value, Any, Callable[[object], bool]]] = []
         described: list[InputCheck] = []
         for name, value in self._inputs:
-            for hint, test in _boundary_tests(value):
+            for hint, test in boundary_checks(value):
                 paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
                 described.append(InputCheck(name, hint, paths))
-                self._checks.append((value, _input_default(value), test))
+                self._checks.append((value, input_default(value), _test(test)))
         self._bad_input = _bad_input_factory(self.name, described)
 
     # -- the call ---------------------------------------------------------------------------------------
@@ -80,7 +89,7 @@ class Interpreter:
             )
         if output is not None and (output.__class__ is not str or output not in self.lowered.outputs):
             self.program._check_output(output)
-        env: Env = {value.id: inputs.get(name, _input_default(value)) for name, value in self._inputs}
+        env: Env = {value.id: inputs.get(name, input_default(value)) for name, value in self._inputs}
         for k, (value, default, test) in enumerate(self._checks):
             given = env[value.id]
             if (default is REQUIRED or given is not default) and not test(given):
@@ -184,25 +193,11 @@ def run(program: Program, /, *args: Any, output: str | Iterable[str] | None = No
     return Interpreter(program).run(*args, output=output, **inputs)
 
 
-def _input_default(value: Value) -> Any:
-    return common_default([op.inputs[k].port for op, k in value.readers])
-
-
-def _boundary_tests(value: Value) -> list[tuple[Any, Callable[[object], bool]]]:
-    """(hint, predicate) per check of one input, as the generated code makes them (narrowed hint first)."""
-    readers = [op.inputs[k].port for op, k in value.readers]
-    narrowed = types.narrow([p.type for p in readers])
-    hints = [narrowed] if narrowed is not None else list({id(p.type): p.type for p in readers}.values())
-    tests: list[tuple[Any, Callable[[object], bool]]] = []
-    for hint in hints:
-        plain = types.plain_class(hint)
-        if plain is not None:
-            tests.append((hint, functools.partial(_is_instance, classes=plain)))
-            continue
-        predicate = types.checker(hint)
-        if predicate is not None:
-            tests.append((hint, predicate))
-    return tests
+def _test(test: BoundaryTest) -> Callable[[object], bool]:
+    """A boundary test as a predicate (classes become an isinstance)."""
+    if isinstance(test, type | tuple):
+        return functools.partial(_is_instance, classes=test)
+    return test
 
 
 def _is_instance(value: object, classes: type | tuple[type, ...]) -> bool:

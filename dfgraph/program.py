@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import attrs
 
 from dfgraph import types
-from dfgraph.block import safe_repr
+from dfgraph.boundary import show_value
 from dfgraph.capture import CaptureError, Segment
 from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
 from dfgraph.codegen import (
@@ -325,12 +325,12 @@ def _exception_text(exc: BaseException) -> str:
 
 def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
     def _bad_input(k: int, value: Any) -> None:
+        """Raise the InputError of a value that failed boundary check k: name, expected type, what came."""
         check = checks[k]
         readers = ", ".join(check.readers)
-        shown = safe_repr(value)  # a value whose repr raises is still reported
         raise InputError(
             f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
-            f"got {type(value).__name__}: {shown}"
+            f"got {show_value(value)}"
         )
 
     return _bad_input

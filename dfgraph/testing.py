@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-from dfgraph import types
+from dfgraph import boundary, types
 from dfgraph.block import Block, block
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import did_you_mean
@@ -185,7 +185,7 @@ def _accepts(hint: Any) -> Callable[[object], bool] | None:
     hint = types.normalize(hint)[0]
     if hint is Any or hint is object:
         return None
-    classes = types.plain_class(hint)
+    classes = boundary.plain_class(hint)
     if classes is not None:
         return lambda value: isinstance(value, classes)
 

@@ -18,10 +18,9 @@ import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, ForwardRef, Literal, ParamSpec, TypeVar, Union, get_args, get_origin
 
-from beartype.door import TypeHint, is_bearable
+from beartype.door import TypeHint
 
 __all__ = [
-    "checker",
     "describe",
     "disjoint",
     "is_array",
@@ -29,7 +28,6 @@ __all__ = [
     "item_type",
     "narrow",
     "normalize",
-    "plain_class",
     "union",
 ]
 
@@ -967,66 +965,6 @@ def disjoint(a: object, b: object) -> bool:
         return _classes_disjoint(a_origin, b_origin)
     except Exception:
         return False
-
-
-def _tower(cls: type) -> tuple[type, ...]:
-    """The classes a value of cls may be under the numeric tower."""
-    if cls is float:
-        return (float, int)
-    if cls is complex:
-        return (complex, float, int)
-    return (cls,)
-
-
-def _is_protocol(cls: type) -> bool:
-    """True for typing.Protocol classes, whose isinstance either raises or is structural."""
-    return bool(getattr(cls, "_is_protocol", False))
-
-
-@_cached
-def plain_class(hint: object) -> type | tuple[type, ...] | None:
-    """The class(es) for which isinstance alone is an exact check of the hint, else None (also for Any)."""
-    try:
-        hint = _norm(hint)
-        if hint is Any or hint is object:
-            return None
-        if is_array(hint):
-            return hint  # type: ignore[return-value]  # jaxtyping's isinstance checks dtype and fixed dims
-        members = get_args(hint) if _is_union(hint) else (hint,)
-        classes: list[type] = []
-        for member in map(_norm, members):
-            if member is Any or member is object:
-                return None  # the union accepts anything (and Any is a class in 3.11: no isinstance)
-            if not isinstance(member, type) or is_array(member) or _is_protocol(member):
-                return None
-            classes.extend(cls for cls in _tower(member) if cls not in classes)
-        return classes[0] if len(classes) == 1 else tuple(classes)
-    except Exception:
-        return None
-
-
-def _bearable(hint: object) -> Callable[[object], bool]:
-    """A predicate running beartype on each value; a failure inside beartype counts as passing."""
-
-    def check(value: object) -> bool:
-        try:
-            return is_bearable(value, hint)  # type: ignore[arg-type]
-        except Exception:
-            return True
-
-    return check
-
-
-@_cached
-def checker(hint: object) -> Callable[[object], bool] | None:
-    """A fast run-time predicate for the hint, or None when there is nothing to check."""
-    hint = _norm(hint)
-    if hint is Any or hint is object:
-        return None
-    classes = plain_class(hint)
-    if classes is not None:
-        return lambda value: isinstance(value, classes)
-    return _bearable(hint)
 
 
 def _name(cls: object) -> str:

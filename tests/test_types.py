@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
+from dfgraph.boundary import checker, plain_class
 from dfgraph.types import (
     STRICT_INVARIANCE,
     _function_sig,
-    checker,
     decide,
     describe,
     disjoint,
@@ -36,7 +36,6 @@ from dfgraph.types import (
     item_type,
     narrow,
     normalize,
-    plain_class,
     union,
 )
 
