@@ -874,9 +874,19 @@ def decide(producer: object, consumer: object, mode: int = 0) -> bool | None:
         return _decide(producer, consumer, mode)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _is_assignable_cached(producer: object, consumer: object) -> bool:
+    return decide(producer, consumer) is not False
+
+
 def is_assignable(producer: object, consumer: object) -> bool:
     """True when a value of the producer hint may feed a port of the consumer hint."""
-    return decide(producer, consumer) is not False
+    if producer is consumer:
+        return True
+    try:  # the hot path of checking a large graph: one cache lookup
+        return _is_assignable_cached(producer, consumer)
+    except Exception:  # an unhashable hint; decide itself never raises
+        return decide(producer, consumer) is not False
 
 
 def _detail(hint: object) -> int:
