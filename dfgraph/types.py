@@ -254,9 +254,13 @@ def _any(verdicts: Iterable[_Verdict]) -> _Verdict:
     return result
 
 
+# typing.List, typing.Tuple: bare aliases (typing.Tuple has no arguments, like tuple[()], yet is bare).
+_SPECIAL_ALIAS: type = getattr(typing, "_SpecialGenericAlias", type)
+
+
 def _is_bare(hint: object) -> bool:
     """True for a generic written without arguments (list, typing.List, typing.Tuple), not tuple[()]."""
-    return isinstance(hint, type) or type(hint).__name__ == "_SpecialGenericAlias"
+    return isinstance(hint, type | _SPECIAL_ALIAS)
 
 
 def _is_typeddict(cls: object) -> bool:
@@ -1078,6 +1082,8 @@ def describe(hint: object) -> str:
             return describe(args[0])
         if origin is Literal:
             return f"Literal[{', '.join(map(repr, args))}]"
+        if origin is tuple and not args and not _is_bare(hint):
+            return "tuple[()]"
         if origin is not None:
             return f"{_name(origin)}[{', '.join(map(_describe_arg, args))}]" if args else _name(origin)
         if isinstance(hint, type | TypeVar) or hasattr(hint, "__supertype__"):  # classes, TypeVars, NewTypes
