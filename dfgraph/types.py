@@ -252,9 +252,13 @@ def _any(verdicts: Iterable[_Verdict]) -> _Verdict:
     return result
 
 
+# typing.List, typing.Tuple: bare aliases (typing.Tuple has no arguments, like tuple[()], yet is bare).
+_SPECIAL_ALIAS: type = getattr(typing, "_SpecialGenericAlias", type)
+
+
 def _is_bare(hint: object) -> bool:
     """True for a generic written without arguments (list, typing.List, typing.Tuple), not tuple[()]."""
-    return isinstance(hint, type) or type(hint).__name__ == "_SpecialGenericAlias"
+    return isinstance(hint, type | _SPECIAL_ALIAS)
 
 
 def _is_typeddict(cls: object) -> bool:
@@ -872,9 +876,19 @@ def decide(producer: object, consumer: object, mode: int = 0) -> bool | None:
         return _decide(producer, consumer, mode)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _is_assignable_cached(producer: object, consumer: object) -> bool:
+    return decide(producer, consumer) is not False
+
+
 def is_assignable(producer: object, consumer: object) -> bool:
     """True when a value of the producer hint may feed a port of the consumer hint."""
-    return decide(producer, consumer) is not False
+    if producer is consumer:
+        return True
+    try:  # the hot path of checking a large graph: one cache lookup
+        return _is_assignable_cached(producer, consumer)
+    except Exception:  # an unhashable hint; decide itself never raises
+        return decide(producer, consumer) is not False
 
 
 def _detail(hint: object) -> int:
@@ -1006,6 +1020,8 @@ def describe(hint: object) -> str:
             return describe(args[0])
         if origin is Literal:
             return f"Literal[{', '.join(map(repr, args))}]"
+        if origin is tuple and not args and not _is_bare(hint):
+            return "tuple[()]"
         if origin is not None:
             return f"{_name(origin)}[{', '.join(map(_describe_arg, args))}]" if args else _name(origin)
         if isinstance(hint, type | TypeVar) or hasattr(hint, "__supertype__"):  # classes, TypeVars, NewTypes

@@ -696,6 +696,7 @@ MYPY_PAIRS = [
     (Callable[[], Animal], Callable[[bytes], Animal], False, False),
     (Literal[1], Literal[True], False, False),
     (tuple[()], tuple[int], False, False),
+    (typing.Tuple, tuple[int], True, True),  # a bare tuple is tuple[Any, ...], not tuple[()]
     (Mute, Greeter, False, False),
     (RevSub[int, str], Rev[int, str], False, False),
     # and around them
@@ -755,6 +756,10 @@ def test_invariant_parameters_are_read_covariantly_unless_strict() -> None:
     assert decide(WithBoolX, HasReadX, STRICT_INVARIANCE) is True
     # Contravariant parameters are honoured in every mode.
     assert not is_assignable(Callable[[bool], None], Callable[[int], None])
+
+
+def test_describe_the_empty_tuple() -> None:
+    assert describe(tuple[()]) == "tuple[()]" and describe(typing.Tuple) == "tuple"
 
 
 def test_undecidable_pairs_are_accepted_and_reported_as_undecided() -> None:
