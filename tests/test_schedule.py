@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 
 import attrs
 import networkx as nx
@@ -228,7 +227,8 @@ def test_pinned_blocks_on_parallel_branches_share_the_main_stream() -> None:
 
 
 @pytest.mark.parametrize("shape", ["chain", "fan", "random"])
-def test_ten_thousand_blocks_schedule_fast(shape: str) -> None:
+def test_ten_thousand_blocks_schedule(shape: str) -> None:
+    # how fast is benchmarks' business (no timed asserts here): at this size every edge is still ordered
     n = 10_000
     nodes = [f"body/b{i}" for i in range(n)]
     rng = random.Random(0)
@@ -240,11 +240,10 @@ def test_ten_thousand_blocks_schedule_fast(shape: str) -> None:
         pairs = [(max(0, i - rng.randint(1, 20)), i) for i in range(1, n) for _ in range(3)]
     edges = [(nodes[u], nodes[v]) for u, v in pairs]
     for cap in (None, 4):
-        start = time.perf_counter()
         body = assign(nodes, edges, max_streams=cap)
-        elapsed = time.perf_counter() - start
-        assert elapsed < 2.0, f"{shape} cap={cap}: {elapsed:.2f}s"
         assert len(body.nodes) == n
+        position = {path: k for k, path in enumerate(body.issue_order)}
+        assert all(position[u] < position[v] for u, v in edges)
 
 
 # --- errors ---

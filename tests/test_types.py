@@ -10,7 +10,6 @@ import collections
 import collections.abc as cabc
 import enum
 import inspect
-import time
 import typing
 from functools import partial
 from operator import getitem
@@ -218,17 +217,16 @@ def test_not_assignable(producer: object, consumer: object) -> None:
     assert not is_assignable(producer, consumer)
 
 
-def test_is_assignable_is_fast_on_repeated_and_fresh_hints() -> None:
+def test_is_assignable_on_repeated_and_fresh_hints() -> None:
+    # the cache must not change answers; its speed is measured by benchmarks/scaling.py, not asserted
     pairs = [(int, float), (list[int], cabc.Sequence[float]), (Optional[int], int | None | str)]
     # Each jaxtyping subscription is a new class, so these are 10,000 distinct hints.
     arrays = [(Float[Tensor, "b 4 h w"], Float[Tensor, "b c h w"]) for _ in range(10_000)]
-    start = time.perf_counter()
     for _ in range(10_000):
         for producer, consumer in pairs:
             assert is_assignable(producer, consumer)
     for producer, consumer in arrays:
         assert is_assignable(producer, consumer)
-    assert time.perf_counter() - start < 1.0
 
 
 # -- narrow ----------------------------------------------------------------------------------------------
