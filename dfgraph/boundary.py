@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import collections.abc
 import contextlib
-import functools
 import reprlib
-import types as pytypes
 import typing
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, ParamSpec, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from beartype import BeartypeConf
 from beartype.door import is_bearable
 from beartype.roar import BeartypeDecorHintPep585DeprecationWarning
 
 from dfgraph import types
+from dfgraph.types import cached, is_union
 
 __all__ = ["ACCEPT", "checker", "plain_class", "show_value"]
 
@@ -32,33 +31,11 @@ _CALLABLE: object = collections.abc.Callable
 _NONE_TYPE = type(None)
 # The numeric tower as mypy has it: a float port accepts an int, a list[float] port a list of ints.
 _TOWER = BeartypeConf(is_pep484_tower=True)
-_UNION_ORIGINS: tuple[object, ...] = (Union, pytypes.UnionType)
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _cached(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Memoize fn by its hint argument, computing directly when the hint is unhashable."""
-    memo = typing.cast("Callable[_P, _R]", functools.lru_cache(maxsize=1 << 14)(fn))
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return memo(*args, **kwargs)
-        except Exception:  # an unhashable hint such as Annotated[int, []]; fn itself never raises
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def _norm(hint: object) -> object:
     """The hint the static checker uses (Annotated stripped, the unsupported as Any)."""
     return types.normalize(hint)[0]
-
-
-def _is_union(hint: object) -> bool:
-    """True for typing.Union / Optional and PEP 604 unions."""
-    return get_origin(hint) in _UNION_ORIGINS
 
 
 def _typevar_bound(tv: TypeVar) -> object:
@@ -94,7 +71,7 @@ def _is_typeddict(hint: object) -> bool:
     return isinstance(hint, type) and issubclass(hint, dict) and hasattr(hint, "__required_keys__")
 
 
-@_cached
+@cached
 def plain_class(hint: object) -> type | tuple[type, ...] | None:
     """The class(es) for which isinstance alone is an exact check of the hint, else None (also for Any)."""
     try:
@@ -103,7 +80,7 @@ def plain_class(hint: object) -> type | tuple[type, ...] | None:
             return None
         if types.is_array(hint):
             return hint  # type: ignore[return-value]  # jaxtyping's isinstance checks dtype and fixed dims
-        members = get_args(hint) if _is_union(hint) else (hint,)
+        members = get_args(hint) if is_union(hint) else (hint,)
         classes: list[type] = []
         for member in map(_norm, members):
             if member is Any or member is object:
@@ -247,7 +224,7 @@ def _subclass_of(target: object) -> _Predicate | None:
         target = _typevar_bound(target)
     if target is Any or target is object:
         return lambda value: isinstance(value, type)
-    members = get_args(target) if _is_union(target) else (target,)
+    members = get_args(target) if is_union(target) else (target,)
     classes: list[type] = []
     for member in map(_norm, members):
         origin = member if isinstance(member, type) else get_origin(member)
@@ -309,7 +286,7 @@ def _compile(hint: object, seen: frozenset[int] = frozenset()) -> _Predicate | N
     classes = plain_class(hint)
     if classes is not None:
         return lambda value: isinstance(value, classes)
-    if _is_union(hint):
+    if is_union(hint):
         return _union(get_args(hint), seen)
     supertype = getattr(hint, "__supertype__", None)
     if supertype is not None:  # NewType: a value is its base at run time
@@ -331,7 +308,7 @@ def _compile(hint: object, seen: frozenset[int] = frozenset()) -> _Predicate | N
     return _bearable(hint)
 
 
-@_cached
+@cached
 def checker(hint: object) -> _Predicate | None:
     """A fast run-time predicate for the hint, or None when there is nothing to check; it never raises."""
     try:

@@ -33,3 +33,11 @@ class BlockError(GraphError):
     def iteration(self) -> int | None:
         """The innermost loop iteration the block was in, or None outside loops."""
         return self.iterations[-1][1] if self.iterations else None
+
+
+def exception_text(exc: BaseException) -> str:
+    """str(exc), or a note that it failed: a broken exception is still reported."""
+    try:
+        return str(exc)
+    except Exception as failure:
+        return f"<str() of the exception raised {type(failure).__name__}>"

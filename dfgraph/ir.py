@@ -17,6 +17,7 @@ from dfgraph import types
 from dfgraph.block import CallSpec, block_notes, call_spec, name_problem, safe_repr
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import Diagnostic, Severity, did_you_mean
+from dfgraph.errors import exception_text
 from dfgraph.ports import REQUIRED, Port
 
 ValueKind = Literal["input", "op", "carry", "index", "item", "pending", "error"]
@@ -953,10 +954,7 @@ def resolve_captures(captures: dict[tuple[int, int], Value], ops: Iterable[Op]) 
 
 def _failure(exc: BaseException) -> str:
     """'Type: message' of an exception, even when its `__str__` raises."""
-    try:
-        text = str(exc)
-    except Exception as inner:
-        text = f"(its str() raised {type(inner).__name__})"
+    text = exception_text(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -35,7 +35,7 @@ from dfgraph.codegen import (
 )
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
-from dfgraph.errors import BlockError, InputError, WiringError
+from dfgraph.errors import BlockError, InputError, WiringError, exception_text
 from dfgraph.fuse import fuse as fuse_calls
 from dfgraph.ir import Lowered, consumers, input_ports, output_ports
 from dfgraph.ports import Port
@@ -285,7 +285,7 @@ def block_error(exc: Exception, path: str, iterations: Iterable[tuple[str, int]]
     where = ""
     if iterations:
         where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
-    message = f"block {path!r} raised {type(original).__name__}: {_exception_text(original)}{where}"
+    message = f"block {path!r} raised {type(original).__name__}: {exception_text(original)}{where}"
     error = BlockError(message, path, tuple(iterations))
     error.__cause__ = original
     return error
@@ -313,14 +313,6 @@ def _walk(tb: TracebackType | None) -> Iterable[TracebackType]:
     while tb is not None:
         yield tb
         tb = tb.tb_next
-
-
-def _exception_text(exc: BaseException) -> str:
-    """str(exc), or a note that it failed: a block's broken exception still becomes a BlockError."""
-    try:
-        return str(exc)
-    except Exception as failure:
-        return f"<str() of the exception raised {type(failure).__name__}>"
 
 
 def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:

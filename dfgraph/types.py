@@ -21,6 +21,8 @@ from typing import Annotated, Any, ForwardRef, Literal, ParamSpec, TypeVar, Unio
 from beartype.door import TypeHint
 
 __all__ = [
+    "cached",
+    "is_union",
     "describe",
     "disjoint",
     "is_array",
@@ -44,7 +46,7 @@ _TPFLAGS_BASETYPE = 1 << 10
 _GENERIC_HOOK = getattr(typing.Generic.__init_subclass__, "__func__", None)
 
 
-def _cached(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+def cached(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Memoize fn by its (hint) arguments, computing directly when one of them is unhashable."""
     memo = typing.cast("Callable[_P, _R]", functools.lru_cache(maxsize=_CACHE_SIZE)(fn))
 
@@ -74,12 +76,12 @@ def is_array(hint: object) -> bool:
         return False
 
 
-def _is_union(hint: object) -> bool:
+def is_union(hint: object) -> bool:
     """True for typing.Union / Optional and PEP 604 unions."""
     return get_origin(hint) in _UNION_ORIGINS
 
 
-@_cached
+@cached
 def normalize(hint: object) -> tuple[object, str | None]:
     """Return the hint the checker uses, and why it degraded to Any (None when it did not)."""
     try:
@@ -329,7 +331,7 @@ def _subst(hint: object, mapping: dict[Any, Any]) -> object:
     if new == args:
         return hint
     origin = get_origin(hint)
-    if _is_union(hint):
+    if is_union(hint):
         return Union[new]  # noqa: UP007
     if origin is _CALLABLE:
         return _ANY_CALLABLE[new[0], new[-1]]
@@ -702,7 +704,7 @@ def _literal_class(hint: object) -> object:
 
 def _literal_values(hint: object) -> set[tuple[type, object]] | None:
     """The (type, value) pairs a Literal or a union of Literals admits, None for anything else."""
-    members = get_args(hint) if _is_union(hint) else (hint,)
+    members = get_args(hint) if is_union(hint) else (hint,)
     values: set[tuple[type, object]] = set()
     for member in members:
         if get_origin(member) is not Literal:
@@ -733,7 +735,7 @@ def _decide(producer: object, consumer: object, mode: int) -> _Verdict:
             if c.__constraints__:  # to one constraint for the whole value: int | str fits no (int, str)
                 return _any(decide(p, bound, mode) for bound in c.__constraints__)
             return True if c.__bound__ is None else decide(p, c.__bound__, mode)
-        if _is_union(p):
+        if is_union(p):
             return _all(decide(member, c, mode) for member in get_args(p))
         if get_origin(p) is Literal and len(get_args(p)) > 1:  # Literal['a', 2] is the union of its values
             return _all(decide(Literal[value], c, mode) for value in get_args(p))
@@ -750,7 +752,7 @@ def _decide(producer: object, consumer: object, mode: int) -> _Verdict:
             if isinstance(p, type) and issubclass(p, enum.Enum):
                 return {(p, m) for m in p} <= c_values
             return False
-        if _is_union(c):
+        if is_union(c):
             return _any(decide(p, member, mode) for member in get_args(c))
         if get_origin(p) is Literal:
             return decide(type(get_args(p)[0]), c, mode)
@@ -776,7 +778,7 @@ def _decide_classes(p: object, c: object, mode: int) -> _Verdict:
             return decide(item, _literal_class(get_args(c)[0]), mode) if get_args(c) else True
         c_cls = c if isinstance(c, type) else get_origin(c)
         if _is_user_protocol(c_cls) and c_cls is not None:
-            if _is_union(item) or item is Any or not isinstance(item, type):
+            if is_union(item) or item is Any or not isinstance(item, type):
                 return None
             if _protocol_members(c_cls) != {"__call__"}:
                 # The members of a class object are not compared, but a missing one is an error.
@@ -959,16 +961,16 @@ def _classes_disjoint(a: type, b: type) -> bool:
     return False
 
 
-@_cached
+@cached
 def disjoint(a: object, b: object) -> bool:
     """True when provably no value satisfies both hints (only then is DF002 reported)."""
     try:
         a, b = _norm(a), _norm(b)
         if a is b or a is Any or b is Any or a is object or b is object:
             return False
-        if _is_union(a):
+        if is_union(a):
             return all(disjoint(member, b) for member in get_args(a))
-        if _is_union(b):
+        if is_union(b):
             return all(disjoint(a, member) for member in get_args(b))
         a = getattr(a, "array_type", a) if is_array(a) else a
         b = getattr(b, "array_type", b) if is_array(b) else b
@@ -999,7 +1001,7 @@ def _describe_arg(arg: object) -> str:
     return describe(arg)
 
 
-@_cached
+@cached
 def describe(hint: object) -> str:
     """A short readable name: int, list[int], int | None, Float[Tensor, 'b 4 h w'], Any."""
     try:
@@ -1013,7 +1015,7 @@ def describe(hint: object) -> str:
             return hint.__forward_arg__
         if is_array(hint):
             return _name(hint)
-        if _is_union(hint):
+        if is_union(hint):
             return " | ".join(map(describe, get_args(hint)))
         origin, args = get_origin(hint), get_args(hint)
         if origin is Annotated:
@@ -1042,12 +1044,12 @@ def _tensor_item(cls: object) -> object:
 _BUILTIN_ITEMS: dict[type, type] = {str: str, bytes: int, bytearray: int, range: int}
 
 
-@_cached
+@cached
 def item_type(iterable_hint: object) -> object:
     """The element type of an iterable hint (list[X], Sequence[X], Iterable[X], tuple[X, ...]), else Any."""
     try:
         hint = _norm(iterable_hint)
-        if _is_union(hint):
+        if is_union(hint):
             members = [item_type(member) for member in get_args(hint) if member is not _NONE_TYPE]
             return functools.reduce(union, members) if members else Any
         if is_array(hint):
@@ -1066,7 +1068,7 @@ def item_type(iterable_hint: object) -> object:
         return Any
 
 
-@_cached
+@cached
 def union(a: object, b: object) -> object:
     """a | b, simplified: equal -> a; one assignable to the other -> the wider; Any absorbs."""
     try:
