@@ -141,8 +141,9 @@ _HELPERS = (
     "__builtins__",  # exec reads the builtins from this global
     "__debug__",  # cannot be assigned
 )
-# Globals never take a builtin's name; locals other than inputs neither (inputs keep theirs, so the
-# caller's keywords bind straight to parameters: the generated code names no builtin but those above).
+# Globals never take a builtin's name unless they hold that very builtin (int is int); locals other than
+# inputs neither (inputs keep theirs, so the caller's keywords bind straight to parameters: the
+# generated code names no builtin but those above).
 _BUILTINS = frozenset(dir(builtins))
 # Up to this many outputs, `output="name"` is answered by inline comparisons instead of a lookup.
 INLINE_OUTPUTS = 8
@@ -308,7 +309,9 @@ class _Emitter:
     def glob(self, obj: object, base: str) -> str:
         ident = self._global_ids.get(id(obj))
         if ident is None:
-            ident = self._global_ids[id(obj)] = self.names.new(base)
+            # a builtin's own name may hold the builtin itself (int is int): nothing is shadowed
+            same = getattr(builtins, identifier(base), None) is obj
+            ident = self._global_ids[id(obj)] = self.names.new(base, builtin_ok=same)
             self.namespace[ident] = obj
         return ident
 

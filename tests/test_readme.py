@@ -25,8 +25,7 @@ def test_quickstart_and_property_example_run() -> None:
     namespace: dict[str, Any] = {}
     exec(quickstart, namespace)  # asserts inside
     assert namespace["out"] == {"x": 11}
-    assert generated.strip().splitlines()[0] in namespace["prog"].source  # the shown code is the real one
-    assert "x = add_one(x_1)  # loop/add_one_2" in namespace["prog"].source
+    assert generated.strip() == namespace["prog"].source.strip()  # the shown code is the real one
     example = next(b for b in blocks if "inputs_for" in b)
     exec(example, namespace)
     namespace["test_two_increments_per_step"]()  # runs the hypothesis test
