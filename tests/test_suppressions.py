@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import blocks
 import dfgraph as df
 from dfgraph import testing
 from dfgraph.cli import main as dfgraph_main
@@ -73,7 +74,9 @@ def test_the_readme_diagnostics_table_is_the_registry() -> None:
 
 
 def test_every_code_emitted_is_registered_and_every_registered_code_is_emitted() -> None:
-    sources = [*(ROOT / "dfgraph").glob("*.py"), *(ROOT / "blocks").rglob("*.py")]
+    # the modules as imported: the source tree, or the installed wheel when CI tests that
+    packages = [Path(df.__file__).parent, Path(blocks.__file__).parent]
+    sources = [*packages[0].glob("*.py"), *packages[1].rglob("*.py")]
     emitted = {
         code
         for path in sources
