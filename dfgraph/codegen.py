@@ -740,9 +740,12 @@ class _Emitter:
         defined = self._ancestor_position(final.producer, op.body)
         if defined is None:
             return False
+        # a loop writes its outputs (their zero-iteration values first) while its body still reads: a
+        # reader inside the producing loop is after the write; a call reads its arguments before it writes
+        inside_counts = isinstance(op.body.top_level(final.producer), LoopOp)
         for reader, _ in phi.readers:
             where = self._ancestor_position(reader, op.body)
-            if where is None or where > defined:
+            if where is None or where > defined or (where == defined and inside_counts):
                 return False
         return True
 

@@ -809,3 +809,27 @@ def test_an_iterator_as_an_inner_over_is_refused_by_both_engines() -> None:
     assert messages[0] == messages[1]
     assert "over= of loop 'outer/inner' got an iterator" in messages[0]
     assert prog.interpret(n=3, x=0, ts=[1, 2], output="x") == prog(n=3, x=0, ts=[1, 2], output="x") == 9
+
+
+def test_an_inner_loop_output_renamed_onto_an_outer_carry_does_not_clobber_it() -> None:
+    # found by the differential test: the outer loop carries `d`, whose next value is the inner loop's `b`
+    # (renamed by the Graph); sharing one variable let the inner loop's zero-iteration value overwrite
+    # `d` before the inner body read it
+    @df.block
+    def b0(a: int, b: int, c: int) -> None:
+        return None
+
+    @df.block(outputs=("a", "b"))
+    def b1(d: int) -> tuple[int, int]:
+        return d + 100, d + 1000
+
+    net = df.Graph(
+        {"node0": b0, "node1": df.Loop(b1, times="n1", name="loop1")},
+        edges=[("a", "node0.c")],
+        outputs={"a": "node1.a", "d": "node1.b"},
+        name="net0",
+    )
+    prog = df.compile(df.Loop(net, over="ts0", name="loop0"))
+    inputs = {"ts0": [0, 1], "a": 0, "b": 0, "n1": 1, "d": 1}
+    assert prog(**inputs) == prog.interpret(**inputs) == {"a": 1101, "d": 2001}
+    assert prog(**{**inputs, "n1": 0}) == prog.interpret(**{**inputs, "n1": 0}) == {"a": 0, "d": 0}
