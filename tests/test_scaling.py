@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dfgraph as df
+from benchmarks.scaling import graph_nest  # the benchmark's depth shape, tested for correctness here
 from dfgraph import ir
 
 
@@ -41,13 +42,6 @@ def loop_nest(depth: int, *, own_counts: bool = False, innermost: Any = inc) -> 
     for k in range(depth):
         body = df.Loop(body, times=f"n{k}" if own_counts else "steps", name=f"loop{k}")
     return body
-
-
-def graph_nest(depth: int) -> Any:
-    block: Any = inc
-    for k in range(depth):
-        block = df.Graph({"inner": block}, name=f"g{k}")
-    return block
 
 
 def chain(n: int, *, cut: int | None = None) -> Any:
