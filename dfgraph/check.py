@@ -6,7 +6,7 @@ import contextlib
 import difflib
 import gc
 import traceback
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -16,7 +16,8 @@ from dfgraph.block import safe_repr
 from dfgraph.compose import block_name, is_block
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, Diagnostic, Report, Severity, Site, select_codes
 from dfgraph.errors import WiringError
-from dfgraph.ir import CallOp, Carried, LoopOp, Lowered, Op, Value, consumers, lower, same_default
+from dfgraph.ir import CallOp, Carried, IRError, LoopOp, Lowered, Op, Value, consumers, same_default
+from dfgraph.lower import lower
 from dfgraph.ports import Port
 
 RESERVED_INPUTS = frozenset({"output"})  # Program.__call__ takes it
@@ -251,13 +252,21 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def analyse(blk: Any) -> tuple[Lowered | None, Report]:
-    """Lower and check a block; never raises (an internal failure is reported as DF000)."""
+def analyse(blk: Any, after_lower: Callable[[Lowered], None] | None = None) -> tuple[Lowered | None, Report]:
+    """Lower and check a block; never raises (an internal failure is reported as DF000).
+
+    `after_lower` sees the IR between the two passes (the pass list verifies it there); an IRError it
+    raises propagates: a corrupt IR is a bug to show, not a diagnostic of the user's graph."""
     with gc_paused():
-        return _analyse(blk)
+        return _analyse(blk, after_lower)
 
 
-def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
+def check_ir(lowered: Lowered) -> list[Diagnostic]:
+    """The check pass: types, shapes and dtypes on every edge of a lowered program."""
+    return _Checker(lowered).run()
+
+
+def _analyse(blk: Any, after_lower: Callable[[Lowered], None] | None) -> tuple[Lowered | None, Report]:
     if not is_block(blk):
         d = Diagnostic(
             "DF006",
@@ -270,9 +279,13 @@ def _analyse(blk: Any) -> tuple[Lowered | None, Report]:
     try:
         block_name(blk, safe_repr(blk))  # the root's name is the first segment of every path
         lowered = lower(blk)
-        diagnostics = lowered.diagnostics + _Checker(lowered).run()
+        if after_lower is not None:
+            after_lower(lowered)
+        diagnostics = lowered.diagnostics + check_ir(lowered)
     except WiringError as exc:  # a malformed definition found while deriving an interface
         return None, exc.report
+    except IRError:
+        raise
     except Exception as exc:
         where = "".join(traceback.format_exception_only(exc)).strip()
         d = Diagnostic(

@@ -18,9 +18,9 @@ import attrs
 
 from dfgraph import boundary, types
 from dfgraph.capture import Segment
-from dfgraph.fuse import FusedOp
 from dfgraph.ir import (
     CallOp,
+    FusedOp,
     LoopOp,
     Lowered,
     Nested,

@@ -113,7 +113,7 @@ class Composite(metaclass=_Sealing):
     def _ports(self) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
         interface = self._interface
         if interface is None:
-            from dfgraph.ir import interface as derive  # the lowering knows the semantics
+            from dfgraph.lower import interface as derive  # the lowering knows the semantics
 
             interface = derive(self)
             object.__setattr__(self, "_interface", interface)  # a cache, not part of the definition

@@ -11,19 +11,9 @@ to the same value. The pass rewrites the checked IR in place, before code genera
 
 from __future__ import annotations
 
-from dfgraph.ir import CallOp, LoopOp, Lowered, Op, Region
+from dfgraph.ir import CallOp, FusedOp, LoopOp, Lowered, Op, Region
 
-
-class FusedOp(CallOp):
-    """One call of a batchable block standing for two: `members` are the calls it replaces, in order."""
-
-    __slots__ = ("batch", "members")
-
-    def __init__(self, oid: int, first: CallOp, second: CallOp) -> None:
-        path = f"{first.path}+{second.path.rsplit('/', 1)[-1]}"
-        super().__init__(oid, path, first.block, first.region, first.spec)
-        self.members = (first, second)
-        self.batch: tuple[str, ...] = tuple(getattr(first.block, "batch", ()))
+__all__ = ["FusedOp", "fuse"]  # FusedOp is an IR type (dfgraph.ir); re-exported here
 
 
 def fuse(lowered: Lowered) -> list[tuple[str, str]]:

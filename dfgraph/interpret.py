@@ -36,7 +36,8 @@ from dfgraph.codegen import (
 )
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import BlockError, InputError
-from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers, lower
+from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers
+from dfgraph.lower import lower
 from dfgraph.ports import REQUIRED
 from dfgraph.program import Program, _bad_input_factory, block_error
 

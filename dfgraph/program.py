@@ -16,28 +16,26 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MethodType, TracebackType
 from typing import Any, NoReturn
 
-import attrs
-
 from dfgraph import types
 from dfgraph.boundary import show_value
 from dfgraph.capture import CaptureError, Segment
-from dfgraph.check import Codes, Rules, analyse, apply_rules, gc_paused
+from dfgraph.check import Codes, Rules
 from dfgraph.codegen import (
     MISSING,
     Generated,
     InputCheck,
     LineInfo,
     Unset,
-    generate,
     no_output_message,
     no_value_message,
     ports_text,
 )
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
-from dfgraph.errors import BlockError, InputError, WiringError, exception_text
-from dfgraph.fuse import fuse as fuse_calls
-from dfgraph.ir import Lowered, consumers, input_ports, output_ports
+from dfgraph.errors import BlockError, InputError, exception_text
+from dfgraph.ir import Lowered, consumers
+from dfgraph.lower import input_ports, output_ports
+from dfgraph.passes import compile_ir
 from dfgraph.ports import Port
 from dfgraph.schedule import Schedule, max_streams_of, schedule_program
 
@@ -338,21 +336,6 @@ def _no_value_factory(name: str, readers: list[str]) -> Any:
     return _no_value
 
 
-def _unchecked_inputs(lowered: Lowered, report: Report) -> None:
-    """An input whose DF002 was ignored passes the call boundary unchecked when no value could fit all its
-    checked readers (a reader with check=False is left out already)."""
-    sites = {(s.path, s.port) for d in report.ignored if d.code == "DF002" for s in d.sites}
-    if not sites:
-        return
-    for value in lowered.inputs.values():
-        if not any((op.path, port.name) in sites for op, port in consumers(value)):
-            continue
-        checked = [op.inputs[k].port for op, k in value.readers if op.inputs[k].port.check]
-        if types.narrow([p.type for p in checked]) is None:
-            for op, k in value.readers:
-                op.inputs[k].port = attrs.evolve(op.inputs[k].port, check=False)
-
-
 def compile_block(
     block: Any,
     *,
@@ -376,16 +359,9 @@ def compile_block(
             f"capture=True records CUDA graphs, so it needs device='cuda' (got device={device!r})"
         )
     rt = cuda_runtime() if device == "cuda" else None
-    lowered, report = analyse(block)
-    report = apply_rules(lowered, report, rules)
-    if lowered is None or not report.ok:
-        raise WiringError(report)
-    _unchecked_inputs(lowered, report)
-    fused = fuse_calls(lowered) if fuse else []
-    # On the CPU nothing runs on streams: the schedule is computed when first asked for
-    schedule = schedule_program(lowered, max_streams) if rt is not None else None
-    with gc_paused():
-        generated, checks, no_value = generate(lowered, schedule, rt, capture)
+    c = compile_ir(block, rules=rules, fuse=fuse, max_streams=max_streams, runtime=rt, capture=capture)
+    lowered, report, schedule, generated = c.lowered, c.report, c.schedule, c.generated
+    checks, no_value, fused = c.checks, c.no_value, c.fused
     name = str(getattr(block, "name", "program"))
     filename = f"<dfgraph {name} #{next(_serial)}>"
     namespace = dict(generated.namespace)

@@ -42,7 +42,8 @@ from dfgraph import boundary, types
 from dfgraph.block import Block, block
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import did_you_mean
-from dfgraph.ir import LoopOp, consumers, lower
+from dfgraph.ir import LoopOp, consumers
+from dfgraph.lower import lower
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program
 from dfgraph.simulator import SimulationError, SimulationResult, happens_before, serial, simulate

@@ -27,7 +27,8 @@ from diffusers.modular_pipelines import (
 import dfgraph as df
 from blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
 from dfgraph.cli import main as dfgraph_main
-from dfgraph.ir import LoopOp, lower
+from dfgraph.ir import LoopOp
+from dfgraph.lower import lower
 
 # -- small modular blocks, written the way diffusers' guide writes them ---------------------------------
 
