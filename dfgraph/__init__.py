@@ -21,6 +21,8 @@ from dfgraph.check import check
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import Diagnostic, Report, Severity
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
+from dfgraph.ir import IRError, verify
+from dfgraph.lower import lower
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program, compile_block
 
@@ -31,6 +33,7 @@ __all__ = [
     "Diagnostic",
     "Graph",
     "GraphError",
+    "IRError",
     "InputError",
     "Loop",
     "Port",
@@ -42,6 +45,8 @@ __all__ = [
     "block",
     "check",
     "compile",
+    "lower",
+    "verify",
 ]
 
 __version__ = "0.1.0"

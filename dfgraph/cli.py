@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dfgraph import lower as lower_ir
 from dfgraph import types
 from dfgraph.check import Rules, analyse, apply_rules
 from dfgraph.codegen import ports_text
@@ -200,11 +201,13 @@ def _load_or_report(target: str) -> Any | None:
         return None
 
 
-def _cmd_describe(target: str, source: bool) -> int:
+def _cmd_describe(target: str, source: bool, ir: bool = False) -> int:
     blk = _load_or_report(target)
     if blk is None:
         return 2
     print(describe(blk))
+    if ir:
+        print(f"\nIR:\n{lower_ir(blk)}")
     if source:
         try:
             print("\ngenerated code:\n" + compile_block(blk).source)
@@ -262,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_desc = sub.add_parser("describe", help="print a graph's ports and structure")
     p_desc.add_argument("target", metavar="MODULE:ATTR")
     p_desc.add_argument("--source", action="store_true", help="also print the generated Python")
+    p_desc.add_argument("--ir", action="store_true", help="also print the IR (one op a line)")
     p_sched = sub.add_parser("schedule", help="print the stream schedule of every loop body")
     p_sched.add_argument("target", metavar="MODULE:ATTR")
     p_sched.add_argument("--streams", default="auto", help="'auto' (at most 4) or a number of streams")
@@ -271,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_check(args)
     if args.command == "schedule":
         return _cmd_schedule(args.target, args.streams)
-    return _cmd_describe(args.target, args.source)
+    return _cmd_describe(args.target, args.source, args.ir)
 
 
 if __name__ == "__main__":

@@ -375,11 +375,18 @@ def max_streams_of(streams: str | int) -> int:
 
 def schedule_program(lowered: Lowered, max_streams: int | None) -> Schedule:
     """One BodySchedule per loop of a lowered program (nested loops included)."""
+    ops = list(lowered.ops())
+    for op in reversed(ops):  # inner ops before the loops around them: each loop unions its body's once
+        if isinstance(op, LoopOp):
+            op.meta["mutates"] = frozenset().union(*(child.meta["mutates"] for child in op.body.ops))
+        else:
+            op.meta["mutates"] = _mutated(op)
     bodies: dict[str, BodySchedule] = {}
-    for op in lowered.ops():
+    for op in ops:
         if isinstance(op, LoopOp):
             nodes, edges, pinned = body_dag(op)
-            bodies[op.path] = assign(nodes, edges, max_streams=max_streams, pinned=pinned)
+            body = bodies[op.path] = assign(nodes, edges, max_streams=max_streams, pinned=pinned)
+            op.meta["schedule"] = body
     return Schedule(bodies)
 
 
@@ -404,8 +411,12 @@ def body_dag(loop: LoopOp) -> tuple[list[str], list[tuple[str, str]], list[str]]
     return [op.path for op in ops], list(edges), pinned
 
 
-def _mutated(op: Op) -> set[str]:
-    """The resources an op (or, for a loop, any op inside it) declares it mutates."""
+def _mutated(op: Op) -> frozenset[str]:
+    """The resources an op (or, for a loop, any op inside it) declares it mutates; `op.meta["mutates"]`
+    when schedule_program recorded it (then loops nested deep are not walked once per enclosing loop)."""
+    known: frozenset[str] | None = op.meta.get("mutates")
+    if known is not None:
+        return known
     ops = op.body.walk() if isinstance(op, LoopOp) else (op,)  # a walk, not recursion: loops nest deep
     calls = (inner for inner in ops if not isinstance(inner, LoopOp))
-    return {str(r) for inner in calls for r in getattr(inner.block, "mutates", ())}
+    return frozenset(str(r) for inner in calls for r in getattr(inner.block, "mutates", ()))

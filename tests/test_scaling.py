@@ -5,6 +5,7 @@ is measured by `python -m benchmarks --cases scaling`."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 
 import dfgraph as df
 from benchmarks.scaling import graph_nest  # the benchmark's depth shape, tested for correctness here
-from dfgraph import lower
+
+# the module: `dfgraph.lower` the attribute is df.lower, the function it exports
+lowering = importlib.import_module("dfgraph.lower")
 
 
 @df.block(outputs="x")
@@ -163,13 +166,13 @@ def test_df205_fires_where_a_10000_node_chain_is_cut_and_nowhere_else() -> None:
 
 def test_df205_reachability_is_computed_once_per_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    original = lower.descendants
+    original = lowering.descendants
 
     def counted(targets: dict[str, None], *args: Any) -> Any:
         calls.append(len(targets))
         return original(targets, *args)
 
-    monkeypatch.setattr(lower, "descendants", counted)
+    monkeypatch.setattr(lowering, "descendants", counted)
     df.check(df.Graph({"only": inc}, name="one"))
     assert calls == []  # no other node outputs the unwired input: nothing to decide
     df.check(chain(5_000))
