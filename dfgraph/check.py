@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
 import traceback
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import attrs
@@ -16,7 +14,18 @@ from dfgraph.block import safe_repr
 from dfgraph.compose import block_name, is_block
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, Diagnostic, Report, Severity, Site, select_codes
 from dfgraph.errors import WiringError
-from dfgraph.ir import CallOp, Carried, IRError, LoopOp, Lowered, Op, Value, consumers, same_default
+from dfgraph.ir import (
+    CallOp,
+    Carried,
+    IRError,
+    LoopOp,
+    Lowered,
+    Op,
+    Value,
+    consumers,
+    gc_paused,
+    same_default,
+)
 from dfgraph.lower import lower
 from dfgraph.ports import Port
 
@@ -237,19 +246,6 @@ def _scope(value: Value) -> Hashable:
 def _any_disjoint(hints: list[Any]) -> bool:
     distinct = list({id(h): h for h in hints}.values())
     return any(types.disjoint(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1 :])
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC: the IR is millions of fresh objects in cycles, and repeated full scans
-    of them made checking big graphs several times slower. The previous state is restored."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def analyse(blk: Any, after_lower: Callable[[Lowered], None] | None = None) -> tuple[Lowered | None, Report]:

@@ -8,6 +8,8 @@ they find about an op in `op.meta` (as torch.fx nodes do), not in side tables ke
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Generator, Iterator
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -37,6 +39,7 @@ __all__ = [
     "common_default",
     "consumers",
     "format_ir",
+    "gc_paused",
     "run_nested",
     "same_default",
     "verify",
@@ -71,6 +74,19 @@ def run_nested(task: Nested[T]) -> T:
             value = None
         else:
             value = step
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: the IR is millions of fresh objects in cycles, and repeated full scans
+    of them made checking big graphs several times slower. The previous state is restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Value:
@@ -347,6 +363,11 @@ def _args(slots: list[Slot]) -> str:
 def format_ir(lowered: Lowered, indent: str = "  ") -> str:
     """The IR as text: inputs, then one op a line (a loop's body indented under it, its phis first and
     its outputs last), then the program outputs. Iterative, so loops nested any depth print."""
+    with gc_paused():
+        return "\n".join(_ir_lines(lowered, indent))
+
+
+def _ir_lines(lowered: Lowered, indent: str) -> list[str]:
     lines = [f"graph {lowered.name}"]
     lines.extend(f"input {value!r}: {types.describe(value.type)}" for value in lowered.inputs.values())
     stack: list[tuple[Iterator[Op], int, LoopOp | None]] = [(iter(lowered.root.ops), 0, None)]
@@ -363,7 +384,7 @@ def format_ir(lowered: Lowered, indent: str = "  ") -> str:
             lines.extend(indent * (depth + 1) + c.format() for c in op.carried)
             stack.append((iter(op.body.ops), depth + 1, op))
     lines.extend(f"output {name} = {value!r}" for name, value in lowered.outputs.items())
-    return "\n".join(lines)
+    return lines
 
 
 # -- verifying --------------------------------------------------------------------------------------------
@@ -385,7 +406,8 @@ def verify(lowered: Lowered) -> None:
     earlier op of an enclosing region, or a phi, index or item of an enclosing loop); no pending
     placeholder survives; each value's producer owns it; fused members are detached; every op's region
     lists it; loop carried names and outputs are consistent. One pass over the ops, no recursion."""
-    problems = _Verifier(lowered).run()
+    with gc_paused():
+        problems = _Verifier(lowered).run()
     if problems:
         raise IRError(problems)
 

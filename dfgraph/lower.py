@@ -31,6 +31,7 @@ from dfgraph.ir import (
     Value,
     ValueKind,
     common_default,
+    gc_paused,
     run_nested,
 )
 from dfgraph.ports import Port
@@ -819,6 +820,11 @@ def root_path(blk: Any) -> str:
 
 def lower(blk: Any) -> Lowered:
     """Lower a block (composite or leaf) to the IR, collecting structural diagnostics."""
+    with gc_paused():
+        return _lower(blk)
+
+
+def _lower(blk: Any) -> Lowered:
     derive_node_interfaces(blk)
     lowerer = Lowerer()
     root = _RootScope(lowerer)
