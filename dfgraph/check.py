@@ -29,6 +29,17 @@ from dfgraph.ir import (
 from dfgraph.lower import lower
 from dfgraph.ports import Port
 
+__all__ = [
+    "RESERVED_INPUTS",
+    "Codes",
+    "Rules",
+    "analyse",
+    "apply_rules",
+    "check",
+    "check_ir",
+    "gc_paused",  # it lives in dfgraph.ir now; re-exported for the importers it had here
+]
+
 RESERVED_INPUTS = frozenset({"output"})  # Program.__call__ takes it
 
 

@@ -17,12 +17,12 @@ from typing import Any
 import attrs
 
 from dfgraph import types
-from dfgraph.check import Rules, analyse, apply_rules, gc_paused
+from dfgraph.check import Rules, analyse, apply_rules
 from dfgraph.codegen import Generated, InputCheck, generate
 from dfgraph.diagnostics import Report
 from dfgraph.errors import WiringError
 from dfgraph.fuse import fuse as fuse_calls
-from dfgraph.ir import IRError, Lowered, consumers, verify
+from dfgraph.ir import IRError, Lowered, consumers, gc_paused, verify
 from dfgraph.schedule import Schedule, schedule_program
 
 __all__ = ["PASSES", "Compiled", "compile_ir", "verifying"]
