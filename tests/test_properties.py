@@ -5,7 +5,7 @@ itself. The last section holds the minimal reproductions of engine bugs these pr
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 import dfgraph as df
 from blocks.examples import counter_one, counter_two, guided_loop
+from dfgraph import passes
+from dfgraph.check import Rules
 from dfgraph.codegen import Unset
+from dfgraph.ir import LoopOp, Lowered, verify
 from dfgraph.testing import (
     MAX_LOOP_STEPS,
     CounterCase,
@@ -33,6 +36,40 @@ PROPERTY = settings(deadline=None, max_examples=60, suppress_health_check=[Healt
 QUICK = settings(PROPERTY, max_examples=40)
 
 COUNTS = st.integers(0, 12)  # loop counts, zero included
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _verify_after_every_pass() -> Iterator[None]:
+    """Every compile in this file verifies the IR after each pass: the debug switch, on for the module."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv(passes.VERIFY_ENV, "1")
+    yield
+    patch.undo()
+
+
+def test_this_file_compiles_with_the_verifier_on() -> None:
+    assert passes.verifying()
+
+
+def _printed_lines(lowered: Lowered) -> int:
+    """The lines the printer gives: header, inputs, ops, each loop's phis and outputs, program outputs."""
+    ops = list(lowered.ops())
+    loops = [op for op in ops if isinstance(op, LoopOp)]
+    extra = sum(len(op.carried) + len(op.outs) for op in loops)
+    return 1 + len(lowered.inputs) + len(ops) + extra + len(lowered.outputs)
+
+
+@PROPERTY
+@given(st.one_of(well_typed_graphs(), counter_loops().map(lambda case: case.block)))
+def test_every_pass_leaves_a_sound_ir_that_prints_stably(blk: df.Block) -> None:
+    """The pass list with the verifier after each pass (IRError otherwise); the final IR prints one line
+    per op, phi and loop output, the same text for the same graph lowered again, and verifies."""
+    compiled = passes.compile_ir(blk, rules=Rules(), fuse=True, verify=True)
+    text = str(compiled.lowered)
+    assert len(text.splitlines()) == _printed_lines(compiled.lowered)
+    again = df.lower(blk)
+    verify(again)
+    assert str(again) == text  # these graphs have no batchable blocks: fusion changes nothing
 
 
 def _controls(prog: df.Program) -> list[str]:
