@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -440,3 +441,9 @@ def test_every_op_starts_with_empty_meta() -> None:
     assert all(op.meta == {} for op in lowered.ops())
     assert len({id(op.meta) for op in lowered.ops()}) == len(list(lowered.ops()))
     assert _values_of(lowered)
+
+
+def test_the_architecture_doc_shows_the_ir_as_printed() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    assert "\n```\n" + str(df.lower(examples.counter_two)) + "\n```\n" in doc
+    assert "(`compile_ir`)" in doc and all(name in doc for name in passes.PASSES)
