@@ -16,33 +16,57 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from dfgraph.block import Block, block
+from dfgraph import compose as _compose
+from dfgraph.block import Block, Note, block
 from dfgraph.check import check
-from dfgraph.compose import Graph, Loop, Sequential
-from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.codegen import ports_text
+from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
+from dfgraph.diagnostics import REGISTRY, Code, Diagnostic, Report, Severity, did_you_mean, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
+from dfgraph.ir import interface as _interface
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program, compile_block
+from dfgraph.schedule import RNG
+from dfgraph.types import describe as describe_type
+from dfgraph.types import is_assignable
+from dfgraph.types import union as type_union
 
 __all__ = [
+    "REGISTRY",
     "REQUIRED",
+    "RNG",
     "Block",
     "BlockError",
+    "Code",
+    "Composite",
     "Diagnostic",
     "Graph",
     "GraphError",
     "InputError",
     "Loop",
+    "Note",
     "Port",
     "Program",
     "Report",
     "Sequential",
     "Severity",
     "WiringError",
+    "__version__",
     "block",
     "check",
     "compile",
+    "describe_type",
+    "did_you_mean",
+    "is_assignable",
+    "is_block",
+    "ports_text",
+    "select_codes",
+    "type_union",
 ]
+
+# Composites are data (dfgraph.compose imports neither the lowering nor the compiler); their ports and
+# their compile-on-first-call come from here, the one module above both.
+_compose.connect(interface=_interface, compile=compile_block)
 
 __version__ = "0.1.0"
 
