@@ -15,14 +15,10 @@ from hypothesis import strategies as st
 import dfgraph as df
 from blocks.examples import counter_one, counter_two, guided_loop
 from dfgraph.codegen import Unset
-from dfgraph.testing import (
-    MAX_LOOP_STEPS,
-    CounterCase,
+from dfgraph.testing import MAX_LOOP_STEPS, CounterCase, counter_loops, increment, inputs_for
+from dfgraph.testing.generators import (
     Injected,
     Malformed,
-    counter_loops,
-    increment,
-    inputs_for,
     malformed_graphs,
     mistyped_graphs,
     well_typed_graphs,
