@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -299,3 +302,59 @@ def test_the_readme_diagnostics_table_is_exactly_the_generated_registry_table() 
         "regenerate it: python -c 'from dfgraph.diagnostics import registry_table; print(registry_table())'"
     )
     assert registry_table().count("\n") == len(REGISTRY) + 1  # the header, the rule, one row per code
+
+
+# -- dfgraph.testing: the small documented part, the test generators apart -----------------------------------
+
+
+def test_dfgraph_testing_exports_only_the_documented_user_api() -> None:
+    import dfgraph.testing as testing
+
+    assert sorted(testing.__all__) == [
+        "CounterCase",
+        "MAX_LOOP_ITEMS",
+        "MAX_LOOP_STEPS",
+        "SimulationError",
+        "SimulationResult",
+        "counter_loops",
+        "dags",
+        "happens_before",
+        "increment",
+        "inputs_for",
+        "serial",
+        "simulate",
+    ]
+    assert (testing.MAX_LOOP_STEPS, testing.MAX_LOOP_ITEMS) == (8, 4)  # as the README says
+    assert not hasattr(testing, "well_typed_graphs") and not hasattr(testing, "Malformed")
+    section = README.read_text().split("## Property testing your graphs\n", 1)[1].split("\n## ", 1)[0]
+    documented = {"inputs_for", "counter_loops", "CounterCase", "increment", "dags", "simulate"}
+    assert all(f"`{name}" in section for name in documented | {"MAX_LOOP_STEPS", "MAX_LOOP_ITEMS"})
+
+
+def test_importing_dfgraph_testing_leaves_the_generators_unimported() -> None:
+    code = "import sys, dfgraph.testing; print('dfgraph.testing.generators' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_readmes_counter_loops_example_runs_and_can_fail() -> None:
+    example = next(
+        b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if "counter_loops" in b
+    )
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+    namespace["test_nested_loops_count_right"]()  # the hypothesis test: compiled programs count right
+    wrong = example.replace("== case.expected", "== case.expected + 1")
+    exec(wrong, namespace)
+    with pytest.raises(AssertionError):
+        namespace["test_nested_loops_count_right"]()
+
+
+def test_the_readmes_layout_names_every_module() -> None:
+    """Every module of dfgraph is in the Layout, as `name.py` or, once it is a package, as `name/`."""
+    layout = README.read_text().split("\n## Layout\n", 1)[1].split("```")[1]
+    stems = [p.stem for p in PACKAGE.glob("*.py") if p.name != "__main__.py"]
+    stems += [p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()]
+    assert "testing" in stems and "compose" in stems  # both kinds were found
+    missing = [s for s in stems if re.search(rf"(?<![\w/]){s}(\.py|/)", layout) is None]
+    assert missing == []
