@@ -9,6 +9,13 @@ def add_one(x: int) -> int:
 loop = df.Loop(df.Sequential(add_one, add_one), times="num_steps")
 prog = df.compile(loop)                      # raises df.WiringError listing every error
 assert prog(num_steps=10, x=0, output="x") == 20
+
+Everything in `__all__` is the public API; `blocks/` and the CLI use nothing else. Beside the graph
+builders, the compiler and the errors: `RNG` (the resource random blocks name in `mutates=`), `is_block`
+and `Composite` (what is a block), `ports_text` and `describe_type` (ports and types as the messages
+render them), `is_assignable` and `type_union` (the static type relation), `did_you_mean` and
+`select_codes` (as the checker uses them), `REGISTRY` and `Code` (every diagnostic code), `Note` (a
+block's finding about its own definition). `dfgraph.testing` holds the hypothesis strategies.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dfgraph import compose as _compose
+from dfgraph import program as _program
 from dfgraph.block import Block, Note, block
 from dfgraph.check import check
 from dfgraph.codegen import ports_text
@@ -64,9 +72,15 @@ __all__ = [
     "type_union",
 ]
 
+
+def _compile_composite(composite: Any) -> Program:
+    # read at call time, so that a patched dfgraph.program.compile_block is the one used
+    return _program.compile_block(composite)
+
+
 # Composites are data (dfgraph.compose imports neither the lowering nor the compiler); their ports and
 # their compile-on-first-call come from here, the one module above both.
-_compose.connect(interface=_interface, compile=compile_block)
+_compose.connect(interface=_interface, compile=_compile_composite)
 
 __version__ = "0.1.0"
 
