@@ -82,9 +82,7 @@ from typing import Any
 import attrs
 
 import dfgraph as df
-from dfgraph import types as dftypes
-from dfgraph.block import Note
-from dfgraph.diagnostics import did_you_mean, select_codes
+from dfgraph import Note, did_you_mean, select_codes
 
 Suppressions = str | Iterable[str] | Mapping[str, str | Iterable[str]]
 
@@ -497,9 +495,9 @@ def _output_port(out: Any) -> tuple[df.Port, bool]:
 
 def _admit_none(typ: Any) -> Any:
     """`typ | None` unless None already fits (an absent optional input is passed as None)."""
-    if typ is None or typ is Any or dftypes.is_assignable(type(None), typ):
+    if typ is None or typ is Any or df.is_assignable(type(None), typ):
         return Any if typ is None else typ
-    return dftypes.union(typ, type(None))
+    return df.type_union(typ, type(None))
 
 
 def _untyped_note(side: str, port: str, cls: str) -> Note:

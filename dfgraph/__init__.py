@@ -9,6 +9,13 @@ def add_one(x: int) -> int:
 loop = df.Loop(df.Sequential(add_one, add_one), times="num_steps")
 prog = df.compile(loop)                      # raises df.WiringError listing every error
 assert prog(num_steps=10, x=0, output="x") == 20
+
+Everything in `__all__` is the public API; `blocks/` and the CLI use nothing else. Beside the graph
+builders, the compiler and the errors: `RNG` (the resource random blocks name in `mutates=`), `is_block`
+and `Composite` (what is a block), `ports_text` and `describe_type` (ports and types as the messages
+render them), `is_assignable` and `type_union` (the static type relation), `did_you_mean` and
+`select_codes` (as the checker uses them), `REGISTRY` and `Code` (every diagnostic code), `Note` (a
+block's finding about its own definition). `dfgraph.testing` holds the hypothesis strategies.
 """
 
 from __future__ import annotations
@@ -16,38 +23,69 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from dfgraph.block import Block, block
+from dfgraph import compose as _compose
+from dfgraph import program as _program
+from dfgraph.block import Block, Note, block
 from dfgraph.check import check
-from dfgraph.compose import Graph, Loop, Sequential
-from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.codegen import ports_text
+from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
+from dfgraph.diagnostics import REGISTRY, Code, Diagnostic, Report, Severity, did_you_mean, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
 from dfgraph.ir import IRError, verify
+from dfgraph.lower import interface as _interface
 from dfgraph.lower import lower
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program, compile_block
+from dfgraph.schedule import RNG
+from dfgraph.types import describe as describe_type
+from dfgraph.types import is_assignable
+from dfgraph.types import union as type_union
 
 __all__ = [
+    "REGISTRY",
     "REQUIRED",
+    "RNG",
     "Block",
     "BlockError",
+    "Code",
+    "Composite",
     "Diagnostic",
     "Graph",
     "GraphError",
     "IRError",
     "InputError",
     "Loop",
+    "Note",
     "Port",
     "Program",
     "Report",
     "Sequential",
     "Severity",
     "WiringError",
+    "__version__",
     "block",
     "check",
     "compile",
+    "describe_type",
+    "did_you_mean",
+    "is_assignable",
+    "is_block",
     "lower",
+    "ports_text",
+    "select_codes",
+    "type_union",
     "verify",
 ]
+
+
+def _compile_composite(composite: Any) -> Program:
+    # read at call time, so that a patched dfgraph.program.compile_block is the one used
+    return _program.compile_block(composite)
+
+
+# Composites are data (dfgraph.compose imports neither the lowering nor the compiler); their ports and
+# their compile-on-first-call come from here, the one module above both.
+_compose.connect(interface=_interface, compile=_compile_composite)
 
 __version__ = "0.1.0"
 

@@ -13,14 +13,15 @@ import contextlib
 import reprlib
 import typing
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, NoReturn, Protocol, TypeVar, Union, get_args, get_origin
 
 from beartype import BeartypeConf
 from beartype.door import is_bearable
 from beartype.roar import BeartypeDecorHintPep585DeprecationWarning
 
 from dfgraph import types
+from dfgraph.errors import InputError
 from dfgraph.types import cached, is_union
 
 __all__ = ["ACCEPT", "checker", "plain_class", "show_value"]
@@ -367,3 +368,34 @@ def show_value(value: object) -> str:
     if len(shown) > _MAX_SHOWN:
         shown = shown[: _MAX_SHOWN - 3] + "..."
     return f"{type(value).__name__}: {shown}"
+
+
+class Described(Protocol):
+    """A boundary check as an error message names it: the input, the hint it failed, who reads it."""
+
+    @property
+    def name(self) -> str:
+        """The input's name."""
+
+    @property
+    def hint(self) -> Any:
+        """The hint its value failed."""
+
+    @property
+    def readers(self) -> tuple[str, ...]:
+        """The ports that read it ('path.port')."""
+
+
+def bad_input_factory(name: str, checks: Sequence[Described]) -> Callable[[int, Any], NoReturn]:
+    """The `_bad_input(k, value)` of a program (and its interpreter): raises boundary check k's InputError."""
+
+    def _bad_input(k: int, value: Any) -> NoReturn:
+        """Raise the InputError of a value that failed boundary check k: name, expected type, what came."""
+        check = checks[k]
+        readers = ", ".join(check.readers)
+        raise InputError(
+            f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
+            f"got {show_value(value)}"
+        )
+
+    return _bad_input

@@ -1,16 +1,48 @@
-"""Composites, blocks made of blocks: Sequential (by name), Loop (carries state), Graph (explicit edges)."""
+"""Composites, blocks made of blocks: Sequential (by name), Loop (carries state), Graph (explicit edges).
+
+This module is data and validation only: a composite's ports (derived by the lowering) and its compiled
+program come from the layers above, which `import dfgraph` connects here (`connect`).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn, Protocol
 
 from dfgraph.block import definition_error, name_problem, name_tuple, safe_repr
 from dfgraph.ports import Port
 
-if TYPE_CHECKING:
-    from dfgraph.program import Program
+Interface = tuple[tuple[Port, ...], tuple[Port, ...]]
+
+
+class Runnable(Protocol):
+    """What compiling a composite gives: something that runs it (a dfgraph Program)."""
+
+    def run(self, /, **inputs: Any) -> Any:
+        """Run with these inputs; a mapping of every output."""
+
+
+class _Semantics:
+    """Where composites find their meaning: this module is data; the layers above it plug in here.
+
+    `import dfgraph` connects them (`connect`): the lowering derives a composite's ports, the compiler
+    turns it into a program. Keeping them out of this module keeps the import graph a tree.
+    """
+
+    interface: Callable[[Any], Interface] | None = None
+    compile: Callable[[Any], Runnable] | None = None
+
+
+def connect(*, interface: Callable[[Any], Interface], compile: Callable[[Any], Runnable]) -> None:
+    """Give composites their interface derivation and their compiler (done once, by `import dfgraph`)."""
+    _Semantics.interface = interface
+    _Semantics.compile = compile
+
+
+def _unconnected() -> NoReturn:
+    # unreachable through `import dfgraph`: importing any submodule runs the package's __init__ first
+    raise RuntimeError("dfgraph.compose is not connected to the compiler: import dfgraph first")
 
 
 def is_block(obj: object) -> bool:
@@ -87,8 +119,8 @@ class Composite(metaclass=_Sealing):
     _CACHES = ("_interface", "_program")
 
     def __init__(self) -> None:
-        self._interface: tuple[tuple[Port, ...], tuple[Port, ...]] | None = None
-        self._program: Program | None = None
+        self._interface: Interface | None = None
+        self._program: Runnable | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_sealed" in self.__dict__:
@@ -110,11 +142,12 @@ class Composite(metaclass=_Sealing):
         self.__dict__.update(state)
         self.__dict__.update(dict.fromkeys(self._CACHES))
 
-    def _ports(self) -> tuple[tuple[Port, ...], tuple[Port, ...]]:
+    def _ports(self) -> Interface:
         interface = self._interface
         if interface is None:
-            from dfgraph.lower import interface as derive  # the lowering knows the semantics
-
+            derive = _Semantics.interface  # the lowering knows the semantics
+            if derive is None:
+                _unconnected()
             interface = derive(self)
             object.__setattr__(self, "_interface", interface)  # a cache, not part of the definition
         return interface
@@ -136,8 +169,9 @@ class Composite(metaclass=_Sealing):
             with _compile_lock:  # compiled once even when the first calls race
                 program = self._program
                 if program is None:
-                    from dfgraph.program import compile_block
-
+                    compile_block = _Semantics.compile
+                    if compile_block is None:
+                        _unconnected()
                     program = compile_block(self)
                     object.__setattr__(self, "_program", program)
         return program.run(**inputs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from dfgraph.diagnostics import Report
 
 
@@ -41,3 +43,28 @@ def exception_text(exc: BaseException) -> str:
         return str(exc)
     except Exception as failure:
         return f"<str() of the exception raised {type(failure).__name__}>"
+
+
+def block_error(exc: Exception, path: str, iterations: Iterable[tuple[str, int]]) -> BlockError:
+    """The BlockError for `exc`, raised by the block at `path` in the loop `iterations` (outer to inner).
+
+    A BlockError from a nested Program (a block that is itself a Program) is merged into one: the full
+    path (`path`, then the inner path below the inner root), every iteration outer to inner, and the
+    original exception as `__cause__`."""
+    iterations, original = list(iterations), exc
+    if isinstance(exc, BlockError) and isinstance(exc.__cause__, Exception):
+        outer = path
+
+        def full(inner: str) -> str:  # the inner program's paths start with its own name: replace it
+            below = inner.partition("/")[2]
+            return f"{outer}/{below}" if below else outer
+
+        path, original = full(exc.path), exc.__cause__
+        iterations.extend((full(loop_path), i) for loop_path, i in exc.iterations)
+    where = ""
+    if iterations:
+        where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
+    message = f"block {path!r} raised {type(original).__name__}: {exception_text(original)}{where}"
+    error = BlockError(message, path, tuple(iterations))
+    error.__cause__ = original
+    return error

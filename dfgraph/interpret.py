@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dfgraph import types
+from dfgraph.boundary import bad_input_factory
 from dfgraph.codegen import (
     BoundaryTest,
     InputCheck,
@@ -35,11 +36,13 @@ from dfgraph.codegen import (
     ports_text,
 )
 from dfgraph.diagnostics import did_you_mean
-from dfgraph.errors import BlockError, InputError
+from dfgraph.errors import BlockError, InputError, block_error
 from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers
 from dfgraph.lower import lower
 from dfgraph.ports import REQUIRED
-from dfgraph.program import Program, _bad_input_factory, block_error
+
+if TYPE_CHECKING:  # the program runs this interpreter (`prog.interpret`): only its type is needed here
+    from dfgraph.program import Program
 
 Env = dict[int, Any]  # value id -> its run-time value
 Loops = tuple[tuple[str, int], ...]  # (loop path, iteration) of every enclosing loop, outermost first
@@ -60,7 +63,7 @@ class Interpreter:
                 paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
                 described.append(InputCheck(name, hint, paths))
                 self._checks.append((value, input_default(value), _test(test)))
-        self._bad_input = _bad_input_factory(self.name, described)
+        self._bad_input = bad_input_factory(self.name, described)
 
     # -- the call ---------------------------------------------------------------------------------------
 

@@ -17,13 +17,12 @@ from types import MethodType, TracebackType
 from typing import Any, NoReturn
 
 from dfgraph import types
-from dfgraph.boundary import show_value
+from dfgraph.boundary import bad_input_factory as _bad_input_factory
 from dfgraph.capture import CaptureError, Segment
 from dfgraph.check import Codes, Rules
 from dfgraph.codegen import (
     MISSING,
     Generated,
-    InputCheck,
     LineInfo,
     Unset,
     no_output_message,
@@ -32,7 +31,8 @@ from dfgraph.codegen import (
 )
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
-from dfgraph.errors import BlockError, InputError, exception_text
+from dfgraph.errors import InputError, block_error
+from dfgraph.interpret import Interpreter
 from dfgraph.ir import Lowered, consumers
 from dfgraph.lower import input_ports, output_ports
 from dfgraph.passes import compile_ir
@@ -150,8 +150,6 @@ class Program:
 
     def interpret(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Run the definition in the reference interpreter (a debugging mode): same results, same errors."""
-        from dfgraph.interpret import Interpreter  # it builds on this module
-
         return Interpreter(self).run(*args, output=output, **inputs)
 
     @property
@@ -264,31 +262,6 @@ class Program:
         return block_error(exc, innermost.path, iterations)
 
 
-def block_error(exc: Exception, path: str, iterations: Iterable[tuple[str, int]]) -> BlockError:
-    """The BlockError for `exc`, raised by the block at `path` in the loop `iterations` (outer to inner).
-
-    A BlockError from a nested Program (a block that is itself a Program) is merged into one: the full
-    path (`path`, then the inner path below the inner root), every iteration outer to inner, and the
-    original exception as `__cause__`."""
-    iterations, original = list(iterations), exc
-    if isinstance(exc, BlockError) and isinstance(exc.__cause__, Exception):
-        outer = path
-
-        def full(inner: str) -> str:  # the inner program's paths start with its own name: replace it
-            below = inner.partition("/")[2]
-            return f"{outer}/{below}" if below else outer
-
-        path, original = full(exc.path), exc.__cause__
-        iterations.extend((full(loop_path), i) for loop_path, i in exc.iterations)
-    where = ""
-    if iterations:
-        where = " (" + ", ".join(f"iteration {i} of loop {p!r}" for p, i in reversed(iterations)) + ")"
-    message = f"block {path!r} raised {type(original).__name__}: {exception_text(original)}{where}"
-    error = BlockError(message, path, tuple(iterations))
-    error.__cause__ = original
-    return error
-
-
 def _recompile(block: Any, options: Mapping[str, Any]) -> Program:
     """Unpickling a Program: compile its definition again with the same options."""
     return compile_block(block, **options)
@@ -311,19 +284,6 @@ def _walk(tb: TracebackType | None) -> Iterable[TracebackType]:
     while tb is not None:
         yield tb
         tb = tb.tb_next
-
-
-def _bad_input_factory(name: str, checks: list[InputCheck]) -> Any:
-    def _bad_input(k: int, value: Any) -> None:
-        """Raise the InputError of a value that failed boundary check k: name, expected type, what came."""
-        check = checks[k]
-        readers = ", ".join(check.readers)
-        raise InputError(
-            f"{name}: input {check.name!r} must be {types.describe(check.hint)} (read by {readers}), "
-            f"got {show_value(value)}"
-        )
-
-    return _bad_input
 
 
 def _no_value_factory(name: str, readers: list[str]) -> Any:

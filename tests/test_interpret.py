@@ -25,7 +25,9 @@ import dfgraph as df
 from dfgraph.codegen import Unset
 from dfgraph.interpret import Interpreter, run
 from dfgraph.ports import REQUIRED, Port
-from dfgraph.testing import _function_block, inputs_for, well_typed_graphs
+from dfgraph.testing import inputs_for
+from dfgraph.testing.generators import well_typed_graphs
+from dfgraph.testing.graphs import function_block
 
 DIFFERENTIAL = settings(deadline=None, max_examples=1500, suppress_health_check=list(HealthCheck))
 TYPED = settings(DIFFERENTIAL, max_examples=300)
@@ -112,7 +114,7 @@ def build(spec: Spec) -> Any:
             outs = list(_compute(leaf, [values[p] for p in leaf.reads]).values())
             return outs[0] if len(outs) == 1 else (tuple(outs) if outs else None)
 
-        return _function_block(
+        return function_block(
             spec.name, [(p, int, REQUIRED) for p in spec.reads], [(w, int) for w in spec.writes], body
         )
     if isinstance(spec, Seq):

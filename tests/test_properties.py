@@ -18,14 +18,10 @@ from dfgraph import passes
 from dfgraph.check import Rules
 from dfgraph.codegen import Unset
 from dfgraph.ir import LoopOp, Lowered, verify
-from dfgraph.testing import (
-    MAX_LOOP_STEPS,
-    CounterCase,
+from dfgraph.testing import MAX_LOOP_STEPS, CounterCase, counter_loops, increment, inputs_for
+from dfgraph.testing.generators import (
     Injected,
     Malformed,
-    counter_loops,
-    increment,
-    inputs_for,
     malformed_graphs,
     mistyped_graphs,
     well_typed_graphs,

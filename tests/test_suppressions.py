@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 import blocks
 import dfgraph as df
-from dfgraph import testing
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, fatal_codes, registry_table, select_codes
+from dfgraph.testing.generators import Injected, Malformed, malformed_graphs, mistyped_graphs
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORABLE = sorted(c for c, info in REGISTRY.items() if not info.fatal)
@@ -172,8 +172,8 @@ def test_select_reports_only_the_selected_codes_and_always_the_fatal_ones() -> N
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(testing.mistyped_graphs(max_blocks=6))
-def test_every_injected_type_error_can_be_ignored_and_then_compiles(injected: testing.Injected) -> None:
+@given(mistyped_graphs(max_blocks=6))
+def test_every_injected_type_error_can_be_ignored_and_then_compiles(injected: Injected) -> None:
     with pytest.raises(df.WiringError):
         df.compile(injected.block)
     report = df.check(injected.block, ignore=injected.code)
@@ -182,8 +182,10 @@ def test_every_injected_type_error_can_be_ignored_and_then_compiles(injected: te
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(testing.malformed_graphs())
-def test_ignorable_structural_errors_compile_and_fatal_ones_cannot_be_ignored(bad: testing.Malformed) -> None:
+@given(malformed_graphs())
+def test_ignorable_structural_errors_compile_and_fatal_ones_cannot_be_ignored(
+    bad: Malformed,
+) -> None:
     try:
         blk = bad.build()
     except df.WiringError:

@@ -16,15 +16,10 @@ from jaxtyping import Float
 
 import dfgraph as df
 from blocks.examples import counter_two
-from dfgraph.testing import (
-    MAX_LOOP_ITEMS,
-    MAX_LOOP_STEPS,
-    CounterCase,
+from dfgraph.testing import MAX_LOOP_ITEMS, MAX_LOOP_STEPS, CounterCase, counter_loops, increment, inputs_for
+from dfgraph.testing.generators import (
     Injected,
     Malformed,
-    counter_loops,
-    increment,
-    inputs_for,
     malformed_graphs,
     mistyped_graphs,
     well_typed_graphs,

@@ -27,7 +27,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 import dfgraph as df
-from dfgraph.schedule import RNG
+from dfgraph import RNG
 
 SCHEDULER = "scheduler"
 """The resource of a scheduler's internal state: blocks that change it keep their order."""

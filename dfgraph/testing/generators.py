@@ -1,21 +1,8 @@
-"""Hypothesis strategies for property-testing dfgraph graphs: inputs, counter loops, typed and broken graphs.
+"""dfgraph's own test generators and their oracles: well-typed, mistyped and malformed graphs.
 
-    from hypothesis import given, strategies as st
-    from dfgraph.testing import inputs_for
-
-    prog = df.compile(my_loop)
-
-    @given(inputs_for(prog, num_steps=st.integers(0, 20)))
-    def test_my_loop_runs(inputs):
-        prog(**inputs)
-
-The stream-schedule simulator is here too (`simulate`, `serial`, `happens_before`, `SimulationError`):
-it runs a schedule under random legal interleavings of its streams and checks every edge with vector
-clocks, so a schedule is proven correct without a GPU.
-
-`counter_loops`, `well_typed_graphs`, `mistyped_graphs` and `malformed_graphs` generate whole graphs with
-what the engine must say about them (the expected counter value, no error, one error at one path, some
-error): each expectation is computed from the random structure itself, never by running dfgraph.
+Not part of the documented API (it changes with dfgraph's tests): each strategy draws a graph with what the
+engine must say about it (no error, one error at one path, some error), the expectation computed from the
+random structure itself, never by running dfgraph.
 """
 
 from __future__ import annotations
@@ -23,458 +10,19 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import functools
-import inspect
-import keyword
-import random
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-from beartype import BeartypeConf, BeartypeStrategy
-from beartype.door import is_bearable
 from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-from dfgraph import boundary, types
 from dfgraph.block import Block, block
 from dfgraph.compose import Graph, Loop, Sequential
-from dfgraph.diagnostics import did_you_mean
-from dfgraph.ir import LoopOp, consumers
-from dfgraph.lower import lower
 from dfgraph.ports import REQUIRED, Port
-from dfgraph.program import Program
-from dfgraph.simulator import SimulationError, SimulationResult, happens_before, serial, simulate
-
-__all__ = [
-    "MAX_LOOP_ITEMS",
-    "MAX_LOOP_STEPS",
-    "CounterCase",
-    "Injected",
-    "Malformed",
-    "SimulationError",
-    "SimulationResult",
-    "counter_loops",
-    "dags",
-    "happens_before",
-    "increment",
-    "inputs_for",
-    "malformed_graphs",
-    "mistyped_graphs",
-    "serial",
-    "simulate",
-    "well_typed_graphs",
-]
-
-MAX_LOOP_STEPS = 8  # inputs_for draws an external times= count from 0..MAX_LOOP_STEPS
-MAX_LOOP_ITEMS = 4  # and an external over= iterable as a list of at most this many items
-
-# What inputs_for draws for Any and object: st.from_type(object) draws every kind of object there is
-# (os.environ among them), which makes failures unreadable.
-_ANYTHING: SearchStrategy[Any] = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8)
-)
-
-
-# -- inputs_for --------------------------------------------------------------------------------------------
-
-
-def inputs_for(
-    target: Program | Block, /, **overrides: SearchStrategy[Any]
-) -> SearchStrategy[dict[str, Any]]:
-    """Draw input mappings that a program (or block) accepts, with a strategy per name in `overrides`."""
-    blk = target.block if isinstance(target, Program) else target
-    ports: tuple[Port, ...] = tuple(target.inputs)
-    names = {p.name for p in ports}
-    for name in overrides:
-        if name not in names:
-            raise InvalidArgument(
-                f"inputs_for: {getattr(blk, 'name', blk)!r} has no input {name!r};"
-                f"{did_you_mean(name, names)} its inputs are: {', '.join(sorted(names)) or '(none)'}"
-            )
-    readers, controls = _reader_hints(blk)
-    fields: list[tuple[str, SearchStrategy[Any], bool]] = []
-    for port in ports:
-        if port.name in overrides:
-            fields.append((port.name, overrides[port.name], False))
-            continue
-        strategy = _input_strategy(port, readers.get(port.name, [port.type]), controls.get(port.name))
-        if strategy is None:  # not drawable, but optional: leave it out
-            fields.append((port.name, st.just(port.default), True))
-        else:
-            fields.append((port.name, strategy, not port.required))
-
-    @st.composite
-    def draw_inputs(draw: st.DrawFn) -> dict[str, Any]:
-        drawn: dict[str, Any] = {}
-        for name, strategy, optional in fields:
-            if optional and draw(st.booleans()):
-                continue
-            drawn[name] = draw(strategy)
-        return drawn
-
-    return draw_inputs()
-
-
-@attrs.frozen
-class _Control:
-    """How an external input drives a loop: a count (times=) or an iterable (over=) of item_hint items."""
-
-    kind: str
-    item_hint: Any = Any
-
-
-def _reader_hints(blk: object) -> tuple[dict[str, list[Any]], dict[str, _Control]]:
-    """The port types reading each external input, and which inputs drive loops (empty when not lowerable)."""
-    try:
-        lowered = lower(blk)
-    except Exception:
-        return {}, {}
-    readers = {
-        name: [port.type for _, port in consumers(value)]
-        for name, value in lowered.inputs.items()
-        if value.readers
-    }
-    controls: dict[str, _Control] = {}
-    for op in lowered.ops():
-        if not isinstance(op, LoopOp) or op.inputs[0].value.kind != "input":
-            continue
-        control = op.inputs[0].value
-        if op.loop.times is not None:
-            controls[control.name] = _Control("times")
-        elif op.item_value is not None:
-            item_readers = [r.inputs[k].port.type for r, k in op.item_value.readers]
-            item = types.narrow(item_readers) if item_readers else Any
-            controls[control.name] = _Control("over", Any if item is None else item)
-    return readers, controls
-
-
-def _input_strategy(
-    port: Port, reader_hints: list[Any], control: _Control | None
-) -> SearchStrategy[Any] | None:
-    """The values of one input: drawn from its port type, checked against every other reader's type."""
-    base: SearchStrategy[Any] | None
-    if control is not None and control.kind == "times" and types.is_assignable(int, port.type):
-        base = st.integers(0, MAX_LOOP_STEPS)
-    elif control is not None and control.kind == "over" and types.is_assignable(list[Any], port.type):
-        item = _from_hint(control.item_hint)
-        base = None if item is None else st.lists(item, max_size=MAX_LOOP_ITEMS)
-    else:
-        base = _from_hint(port.type)
-    if base is None:
-        if port.required:
-            raise InvalidArgument(
-                f"inputs_for: cannot draw input {port.name!r} of type {types.describe(port.type)}; "
-                f"pass a strategy for it: inputs_for(..., {port.name}=...)"
-            )
-        return None
-    # One input read with several types must satisfy all of them; the port shows only the narrowest.
-    others = {id(h): h for h in reader_hints if h is not port.type and h != port.type}
-    predicates = [p for p in map(_accepts, others.values()) if p is not None]
-    if predicates:
-        return base.filter(lambda value: all(p(value) for p in predicates))
-    return base
-
-
-_FULL_CHECK = BeartypeConf(strategy=BeartypeStrategy.On, is_pep484_tower=True)
-
-
-def _accepts(hint: Any) -> Callable[[object], bool] | None:
-    """A deterministic predicate for values of the hint (every item checked), None when anything goes."""
-    hint = types.normalize(hint)[0]
-    if hint is Any or hint is object:
-        return None
-    classes = boundary.plain_class(hint)
-    if classes is not None:
-        return lambda value: isinstance(value, classes)
-
-    def check(value: object) -> bool:
-        state = random.getstate()  # beartype draws from the global random even when checking every item
-        try:
-            return is_bearable(value, hint, conf=_FULL_CHECK)
-        except Exception:
-            return True
-        finally:
-            random.setstate(state)
-
-    return check
-
-
-def _from_hint(hint: Any) -> SearchStrategy[Any] | None:
-    """st.from_type for a port type; Any and object draw plain values; None when it cannot be resolved."""
-    hint = types.normalize(hint)[0]
-    if hint is Any or hint is object:
-        return _ANYTHING
-    if types.is_array(hint) or any(map(types.is_array, typing.get_args(hint))):
-        return None  # a shaped tensor type: from_type would draw tensors of the wrong shape
-    try:
-        strategy: SearchStrategy[Any] = st.from_type(hint)
-        strategy.validate()
-    except Exception:
-        return None
-    return strategy
-
-
-# -- blocks made on the fly --------------------------------------------------------------------------------
-
-
-def _function_block(
-    name: str,
-    inputs: Sequence[tuple[str, Any, Any]],
-    outputs: Sequence[tuple[str, Any]],
-    body: Callable[[dict[str, Any]], Any],
-) -> Block:
-    """A @df.block function named `name` with ports (name, type, default) -> (name, type), running `body`."""
-    params: list[inspect.Parameter] = []
-    keyword_only = False
-    for port, hint, default in inputs:
-        keyword_only = keyword_only or default is not REQUIRED  # required positionals come first
-        params.append(
-            inspect.Parameter(
-                port,
-                inspect.Parameter.KEYWORD_ONLY if keyword_only else inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                annotation=hint,
-                default=inspect.Parameter.empty if default is REQUIRED else default,
-            )
-        )
-    order = [port for port, _, _ in inputs]
-    returns: Any
-    out: str | tuple[str, ...] | None
-    if len(outputs) == 1:
-        returns, out = outputs[0][1], outputs[0][0]
-    elif outputs:
-        returns, out = tuple[tuple(h for _, h in outputs)], tuple(n for n, _ in outputs)  # type: ignore[misc]
-    else:
-        returns, out = None, None
-
-    def fn(*args: Any, **kwargs: Any) -> Any:
-        values = dict(zip(order, args, strict=False))
-        values.update(kwargs)
-        return body(values)
-
-    fn.__name__ = fn.__qualname__ = name
-    setattr(fn, "__signature__", inspect.Signature(params, return_annotation=returns))  # noqa: B010
-    fn.__annotations__ = {port: hint for port, hint, _ in inputs} | {"return": returns}
-    made: Any = block(outputs=out, name=name)(fn)
-    return typing.cast(Block, made)
-
-
-def _is_name(text: str) -> bool:
-    return text.isidentifier() and not keyword.iskeyword(text)
-
-
-def increment(k: int, name: str = "x") -> Block:
-    """A block reading the int `name` and writing `name + k`; it is named add_<k> (sub_<-k> when k < 0)."""
-    if not _is_name(name):
-        raise InvalidArgument(f"increment: name must be an identifier, got {name!r}")
-    block_name = f"add_{k}" if k >= 0 else f"sub_{-k}"
-    return _function_block(block_name, [(name, int, REQUIRED)], [(name, int)], lambda v: v[name] + k)
-
-
-# -- counter loops -----------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class CounterCase:
-    """A nest of Sequentials, Loops and Graphs adding to `x`: the block, its inputs and the final `x`."""
-
-    block: Block = attrs.field(repr=False)
-    inputs: dict[str, int]
-    expected: int
-    structure: str
-
-
-@attrs.frozen
-class _Inc:
-    k: int
-
-
-@attrs.frozen
-class _AddVar:
-    """x += the value of a loop index or item."""
-
-    name: str
-
-
-@attrs.frozen
-class _Seq:
-    name: str | None  # None: the default name
-    mapping: bool
-    children: tuple[_Node, ...]
-
-
-@attrs.frozen
-class _Rep:
-    """Loop(body, times=control), or over the list _items(control) made by a block just before it."""
-
-    serial: int
-    name: str | None
-    body: _Node
-    over: bool
-
-    @property
-    def control(self) -> str:
-        return f"n{self.serial}"
-
-    @property
-    def index(self) -> str:
-        return f"i{self.serial}"
-
-    @property
-    def item(self) -> str:
-        return f"t{self.serial}"
-
-
-@attrs.frozen
-class _Chain:
-    """A Graph of increments wired x -> x in a chain, its nodes declared in a shuffled order."""
-
-    ks: tuple[int, ...]
-    declared: tuple[int, ...]  # a permutation of range(len(ks))
-    wire_input: bool  # an explicit edge from the graph input x into the first node
-
-
-_Node = _Inc | _AddVar | _Seq | _Rep | _Chain
-
-
-def _item(step: int) -> int:
-    """The item of an over= counter loop at a step (not the step itself, so index and item differ)."""
-    return 3 * step + 1
-
-
-def _interpret(node: _Node, x: int, counts: Mapping[str, int], env: dict[str, int]) -> int:
-    """Run the structure by hand: what `x` is after it (env holds the enclosing loops' index and item)."""
-    if isinstance(node, _Inc):
-        return x + node.k
-    if isinstance(node, _AddVar):
-        return x + env[node.name]
-    if isinstance(node, _Chain):
-        return x + sum(node.ks)
-    if isinstance(node, _Seq):
-        for child in node.children:
-            x = _interpret(child, x, counts, env)
-        return x
-    for step in range(counts[node.control]):
-        inner = {**env, node.index: step}
-        if node.over:
-            inner[node.item] = _item(step)
-        x = _interpret(node.body, x, counts, inner)
-    return x
-
-
-def _show(node: _Node) -> str:
-    if isinstance(node, _Inc):
-        return f"inc({node.k})"
-    if isinstance(node, _AddVar):
-        return f"add({node.name})"
-    if isinstance(node, _Chain):
-        return f"Graph(chain {list(node.ks)}, declared {list(node.declared)})"
-    if isinstance(node, _Seq):
-        return f"Seq({', '.join(map(_show, node.children))})"
-    how = f"over {node.control} items as {node.item}" if node.over else node.control
-    return f"Loop[{how}, index {node.index}]({_show(node.body)})"
-
-
-def _build_counter(node: _Node) -> Block:
-    if isinstance(node, _Inc):
-        return increment(node.k)
-    if isinstance(node, _AddVar):
-        name = node.name
-        return _function_block(
-            f"add_{name}",
-            [("x", int, REQUIRED), (name, int, REQUIRED)],
-            [("x", int)],
-            lambda v: v["x"] + v[name],
-        )
-    if isinstance(node, _Chain):
-        keys = [f"g{j}" for j in range(len(node.ks))]
-        edges = [(f"{keys[j]}.x", f"{keys[j + 1]}.x") for j in range(len(keys) - 1)]
-        if node.wire_input:
-            edges.insert(0, ("x", f"{keys[0]}.x"))
-        nodes = {keys[j]: increment(node.ks[j]) for j in node.declared}
-        return Graph(nodes, edges, outputs=[f"{keys[-1]}.x"], name="chain")
-    if isinstance(node, _Seq):
-        blocks = [_build_counter(c) for c in node.children]
-        name = node.name or "sequential"
-        if node.mapping:
-            return Sequential({f"s{i}": b for i, b in enumerate(blocks)}, name=name)
-        return Sequential(*blocks, name=name)
-    body = _build_counter(node.body)
-    name = node.name or "loop"
-    if not node.over:
-        return Loop(body, times=node.control, index=node.index, name=name)
-    items = f"ts{node.serial}"
-    make = _function_block(
-        f"range_{node.control}",
-        [(node.control, int, REQUIRED)],
-        [(items, list[int])],
-        lambda v: [_item(s) for s in range(v[node.control])],
-    )
-    loop = Loop(body, over=items, item=node.item, index=node.index, name=name)
-    return Sequential(make, loop, name=f"over_{node.control}")
-
-
-def _reads_x(node: _Node) -> bool:
-    if isinstance(node, _Inc | _AddVar | _Chain):
-        return True
-    if isinstance(node, _Seq):
-        return any(map(_reads_x, node.children))
-    return _reads_x(node.body)
-
-
-def counter_loops(max_depth: int = 3, max_blocks: int = 4, max_steps: int = 6) -> SearchStrategy[CounterCase]:
-    """Random nests of Sequentials, Loops (times= n0, n1, ... in 0..max_steps, or over= a list) and Graphs of
-    blocks adding to x a constant or an enclosing loop's index or item, with the final x computed by hand."""
-    if max_depth < 0 or max_blocks < 1 or max_steps < 0:
-        raise InvalidArgument("counter_loops: needs max_depth >= 0, max_blocks >= 1, max_steps >= 0")
-
-    @st.composite
-    def cases(draw: st.DrawFn) -> CounterCase:
-        loops: list[int] = []
-        serial = iter(range(1 << 30))
-
-        def node(depth: int, visible: tuple[str, ...]) -> _Node:
-            kinds = ["inc", "inc", "var"] if visible else ["inc"]
-            if depth < max_depth:
-                kinds += ["seq", "loop", "loop", "graph"]
-            kind = draw(st.sampled_from(kinds))
-            if kind == "inc":
-                return _Inc(draw(st.integers(-3, 5)))
-            if kind == "var":
-                return _AddVar(draw(st.sampled_from(visible)))
-            if kind == "graph":
-                ks = tuple(draw(st.lists(st.integers(-3, 5), min_size=1, max_size=max_blocks)))
-                return _Chain(ks, tuple(draw(st.permutations(range(len(ks))))), draw(st.booleans()))
-            named = draw(st.booleans())  # default names collide: Sequential dedups them
-            if kind == "seq":
-                size = draw(st.integers(0, max_blocks))
-                children = tuple(node(depth + 1, visible) for _ in range(size))
-                return _Seq(f"seq{next(serial)}" if named else None, draw(st.booleans()), children)
-            j = len(loops)
-            loops.append(j)
-            over = draw(st.booleans())
-            inner = (*visible, f"i{j}", *((f"t{j}",) if over else ()))
-            body: _Node
-            if draw(st.booleans()):  # the usual form: the body is a Sequential
-                size = draw(st.integers(1, max_blocks))
-                body = _Seq(None, draw(st.booleans()), tuple(node(depth + 1, inner) for _ in range(size)))
-            else:
-                body = node(depth + 1, inner)
-            return _Rep(j, f"loop{next(serial)}" if named else None, body, over)
-
-        root = node(0, ())
-        if not _reads_x(root):  # x must be read, or it would not be an input of the block
-            root = _Seq(None, False, (root, _Inc(draw(st.integers(-3, 5)))))
-        counts = {f"n{j}": draw(st.integers(0, max_steps), label=f"n{j}") for j in loops}
-        x = draw(st.integers(-100, 100), label="x")
-        return CounterCase(
-            _build_counter(root), {**counts, "x": x}, _interpret(root, x, counts, {}), _show(root)
-        )
-
-    return cases()
-
+from dfgraph.testing.graphs import function_block, increment
 
 # -- well-typed and mistyped graphs ------------------------------------------------------------------------
 
@@ -580,7 +128,7 @@ def _build(spec: _Spec) -> Block:
     if isinstance(spec, _LeafS):
         samples = [_UNIVERSE[t].sample for _, t in spec.outputs]
         result = samples[0] if len(samples) == 1 else (tuple(samples) if samples else None)
-        return _function_block(
+        return function_block(
             spec.name,
             [(p, _UNIVERSE[t].hint, _UNIVERSE[t].sample if d else REQUIRED) for p, t, d in spec.inputs],
             [(o, _UNIVERSE[t].hint) for o, t in spec.outputs],
@@ -770,7 +318,9 @@ class _TypedGen:
         if kind == "graph":
             return self.graph(scope, parent, path)
         if kind == "seq":
-            return self.seq(scope, parent, depth + 1, path)
+            # an empty Sequential only after a sibling: every composite keeps at least one leaf
+            empty_ok = parent is not None and bool(parent.children)
+            return self.seq(scope, parent, depth + 1, path, min_children=0 if empty_ok else 1)
         spec = self.leaf(scope, lambda name: f"{path}/{_segment(parent, name)}", self.unwired(scope))
         self.write_leaf(scope, spec)
         return spec
@@ -1124,10 +674,10 @@ def _loop_arguments(draw: st.DrawFn) -> Malformed:
 def _carry_mismatch(draw: st.DrawFn) -> Malformed:
     """A declared carry= that differs from the inferred one."""
     which = draw(st.sampled_from(["unknown", "read_only", "omitted", "write_first"]))
-    reads_y = _function_block(
+    reads_y = function_block(
         "read_y", [("y", int, REQUIRED), ("x", int, REQUIRED)], [("x", int)], lambda v: v["x"]
     )
-    set_x = _function_block("set_x", [], [("x", int)], lambda _: 0)
+    set_x = function_block("set_x", [], [("x", int)], lambda _: 0)
     extra = draw(st.integers(0, 2))
     body: list[Block] = [increment(1) for _ in range(extra)]
     cases: dict[str, tuple[Callable[[], Any], str]] = {
@@ -1146,7 +696,7 @@ def _loop_writes(draw: st.DrawFn) -> Malformed:
     which = draw(st.sampled_from(["index", "item", "control"]))
     index, item, control = "i", "t", "n" if which != "item" else "ts"
     target = {"index": index, "item": item, "control": control}[which]
-    writer = _function_block(f"write_{target}", [("x", int, REQUIRED)], [(target, int)], lambda v: v["x"])
+    writer = function_block(f"write_{target}", [("x", int, REQUIRED)], [(target, int)], lambda v: v["x"])
     blocks = draw(st.permutations([writer, increment(1)]))
     if which == "item":
         return Malformed(
@@ -1214,10 +764,10 @@ def _input_conflicts(draw: st.DrawFn) -> Malformed:
     """One external input read with disjoint types (DF002), or an input named like output= (DF006)."""
     if draw(st.booleans()):
         a, b = draw(st.sampled_from([(int, str), (str, list[int]), (bytes, float), (list[int], int | None)]))
-        first = _function_block("first", [("v", a, REQUIRED)], [], lambda _: None)
-        second = _function_block("second", [("v", b, REQUIRED)], [], lambda _: None)
+        first = function_block("first", [("v", a, REQUIRED)], [], lambda _: None)
+        second = function_block("second", [("v", b, REQUIRED)], [], lambda _: None)
         return Malformed(lambda: Sequential(first, second), "DF002", f"input v read as {a} and {b}")
-    reserved = _function_block("reserved", [("output", int, REQUIRED)], [("x", int)], lambda v: v["output"])
+    reserved = function_block("reserved", [("output", int, REQUIRED)], [("x", int)], lambda v: v["output"])
     return Malformed(lambda: Sequential(increment(1), reserved), "DF006", "input named 'output'")
 
 
@@ -1274,18 +824,3 @@ def malformed_graphs() -> SearchStrategy[Malformed]:
         _input_conflicts(),
         _bad_ports(),
     )
-
-
-@st.composite
-def dags(draw: st.DrawFn, max_nodes: int = 12, prefix: str = "") -> tuple[list[str], list[tuple[str, str]]]:
-    """A loop-body DAG for schedule tests: block paths in topological order, edges from earlier to later."""
-    n = draw(st.integers(0, max_nodes))
-    nodes = [f"{prefix}b{i}" for i in range(n)]
-    if n < 2:
-        return nodes, []
-    pairs = draw(
-        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n).map(
-            lambda ps: [(min(p), max(p)) for p in ps if p[0] != p[1]]
-        )
-    )
-    return nodes, [(nodes[u], nodes[v]) for u, v in pairs]
