@@ -14,9 +14,8 @@ assert prog(num_steps=10, x=0, output="x") == 20
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from dfgraph.block import Block, block
+from dfgraph.block import Block, FunctionBlock, block
 from dfgraph.check import check
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import Diagnostic, Report, Severity
@@ -29,6 +28,7 @@ __all__ = [
     "Block",
     "BlockError",
     "Diagnostic",
+    "FunctionBlock",
     "Graph",
     "GraphError",
     "InputError",
@@ -48,7 +48,7 @@ __version__ = "0.1.0"
 
 
 def compile(
-    block: Any,
+    block: Block,
     *,
     device: str | None = None,
     streams: str | int = "auto",
