@@ -534,7 +534,7 @@ def schedule_trace(
     return json.dumps(trace, indent=1) + "\n"
 
 
-# -- self-contained SVG (no Graphviz, no JavaScript) ---------------------------------------------------------------
+# -- self-contained SVG (no Graphviz, no JavaScript) ---------------------------------------------------
 
 
 _FONT = 12
