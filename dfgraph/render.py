@@ -7,7 +7,8 @@
     schedule_svg(prog)       # a simulated run of the schedule as lanes per stream, in pure Python
     schedule_trace(prog)     # the same simulated run as Chrome/Perfetto trace JSON (ui.perfetto.dev)
 
-Every function takes a block (a composite or a leaf) or a compiled Program and returns text; the output is
+Every function takes a block (a composite or a leaf) or a compiled Program (the schedule functions also
+a dfgraph.schedule.Schedule) and returns text; the output is
 deterministic (same graph, same text). Edges carry the value's name and type; a loop is drawn as a
 cluster holding a loop head (its control: `for i in range(num_steps)`, and its carried names), whose
 carried values feed the body and come back from it as dashed "next iteration" edges.
@@ -281,7 +282,7 @@ def to_dot(target: Any) -> str:
         pad = "  " * (depth + 1)
         if isinstance(item, Cluster):
             lines.append(f"{pad}subgraph cluster_{item.id} {{")
-            lines.append(f"{pad}  label={_dot_str(item.label)}; {_DOT_CLUSTER[item.kind]};")
+            lines.append(f"{pad}  graph [label={_dot_str(item.label)}, {_DOT_CLUSTER[item.kind]}];")
         elif isinstance(item, Node):
             tooltip = _dot_str(item.path)
             lines.append(
@@ -364,9 +365,12 @@ def mimebundle(target: Any) -> dict[str, str]:
 
 
 def schedule_of(target: Any, *, streams: str | int = "auto") -> Schedule:
-    """A Program's stream schedule; a block is compiled first (with `streams=`) to get one."""
+    """The stream schedule a target names: a Schedule itself, a Program's, or a block's once compiled
+    (with `streams=`)."""
     from dfgraph.program import Program, compile_block
 
+    if isinstance(target, Schedule):
+        return target
     program = target if isinstance(target, Program) else compile_block(target, streams=streams)
     return program.schedule
 
@@ -764,7 +768,7 @@ def schedule_svg(
     """A simulated run of every loop body's schedule as a self-contained SVG: one lane per stream, a box
     per op and iteration, an arrow per cross-stream wait (the same run as `schedule_trace`)."""
     runs = _runs(target, iterations, durations, streams)
-    name = str(getattr(_block_of(target), "name", "program"))
+    name = "schedule" if isinstance(target, Schedule) else str(getattr(_block_of(target), "name", "program"))
     body: list[str] = []
     lane, left, y = 30.0, 110.0, 20.0
     end = max((p.end for run in runs for p in run.slices), default=1.0)
