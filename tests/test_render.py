@@ -3,6 +3,7 @@ schedule pictures and the simulated Chrome trace respect every wait; everything 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -407,7 +408,7 @@ def _check_trace(text: str, schedule: Schedule, iterations: int) -> dict[str, An
     slices = [e for e in events if e["ph"] == "X"]
     pids = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
     assert list(pids.values()) == [f"loop {loop}" for loop in schedule.bodies]
-    for pid, (loop, body) in enumerate(schedule.bodies.items(), start=1):
+    for pid, body in enumerate(schedule.bodies.values(), start=1):
         mine = [e for e in slices if e["pid"] == pid]
         assert len(mine) == len(body.nodes) * iterations
         at = {(e["args"]["path"], e["args"]["iteration"]): e for e in mine}
@@ -422,7 +423,7 @@ def _check_trace(text: str, schedule: Schedule, iterations: int) -> dict[str, An
                 )
         for s in range(body.n_streams):  # a stream runs one op at a time
             lane = sorted((e["ts"], e["ts"] + e["dur"]) for e in mine if e["tid"] == s)
-            assert all(a[1] <= b[0] for a, b in zip(lane, lane[1:], strict=False))
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(lane))
         names = {
             e["tid"]: e["args"]["name"] for e in events if e["pid"] == pid and e["name"] == "thread_name"
         }
