@@ -596,6 +596,7 @@ _GAP = 34.0  # vertical space between rows (edge labels sit there)
 _HGAP = 24.0
 _PAD = 14.0
 _HEAD = 22.0  # a cluster's title line
+_ROW = 4  # at most this many boxes side by side
 
 
 def graph_svg(target: Any) -> str:
@@ -694,7 +695,8 @@ def _rows(members: list[tuple[str, int]]) -> list[list[str]]:
     by_rank: dict[int, list[str]] = {}
     for mid, r in members:
         by_rank.setdefault(r, []).append(mid)
-    return [by_rank[r] for r in sorted(by_rank)]
+    # a wide row (a dozen graph inputs) wraps, so the picture stays readable on a screen
+    return [by_rank[r][k : k + _ROW] for r in sorted(by_rank) for k in range(0, len(by_rank[r]), _ROW)]
 
 
 def _place(
@@ -727,6 +729,7 @@ def _place(
 
 def _svg_edges(picture: GraphPicture, placed: Mapping[str, _Box]) -> list[str]:
     out: list[str] = []
+    kinds = {n.id: n.kind for n in picture.nodes}
     for edge in picture.edges:
         a, b = placed[edge.src], placed[edge.dst]
         if edge.back:  # from the body's last writer up to the loop head, along the right side
@@ -748,6 +751,8 @@ def _svg_edges(picture: GraphPicture, placed: Mapping[str, _Box]) -> list[str]:
             'stroke-width="1.3" marker-end="url(#arrow)"/>'
         )
         name = edge.label.split(":")[0]
+        if kinds[edge.src] == "input" or kinds[edge.dst] == "output":
+            name = ""  # the input or output box already names it: fewer labels where edges crowd
         out.append(
             _svg_text(
                 lx,
@@ -777,11 +782,17 @@ def schedule_svg(
     if not runs:
         body.append(_svg_text(20, 40, "no loops: nothing to schedule", anchor="start"))
         y = 60
+    how = "every block 1 ms" if durations is None else "given durations"
+    how += "; red arrows: waits between streams; dashed: iteration boundaries"
     palette = ["#e8f0fe", "#e6f4ea", "#fef7e0", "#fce8e6", "#f3e8fd", "#e4f7fb"]
     for run in runs:
         body.append(
             _svg_text(
-                10, y + 14, f"loop {run.loop} ({iterations} iterations, simulated)", anchor="start", size=13
+                10,
+                y + 14,
+                f"loop {run.loop}: {iterations} iterations, simulated ({how})",
+                anchor="start",
+                size=13,
             )
         )
         y += 26
@@ -822,4 +833,4 @@ def schedule_svg(
                 'fill="none" marker-end="url(#arrow)"/>'
             )
         y = top + run.body.n_streams * lane + 24
-    return _svg_document(max(width, 400), y + 10, f"schedule of {name}", body)
+    return _svg_document(max(width, 960), y + 10, f"schedule of {name}", body)
