@@ -478,3 +478,12 @@ def test_simulated_trace_obeys_every_random_schedule(
     assert len(rects) == len(nodes) * iterations
     mermaid = render.schedule_mermaid(schedule)
     assert mermaid.count("Note over") == len(nodes) and mermaid.count("-->>") == len(schedule.waits)
+
+
+def test_readme_pictures_example_runs() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Pictures of graphs and schedules", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)  # asserts inside
+    assert namespace["trace"] == render.schedule_trace(guided_loop)

@@ -26,3 +26,13 @@ prog(x=1)["x"].anything  # allowed: values are Any
 prog(x=1).anything  # E: attr-defined
 prog(x=1, output=["x"]).keys
 prog(x=1, output=3)  # E: call-overload
+
+
+@df.block(outputs="y")
+class Undeclared:
+    def __call__(self, x: int) -> int:
+        return x
+
+
+df.compile(Undeclared())  # E: arg-type
+df.compile(df.Sequential(Undeclared()))

@@ -87,3 +87,19 @@ offset = Offset(5)
 assert_type(offset, Offset)
 assert_type(offset(1), int)
 assert df.compile(df.Sequential(offset))(x=1, output="y") == 6
+
+
+# mypy does not see the ports the decorator adds to a class: declared on the class, they type-check too.
+@df.block(outputs="y")
+class Scale:
+    name: str
+    inputs: tuple[df.Port, ...]
+    outputs: tuple[df.Port, ...]
+
+    def __call__(self, x: float) -> float:
+        return 2 * x
+
+
+scale_prog = df.compile(Scale())
+assert scale_prog(x=1.5, output="y") == 3.0
+assert [p.name for p in Scale().inputs] == ["x"]
