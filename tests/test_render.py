@@ -473,7 +473,9 @@ def test_simulated_trace_obeys_every_random_schedule(
     text = render.schedule_trace(schedule, iterations=iterations)
     _check_trace(text, schedule, iterations)
     assert render.schedule_trace(schedule, iterations=iterations) == text
-    svg = ET.fromstring(render.schedule_svg(schedule, iterations=iterations))
+    svg_text = render.schedule_svg(schedule, iterations=iterations)
+    assert "<script" not in svg_text and "href" not in svg_text
+    svg = ET.fromstring(svg_text)
     rects = [r for r in svg.iter("{http://www.w3.org/2000/svg}rect") if r.get("stroke") == "#5f6368"]
     assert len(rects) == len(nodes) * iterations
     mermaid = render.schedule_mermaid(schedule)
