@@ -17,27 +17,25 @@ ROOT = Path(__file__).parent.parent
 ERROR = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): error: .*\[(?P<code>[a-z-]+)\]$")
 
 
-def _mypy(path: Path) -> tuple[str, int]:
-    """mypy --strict on one file, with the project's config and no cache writes shared with others."""
-    out, err, status = api.run(
-        ["--strict", "--config-file", str(ROOT / "pyproject.toml"), "--no-error-summary", str(path)]
+@pytest.fixture(scope="module")
+def mypy_errors() -> tuple[dict[str, set[tuple[int, str]]], str]:
+    """mypy --strict with the project's config, once over both snippet files: errors per file name."""
+    files = [HERE / "ok_usage.py", HERE / "bad_usage.py"]
+    out, err, _ = api.run(
+        ["--strict", "--config-file", str(ROOT / "pyproject.toml"), "--no-error-summary", *map(str, files)]
     )
-    return out + err, status
-
-
-def _errors(output: str) -> set[tuple[int, str]]:
-    found = set()
-    for line in output.splitlines():
+    found: dict[str, set[tuple[int, str]]] = {f.name: set() for f in files}
+    for line in (out + err).splitlines():
         match = ERROR.match(line.strip())
-        if match:
-            found.add((int(match["line"]), match["code"]))
-    return found
+        assert match is not None or ": note:" in line, line  # nothing but errors and their notes
+        if match is not None:
+            found[Path(match["file"]).name].add((int(match["line"]), match["code"]))
+    return found, out + err
 
 
-def test_user_code_type_checks_cleanly() -> None:
-    output, status = _mypy(HERE / "ok_usage.py")
-    assert status == 0, output
-    assert _errors(output) == set()
+def test_user_code_type_checks_cleanly(mypy_errors: tuple[dict[str, set[tuple[int, str]]], str]) -> None:
+    errors, output = mypy_errors
+    assert errors["ok_usage.py"] == set(), output
 
 
 def test_user_code_runs_as_typed() -> None:
@@ -49,7 +47,9 @@ def test_user_code_runs_as_typed() -> None:
     assert module.value == 6
 
 
-def test_mistakes_are_type_errors_exactly_where_marked() -> None:
+def test_mistakes_are_type_errors_exactly_where_marked(
+    mypy_errors: tuple[dict[str, set[tuple[int, str]]], str],
+) -> None:
     path = HERE / "bad_usage.py"
     expected = {
         (number, marker.group(1))
@@ -57,6 +57,5 @@ def test_mistakes_are_type_errors_exactly_where_marked() -> None:
         if (marker := re.search(r"# E: ([a-z-]+)$", text))
     }
     assert len(expected) >= 10
-    output, status = _mypy(path)
-    assert status == 1, output
-    assert _errors(output) == expected, output
+    errors, output = mypy_errors
+    assert errors["bad_usage.py"] == expected, output
