@@ -25,7 +25,7 @@ from typing import Any
 
 from dfgraph import compose as _compose
 from dfgraph import program as _program
-from dfgraph.block import Block, Note, block
+from dfgraph.block import Block, FunctionBlock, Note, block
 from dfgraph.check import check
 from dfgraph.codegen import ports_text
 from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
@@ -50,6 +50,7 @@ __all__ = [
     "Code",
     "Composite",
     "Diagnostic",
+    "FunctionBlock",
     "Graph",
     "GraphError",
     "IRError",
@@ -91,7 +92,7 @@ __version__ = "0.1.0"
 
 
 def compile(
-    block: Any,
+    block: Block,
     *,
     device: str | None = None,
     streams: str | int = "auto",

@@ -10,7 +10,17 @@ import sys
 import typing
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, Protocol, SupportsIndex, TypeVar, overload, runtime_checkable
+from typing import (
+    Any,
+    Generic,
+    Literal,
+    ParamSpec,
+    Protocol,
+    SupportsIndex,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 import attrs
 
@@ -20,7 +30,9 @@ from dfgraph.errors import WiringError
 from dfgraph.ports import REQUIRED, Port, split_ignore
 
 Returns = Literal["value", "tuple", "mapping", "none"]
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound=type)
 
 
 @runtime_checkable
@@ -39,8 +51,9 @@ class Block(Protocol):
     def outputs(self) -> tuple[Port, ...]:
         """The output ports."""
 
-    def __call__(self, **inputs: Any) -> Any:
-        """Run the block."""
+    # (*args: Any, **kwargs: Any) is how mypy spells "any signature": a @df.block function keeps its own
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the block (a composite takes its inputs as keywords and returns a mapping)."""
 
 
 @attrs.frozen
@@ -143,14 +156,22 @@ def name_tuple(value: object, what: str, where: str, *, identifier: bool = False
     return tuple(str.__str__(item) for item in items)
 
 
-class FunctionBlock:
-    """A block made from a function; calling it calls the function unchanged."""
+class FunctionBlock(Generic[P, R]):
+    """A block made from a function; calling it calls the function unchanged (typed as the function:
+    `FunctionBlock[P, R]` keeps its parameters `P` and return type `R`)."""
 
     __slots__ = ("__dict__", "_spec", "batch", "fn", "inputs", "mutates", "name", "notes", "outputs")
+    fn: Callable[P, R]
+    name: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    mutates: tuple[str, ...]
+    batch: tuple[str, ...]
+    notes: tuple[Note, ...]
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[P, R],
         name: str,
         inputs: tuple[Port, ...],
         outputs: tuple[Port, ...],
@@ -165,10 +186,10 @@ class FunctionBlock:
         self._spec = spec
         self.notes = notes
         self.mutates = mutates
-        self.batch: tuple[str, ...] = ()  # set by @df.block(batch=...)
+        self.batch = ()  # set by @df.block(batch=...)
         functools.update_wrapper(self, fn)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the wrapped function as it is (blocks stay unit-testable as plain functions)."""
         return self.fn(*args, **kwargs)
 
@@ -197,8 +218,21 @@ class FunctionBlock:
         return f"<block {self.name}({ins}) -> ({outs})>"
 
 
+class BlockDecorator(Protocol):
+    """What `@df.block(...)` with arguments returns: a decorator typed like `@df.block` itself."""
+
+    @overload
+    def __call__(self, target: C, /) -> C: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, target: Callable[P, R], /) -> FunctionBlock[P, R]: ...
+
+
+# A decorated class stays the class (its instances are the blocks); a function becomes a FunctionBlock
+# typed with its own signature. A class is also a callable, hence the ignored overlap of the two.
 @overload
-def block(fn: F, /) -> F: ...
+def block(fn: C, /) -> C: ...  # type: ignore[overload-overlap]
+@overload
+def block(fn: Callable[P, R], /) -> FunctionBlock[P, R]: ...
 @overload
 def block(
     *,
@@ -207,7 +241,7 @@ def block(
     mutates: tuple[str, ...] = (),
     batch: tuple[str, ...] = (),
     ignore: str | tuple[str, ...] | list[str] | Mapping[str, str | tuple[str, ...] | list[str]] = (),
-) -> Callable[[F], F]: ...
+) -> BlockDecorator: ...
 def block(
     fn: Any = None,
     /,
@@ -304,12 +338,12 @@ def _check_arguments(
 
 
 def _make_function_block(
-    fn: Callable[..., Any],
+    fn: Callable[P, R],
     outputs: str | tuple[str, ...] | list[str] | None,
     name: str | None,
     mutates: tuple[str, ...],
     scope: Mapping[str, Any],
-) -> FunctionBlock:
+) -> FunctionBlock[P, R]:
     block_name = str(name or getattr(fn, "__name__", type(fn).__name__))
     inputs, n_positional, in_notes = _input_ports(fn, block_name, scope, skip_self=False)
     out_ports, returns, out_notes = _output_ports(fn, block_name, outputs, scope)

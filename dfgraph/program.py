@@ -14,7 +14,7 @@ import itertools
 import linecache
 from collections.abc import Callable, Iterable, Mapping
 from types import MethodType, TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 from dfgraph import types
 from dfgraph.boundary import bad_input_factory as _bad_input_factory
@@ -142,6 +142,13 @@ class Program:
         """With capture=True, the block paths of each loop-body segment run as a CUDA graph."""
         return tuple(segment.paths for segment in self.segments)
 
+    # Typed by output=: one name gives its value (Any), None or a list of names a mapping.
+    @overload
+    def __call__(self, /, *args: Any, output: str, **inputs: Any) -> Any: ...
+    @overload
+    def __call__(
+        self, /, *args: Any, output: Iterable[str] | None = None, **inputs: Any
+    ) -> Mapping[str, Any]: ...
     def __call__(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Run the program: `output=None` maps every output, a name gives its value, names a mapping."""
         # Replaced in each compiled program's class by the generated function; this generic form
@@ -168,6 +175,12 @@ class Program:
         if not self.outputs:
             lines.append("  (none)")
         return "\n".join(lines)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """A notebook shows the graph: SVG when Graphviz's `dot` is installed, else Mermaid markdown."""
+        from dfgraph.render import mimebundle  # on first use: `import dfgraph` does not pay for it
+
+        return mimebundle(self)
 
     def __repr__(self) -> str:
         outs = ", ".join(p.name for p in self.outputs)

@@ -164,8 +164,13 @@ def test_the_cycle_finder_sees_lazy_and_relative_imports_but_not_type_checking_o
 # -- blocks/ (and the CLI) use only dfgraph's public API ---------------------------------------------------
 
 
+# dfgraph's public submodules, imported on demand (not by `import dfgraph`): all of each is public
+PUBLIC_MODULES = frozenset({"hooks", "render", "testing"})
+
+
 def private_uses(path: Path, public: set[str]) -> list[str]:
-    """What a module takes from dfgraph other than the package's public names (`dfgraph.__all__`)."""
+    """What a module takes from dfgraph other than the package's public names (`dfgraph.__all__`) and
+    its public submodules."""
     tree = ast.parse(path.read_text(), str(path))
     aliases: set[str] = set()
     found: list[str] = []
@@ -174,16 +179,22 @@ def private_uses(path: Path, public: set[str]) -> list[str]:
             for alias in node.names:
                 if alias.name == "dfgraph":
                     aliases.add(alias.asname or "dfgraph")
-                elif alias.name.startswith("dfgraph."):
+                elif alias.name.startswith("dfgraph.") and alias.name[8:] not in PUBLIC_MODULES:
                     found.append(f"line {node.lineno}: import {alias.name}")
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dfgraph":
             if node.module != "dfgraph":
-                found.append(f"line {node.lineno}: from {node.module} import ...")
-            found.extend(f"line {node.lineno}: dfgraph.{a.name}" for a in node.names if a.name not in public)
+                if (node.module or "")[8:] not in PUBLIC_MODULES:
+                    found.append(f"line {node.lineno}: from {node.module} import ...")
+                continue
+            found.extend(
+                f"line {node.lineno}: dfgraph.{a.name}"
+                for a in node.names
+                if a.name not in public and a.name not in PUBLIC_MODULES
+            )
     for node in ast.walk(tree):  # df.name where df is the package
         if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
             continue
-        if node.value.id in aliases and node.attr not in public:
+        if node.value.id in aliases and node.attr not in public and node.attr not in PUBLIC_MODULES:
             found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
     return found
 
@@ -208,6 +219,7 @@ def test_the_public_check_catches_submodules_private_names_and_attributes(tmp_pa
     mod.write_text(
         "import dfgraph as df\nimport dfgraph.types\nfrom dfgraph import Loop, types\n"
         "from dfgraph.block import Note\nx = df.Sequential\ny = df.compose\n"
+        "from dfgraph import render\nimport dfgraph.testing\nfrom dfgraph.hooks import Trace\nz = df.render\n"
     )
     assert private_uses(mod, PUBLIC) == [
         "line 2: import dfgraph.types",

@@ -308,6 +308,18 @@ def test_demo_writes_a_png_of_the_asked_size(tmp_path: Path, capsys: pytest.Capt
     assert "fused: text2img/denoise/step/cond + text2img/denoise/step/uncond" in text
     with PIL.Image.open(out) as image:
         assert image.size == (64, 64) and image.mode == "RGB"
+    # pictures of the graph and its schedule next to the PNG, each the render of the demo's graph
+    suffixes = {p.name.removeprefix("image") for p in tmp_path.iterdir()} - {".png"}
+    assert suffixes == {
+        ".graph.svg",
+        ".graph.mmd",
+        ".graph.dot",
+        ".schedule.svg",
+        ".schedule.mmd",
+        ".trace.json",
+    }
+    assert "step: scheduler_step" in (tmp_path / "image.graph.svg").read_text()
+    assert "Note over S1: step/uncond" in (tmp_path / "image.schedule.mmd").read_text()
 
 
 def test_the_cli_checks_a_graph_factory(capsys: pytest.CaptureFixture[str]) -> None:

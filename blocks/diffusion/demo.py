@@ -3,6 +3,10 @@
     python -m blocks.diffusion.demo [--steps 20] [--size 128] [--scheduler dpm++] [--out out/text2img.png]
     dfgraph check blocks.diffusion.demo:tiny_text2img
 
+Next to the PNG it writes pictures that need nothing but a browser: the graph (`text2img.graph.svg`) and
+its loop's stream schedule (`text2img.schedule.svg`), plus the same as Mermaid (`.mmd`), Graphviz (`.dot`)
+and a Chrome/Perfetto trace of a simulated run (`text2img.trace.json`).
+
 The components are built from configs with random weights (nothing can be downloaded here), so the
 picture is structured noise; the point is the pipeline: the same graph runs a real checkpoint's UNet.
 """
@@ -19,6 +23,7 @@ import torch
 
 import dfgraph as df
 from blocks.diffusion import text2img, tiny
+from dfgraph import render
 
 
 def tiny_text2img(scheduler: str = "dpm++", *, progress: bool = False) -> df.Graph:
@@ -31,6 +36,26 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     pixels = (image[0].permute(1, 2, 0).float().numpy() * 255).round().astype("uint8")
     path.parent.mkdir(parents=True, exist_ok=True)
     PIL.Image.fromarray(pixels).save(path)
+
+
+def write_pictures(program: df.Program, out: Path) -> list[Path]:
+    """Pictures of the program's graph and schedule next to `out` (out/text2img.png -> out/text2img.*)."""
+    stem = out.with_suffix("")
+    texts = {
+        ".graph.svg": render.graph_svg(program),
+        ".graph.mmd": render.to_mermaid(program),
+        ".graph.dot": render.to_dot(program),
+        ".schedule.svg": render.schedule_svg(program, iterations=2),
+        ".schedule.mmd": render.schedule_mermaid(program),
+        ".trace.json": render.schedule_trace(program, iterations=2),
+    }
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, text in texts.items():
+        path = stem.with_name(stem.name + suffix)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -50,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     graph = tiny_text2img(args.scheduler, progress=True)
     print(f"== check {graph.name}: {df.check(graph)}")
     print("== schedule of the loop body (with device='cuda' these streams run concurrently):")
-    print(df.compile(graph, streams="auto").schedule)
+    scheduled = df.compile(graph, streams="auto")
+    print(scheduled.schedule)
+    pictures = write_pictures(scheduled, args.out)
+    print(f"== pictures of the graph and its schedule: {', '.join(str(p) for p in pictures)}")
     program = df.compile(graph, fuse=True)
     for first, second in program.fused:
         print(f"== fused: {first} + {second} run as one batched UNet call")
