@@ -19,12 +19,13 @@ from typing import Any
 from dfgraph.block import Block, block
 from dfgraph.check import check
 from dfgraph.compose import Graph, Loop, Sequential
-from dfgraph.diagnostics import Diagnostic, Report, Severity
+from dfgraph.diagnostics import REGISTRY, Diagnostic, Report, Severity, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program, compile_block
 
 __all__ = [
+    "REGISTRY",
     "REQUIRED",
     "Block",
     "BlockError",
@@ -42,6 +43,7 @@ __all__ = [
     "block",
     "check",
     "compile",
+    "select_codes",
 ]
 
 __version__ = "0.1.0"

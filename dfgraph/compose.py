@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -81,6 +82,7 @@ class Composite(metaclass=_Sealing):
 
     Immutable once built (assigning an attribute raises AttributeError); picklable and deep-copyable
     when its blocks are (the caches of the interface and the compiled program are not pickled).
+    `defined_at` is the (file, line) where it was built, which diagnostics report.
     """
 
     name: str
@@ -89,6 +91,11 @@ class Composite(metaclass=_Sealing):
     def __init__(self) -> None:
         self._interface: tuple[tuple[Port, ...], tuple[Port, ...]] | None = None
         self._program: Program | None = None
+        # (file, line) of the code that built it, for diagnostics: the first frame outside this module
+        frame = sys._getframe(1)
+        while frame.f_back is not None and frame.f_code.co_filename == __file__:
+            frame = frame.f_back
+        self.defined_at: tuple[str, int] = (frame.f_code.co_filename, frame.f_lineno)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_sealed" in self.__dict__:
