@@ -1,4 +1,4 @@
-"""The command line: `dfgraph check TARGET...`, `dfgraph describe MODULE:ATTR`, `dfgraph schedule MODULE:ATTR`.
+"""The command line: `dfgraph check TARGET...`, `dfgraph describe TARGET`, `dfgraph schedule TARGET`.
 
 Exit status in every subcommand: 0 clean, 1 findings (errors), 2 a usage error or a target that cannot be
 loaded. Imports only dfgraph's public names."""
@@ -82,7 +82,7 @@ def _defined_in(obj: Any, module: ModuleType) -> bool:
         if where is None or file is None:
             return False
         return os.path.realpath(where[0]) == os.path.realpath(file)
-    return getattr(obj, "__module__", None) == module.__name__
+    return bool(getattr(obj, "__module__", None) == module.__name__)
 
 
 def _descendants(blk: Any, seen: set[int]) -> None:
@@ -96,11 +96,12 @@ def _descendants(blk: Any, seen: set[int]) -> None:
 
 
 def load_module(target: str) -> list[tuple[str, Any]]:
-    """The blocks defined at module level in MODULE, as (MODULE:NAME, block), leaving out imported ones and
-    those nested in another one listed (they are checked as part of it)."""
+    """The blocks defined at module level in MODULE (a Program's block included), as (MODULE:NAME, block),
+    leaving out imported ones and those nested in another one listed (checked as part of it)."""
     module = _import(target, target)
     defined: dict[int, tuple[str, Any]] = {}
-    for name, obj in vars(module).items():
+    for name, value in vars(module).items():
+        obj = value.block if isinstance(value, df.Program) else value
         if name.startswith("__") or isinstance(obj, type) or not is_block(obj):
             continue
         if _defined_in(obj, module) and id(obj) not in defined:

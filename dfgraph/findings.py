@@ -51,7 +51,7 @@ def children(blk: Any) -> Mapping[str, Any]:
 
 
 def defined_at(blk: Any) -> tuple[str, int] | None:
-    """Where a block was defined: a composite where it was built, a function block its `def`, else its class."""
+    """Where a block was defined: a composite where it was built, a function block its def, else its class."""
     if isinstance(blk, Sequential | Loop | Graph):
         where = getattr(blk, "defined_at", None)
         return where if isinstance(where, tuple) and len(where) == 2 else None
