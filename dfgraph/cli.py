@@ -74,15 +74,27 @@ def load(target: str) -> Any:
     return obj
 
 
+def _file_of(module: object) -> str | None:
+    file = getattr(module, "__file__", None)
+    return os.path.realpath(file) if isinstance(file, str) else None
+
+
 def _defined_in(obj: Any, module: ModuleType) -> bool:
-    """True when `obj` was made in `module`: a composite built there, a block whose function is there."""
-    if isinstance(obj, df.Sequential | df.Loop | df.Graph):
-        where = findings.defined_at(obj)
-        file = getattr(module, "__file__", None)
-        if where is None or file is None:
-            return False
-        return os.path.realpath(where[0]) == os.path.realpath(file)
-    return bool(getattr(obj, "__module__", None) == module.__name__)
+    """True when `obj` was made in `module`: a block whose function or class is there, a composite built
+    there, or one built by a function elsewhere (a factory) unless it is a global of the module it was
+    built in (then it was imported from there)."""
+    if not isinstance(obj, df.Sequential | df.Loop | df.Graph):
+        return bool(getattr(obj, "__module__", None) == module.__name__)
+    where = findings.defined_at(obj)
+    if where is None:
+        return False
+    built_in = os.path.realpath(where[0])
+    if built_in == _file_of(module):
+        return True
+    for other in list(sys.modules.values()):
+        if _file_of(other) == built_in:
+            return not any(value is obj for value in vars(other).values())
+    return True
 
 
 def _descendants(blk: Any, seen: set[int]) -> None:

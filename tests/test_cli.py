@@ -99,6 +99,10 @@ def double(x: int) -> int:
 warned = df.Sequential(make_int, make_str, name="warned")  # DF201 only
 mistyped = df.Sequential(make_str, double, name="mistyped")  # DF001 only
 both = df.Sequential(make_int, make_str, double, name="both")  # DF201 and DF001
+
+
+def make_mistyped(name: str) -> df.Sequential:
+    return df.Sequential(make_str, double, name=name)
 """
 
 
@@ -107,7 +111,7 @@ def graphs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A module `cli_graphs` of small graphs, importable, in an empty folder that is the current one."""
     (tmp_path / "cli_graphs.py").write_text(GRAPHS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("cli_graphs", "cli_located", "cli_empty"):  # imported afresh from this folder
+    for name in ("cli_graphs", "cli_located", "cli_empty", "graphs"):  # imported afresh from this folder
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -251,7 +255,7 @@ def test_an_unloadable_target_wins_over_findings(capsys: pytest.CaptureFixture[s
 
 LOCATED = """
 import dfgraph as df
-from cli_graphs import make_int, warned  # imported: not checked as this module's own
+from cli_graphs import make_int, make_mistyped, warned  # imported: not checked as this module's own
 
 
 @df.block(outputs="x")  # make_str
@@ -273,6 +277,7 @@ body = df.Graph(  # body
 )
 looped = df.Loop(body, times="n", carry=("xs",), name="looped")  # looped
 prog = df.compile(df.Sequential(make_int, name="compiled"))  # a Program: its block is checked by name
+made = make_mistyped("made")  # built by a factory defined elsewhere: this module's own
 """
 
 
@@ -434,8 +439,8 @@ def test_check_module_checks_what_it_defines(located: Path, capsys: pytest.Captu
     assert status == 1
     summaries = [text.split(": ")[0] for text in out.splitlines() if text.endswith(("warnings", "warning"))]
     # inner and body are inside looped; make_str and Double too; make_int and warned are imported;
-    # the Program's block was built here
-    assert summaries == ["cli_located:looped", "cli_located:prog"]
+    # the Program's block was built here; made was built for this module by a factory elsewhere
+    assert summaries == ["cli_located:looped", "cli_located:prog", "cli_located:made"]
     status, out, _ = run_check(["cli_graphs"], capsys)
     summaries = [text.split(": ")[0] for text in out.splitlines() if text.endswith(("warnings", "warning"))]
     assert summaries == ["cli_graphs:warned", "cli_graphs:mistyped", "cli_graphs:both"]
@@ -501,3 +506,55 @@ def test_pre_commit_hook_runs_dfgraph_check(graphs: Path) -> None:
         cwd=graphs,
     )
     assert done.returncode == 1 and "cli_graphs.py:" in done.stdout and "error[DF001]" in done.stdout
+
+
+# -- the README's "Command line" section, as written ---------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_command_line() -> str:
+    text = README.read_text()
+    return text[text.index("## Command line\n") : text.index("## Property testing your graphs")]
+
+
+def test_the_readme_console_session_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    section = readme_command_line()
+    [module] = [
+        b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if b.startswith("# graphs.py")
+    ]
+    [session] = re.findall(r"```console\n(.*?)```", section, flags=re.S)
+    (tmp_path / "graphs.py").write_text(module)
+    commands = re.split(r"^\$ ", session, flags=re.M)[1:]
+    assert len(commands) == 2
+    for command in commands:
+        line, _, expected = command.partition("\n")
+        argv = line.split()
+        assert argv[0] == "dfgraph"
+        done = subprocess.run(
+            [sys.executable, "-m", "dfgraph", *argv[1:]],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 1 and done.stdout == expected, done.stderr
+
+
+def test_the_readme_targets_key_is_read(graphs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [table] = re.findall(r"```toml\n(.*?)```", readme_command_line(), flags=re.S)
+    section = readme_command_line()
+    [module] = [
+        b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if b.startswith("# graphs.py")
+    ]
+    (graphs / "graphs.py").write_text(module)
+    (graphs / "pyproject.toml").write_text(table)
+    status, out, _ = run_check([], capsys)  # targets = ["graphs"]
+    assert status == 1 and "graphs.py:8: g/double.x: error[DF001]" in out and "graphs:g: 1 error" in out
+
+
+def test_the_readme_pre_commit_snippet_names_the_hook() -> None:
+    [snippet] = re.findall(r"```yaml\n(.*?)```", readme_command_line(), flags=re.S)
+    hooks = (README.parent / ".pre-commit-hooks.yaml").read_text()
+    [hook_id] = re.findall(r"- id: (\S+)", snippet)
+    assert f"- id: {hook_id}\n" in hooks and "repos:" in snippet and "rev:" in snippet
