@@ -217,7 +217,7 @@ class Settings:
         return d
 
 
-def settings_for(args: argparse.Namespace, cwd: Path) -> Settings:
+def settings_for(args: argparse.Namespace, cwd: Path, *, need_targets: bool = True) -> Settings:
     """[tool.dfgraph] in the nearest pyproject.toml, each key replaced by its command-line option."""
     config_path = find_config(cwd)
     config = read_config(config_path) if config_path is not None else {}
@@ -238,7 +238,7 @@ def settings_for(args: argparse.Namespace, cwd: Path) -> Settings:
     if as_errors:
         errors = frozenset(df.REGISTRY)
     targets = tuple(args.targets) or tuple(config.get("targets", ()))
-    if not targets:
+    if not targets and need_targets:
         raise UsageError("no targets: give MODULE or MODULE:ATTR, or set targets in [tool.dfgraph]")
     return Settings(
         ignore=ignore,
@@ -364,14 +364,29 @@ def _load_or_report(target: str) -> Any | None:
         return None
 
 
+def _compile_rules(command: str) -> Settings | None:
+    """The rules of [tool.dfgraph] for compiling (as `check` applies them), or None after printing why
+    the configuration is bad."""
+    no_options = argparse.Namespace(
+        ignore=None, select=None, warnings_as_errors=None, targets=[], format=None
+    )
+    try:
+        return settings_for(no_options, Path(os.getcwd()), need_targets=False)
+    except UsageError as exc:
+        print(f"dfgraph {command}: error: {exc}", file=sys.stderr)
+        return None
+
+
 def _cmd_describe(target: str, source: bool) -> int:
-    blk = _load_or_report(target)
-    if blk is None:
+    rules = _compile_rules("describe")
+    blk = _load_or_report(target) if rules is not None else None
+    if rules is None or blk is None:
         return 2
     print(describe(blk))
     if source:
         try:
-            print("\ngenerated code:\n" + df.compile(blk).source)
+            program = df.compile(blk, ignore=rules.ignore, errors=rules.errors, select=rules.select)
+            print("\ngenerated code:\n" + program.source)
         except df.GraphError as exc:
             print(f"\n(not compiled: {exc})")
             return 1
@@ -379,11 +394,18 @@ def _cmd_describe(target: str, source: bool) -> int:
 
 
 def _cmd_schedule(target: str, streams: str) -> int:
-    blk = _load_or_report(target)
-    if blk is None:
+    rules = _compile_rules("schedule")
+    blk = _load_or_report(target) if rules is not None else None
+    if rules is None or blk is None:
         return 2
     try:
-        program = df.compile(blk, streams=int(streams) if streams.isdigit() else streams)
+        program = df.compile(
+            blk,
+            streams=int(streams) if streams.isdigit() else streams,
+            ignore=rules.ignore,
+            errors=rules.errors,
+            select=rules.select,
+        )
     except ValueError as exc:
         print(f"{target}: error: {exc}", file=sys.stderr)
         return 2
@@ -437,10 +459,17 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also list the suppressed findings and what suppressed them",
     )
-    p_desc = sub.add_parser("describe", help="print a graph's ports and structure")
+    compiled = "compiled with the ignore, select and errors of [tool.dfgraph], as `check` applies them"
+    p_desc = sub.add_parser(
+        "describe", help="print a graph's ports and structure", description=f"--source: {compiled}."
+    )
     p_desc.add_argument("target", metavar="MODULE:ATTR")
     p_desc.add_argument("--source", action="store_true", help="also print the generated Python")
-    p_sched = sub.add_parser("schedule", help="print the stream schedule of every loop body")
+    p_sched = sub.add_parser(
+        "schedule",
+        help="print the stream schedule of every loop body",
+        description=f"The graph is {compiled}.",
+    )
     p_sched.add_argument("target", metavar="MODULE:ATTR")
     p_sched.add_argument("--streams", default="auto", help="'auto' (at most 4) or a number of streams")
     return top

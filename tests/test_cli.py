@@ -558,3 +558,21 @@ def test_the_readme_pre_commit_snippet_names_the_hook() -> None:
     hooks = (README.parent / ".pre-commit-hooks.yaml").read_text()
     [hook_id] = re.findall(r"- id: (\S+)", snippet)
     assert f"- id: {hook_id}\n" in hooks and "repos:" in snippet and "rev:" in snippet
+
+
+def test_describe_and_schedule_compile_with_the_config_rules(
+    graphs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schedule", "cli_graphs:mistyped"]) == 1  # DF001 stops compilation
+    assert main(["describe", "cli_graphs:mistyped", "--source"]) == 1
+    (graphs / "pyproject.toml").write_text('[tool.dfgraph]\nignore = ["DF001"]\n')
+    capsys.readouterr()
+    assert main(["schedule", "cli_graphs:mistyped"]) == 0
+    assert main(["describe", "cli_graphs:mistyped", "--source"]) == 0
+    assert "def __call__(self" in capsys.readouterr().out
+    (graphs / "pyproject.toml").write_text('[tool.dfgraph]\nignore = ["DF004"]\n')
+    for command in (["schedule", "cli_graphs:mistyped"], ["describe", "cli_graphs:mistyped"]):
+        assert main(command) == 2
+        captured = capsys.readouterr()
+        assert f"dfgraph {command[0]}: error: " in captured.err and "DF004 cannot be ignored" in captured.err
+        assert captured.out == ""
