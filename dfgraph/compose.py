@@ -6,6 +6,7 @@ program come from the layers above, which `import dfgraph` connects here (`conne
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, Protocol
@@ -113,6 +114,7 @@ class Composite(metaclass=_Sealing):
 
     Immutable once built (assigning an attribute raises AttributeError); picklable and deep-copyable
     when its blocks are (the caches of the interface and the compiled program are not pickled).
+    `defined_at` is the (file, line) where it was built, which diagnostics report.
     """
 
     name: str
@@ -121,6 +123,11 @@ class Composite(metaclass=_Sealing):
     def __init__(self) -> None:
         self._interface: Interface | None = None
         self._program: Runnable | None = None
+        # (file, line) of the code that built it, for diagnostics: the first frame outside this module
+        frame = sys._getframe(1)
+        while frame.f_back is not None and frame.f_code.co_filename == __file__:
+            frame = frame.f_back
+        self.defined_at: tuple[str, int] = (frame.f_code.co_filename, frame.f_lineno)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_sealed" in self.__dict__:

@@ -165,7 +165,7 @@ def test_the_cycle_finder_sees_lazy_and_relative_imports_but_not_type_checking_o
 
 
 # dfgraph's public submodules, imported on demand (not by `import dfgraph`): all of each is public
-PUBLIC_MODULES = frozenset({"hooks", "render", "testing"})
+PUBLIC_MODULES = frozenset({"findings", "hooks", "render", "testing"})
 
 
 def private_uses(path: Path, public: set[str]) -> list[str]:
@@ -207,9 +207,6 @@ def test_blocks_import_only_dfgraphs_public_names(path: Path) -> None:
     assert private_uses(path, PUBLIC) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="h-cli's branch moves cli.py onto the public API: drop this mark at merge"
-)
 def test_the_cli_imports_only_dfgraphs_public_names() -> None:
     assert private_uses(PACKAGE / "cli.py", PUBLIC) == []
 
