@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 import dfgraph as df
-from dfgraph import findings
+from dfgraph import findings, render
 from dfgraph.findings import FORMATS, Finding
 
 
@@ -368,11 +368,24 @@ def _compile_rules(command: str) -> Settings | None:
         return None
 
 
-def _cmd_describe(target: str, source: bool, ir: bool = False) -> int:
+def _picture(target: str, draw: Callable[[], str]) -> int:
+    """Print a picture (dot, Mermaid, a trace); a graph too malformed to draw exits 1."""
+    try:
+        text = draw()
+    except df.GraphError as exc:
+        print(f"{target}: not drawn: {exc}")
+        return 1
+    print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def _cmd_describe(target: str, source: bool, ir: bool = False, fmt: str = "text") -> int:
     rules = _compile_rules("describe")
     blk = _load_or_report(target) if rules is not None else None
     if rules is None or blk is None:
         return 2
+    if fmt != "text":
+        return _picture(target, lambda: render.to_dot(blk) if fmt == "dot" else render.to_mermaid(blk))
     print(describe(blk))
     if ir:
         print(f"\nIR:\n{df.lower(blk)}")
@@ -386,7 +399,7 @@ def _cmd_describe(target: str, source: bool, ir: bool = False) -> int:
     return 0
 
 
-def _cmd_schedule(target: str, streams: str) -> int:
+def _cmd_schedule(target: str, streams: str, fmt: str = "text") -> int:
     rules = _compile_rules("schedule")
     blk = _load_or_report(target) if rules is not None else None
     if rules is None or blk is None:
@@ -405,6 +418,10 @@ def _cmd_schedule(target: str, streams: str) -> int:
     except df.GraphError as exc:
         print(f"{target}: not compiled: {exc}")
         return 1
+    if fmt == "mermaid":
+        return _picture(target, lambda: render.schedule_mermaid(program))
+    if fmt == "trace":
+        return _picture(target, lambda: render.schedule_trace(program))
     print(program.schedule)
     return 0
 
@@ -459,6 +476,12 @@ def parser() -> argparse.ArgumentParser:
     p_desc.add_argument("target", metavar="MODULE:ATTR")
     p_desc.add_argument("--source", action="store_true", help="also print the generated Python")
     p_desc.add_argument("--ir", action="store_true", help="also print the IR (one op a line)")
+    p_desc.add_argument(
+        "--format",
+        choices=("text", "dot", "mermaid"),
+        default="text",
+        help="text (ports and structure), or a picture of the graph in Graphviz dot or Mermaid",
+    )
     p_sched = sub.add_parser(
         "schedule",
         help="print the stream schedule of every loop body",
@@ -466,6 +489,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p_sched.add_argument("target", metavar="MODULE:ATTR")
     p_sched.add_argument("--streams", default="auto", help="'auto' (at most 4) or a number of streams")
+    p_sched.add_argument(
+        "--format",
+        choices=("text", "mermaid", "trace"),
+        default="text",
+        help="text, a Mermaid sequence diagram, or a Chrome/Perfetto trace of a simulated run",
+    )
     return top
 
 
@@ -478,8 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _cmd_check(args, arguments)
     if args.command == "schedule":
-        return _cmd_schedule(args.target, args.streams)
-    return _cmd_describe(args.target, args.source, args.ir)
+        return _cmd_schedule(args.target, args.streams, args.format)
+    return _cmd_describe(args.target, args.source, args.ir, args.format)
 
 
 if __name__ == "__main__":

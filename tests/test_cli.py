@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dfgraph as df
+from blocks import examples
 from dfgraph.cli import main
 from dfgraph.findings import Finding, github
 
@@ -576,3 +577,24 @@ def test_describe_and_schedule_compile_with_the_config_rules(
         captured = capsys.readouterr()
         assert f"dfgraph {command[0]}: error: " in captured.err and "DF004 cannot be ignored" in captured.err
         assert captured.out == ""
+
+
+def test_describe_and_schedule_draw_pictures(capsys: pytest.CaptureFixture[str]) -> None:
+    from dfgraph import render
+
+    assert main(["describe", "blocks.examples:guided_loop", "--format", "dot"]) == 0
+    assert capsys.readouterr().out == render.to_dot(examples.guided_loop)
+    assert main(["describe", "blocks.examples:guided_loop", "--format", "mermaid"]) == 0
+    assert capsys.readouterr().out == render.to_mermaid(examples.guided_loop)
+    assert main(["schedule", "blocks.examples:guided_loop", "--format", "mermaid"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sequenceDiagram") and "guided_loop/denoise" in out
+    assert main(["schedule", "blocks.examples:guided_loop", "--format", "trace"]) == 0
+    trace = json.loads(capsys.readouterr().out)
+    names = {e["name"] for e in trace["traceEvents"] if e["ph"] == "X"}
+    assert any("cond" in n for n in names) and any("uncond" in n for n in names)
+    # an unloadable target is a usage error in every format; a bad format is argparse's exit 2
+    assert main(["describe", "nope:x", "--format", "dot"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["schedule", "blocks.examples:guided_loop", "--format", "svg"])
+    assert exc.value.code == 2
