@@ -426,6 +426,12 @@ class _Verifier:
 
     def run(self) -> list[str]:
         self._structure()
+        for name, value in self.lowered.inputs.items():
+            self._note(value)
+            if value.kind != "input" or value.producer is not None or value.name != name:
+                self.problems.append(
+                    f"input {name!r} is {value!r} of kind {value.kind!r}, producer {_who(value.producer)}"
+                )
         for op in self.pre:
             self._owned(op)
         for op in self.pre:

@@ -239,6 +239,10 @@ def _output_inside_loop(lowered: Lowered) -> None:
     lowered.outputs["x"] = _calls(lowered)[0].outputs[0]
 
 
+def _input_kind(lowered: Lowered) -> None:
+    lowered.inputs["num_steps"].kind = "op"
+
+
 def _duplicate_id(lowered: Lowered) -> None:
     first, second = _calls(lowered)[:2]
     second.outputs[0].id = first.outputs[0].id
@@ -258,6 +262,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Lowered], None], str]] = {
     "final outside": (_final_outside_body, "its final value %2:num_steps is not produced in the loop body"),
     "output in a body": (_output_inside_loop, "output 'x' is %6:x, which the program does not produce"),
     "duplicate id": (_duplicate_id, "two values have id 6"),
+    "input kind": (_input_kind, "input 'num_steps' is %2:num_steps of kind 'op', producer none"),
 }
 
 
