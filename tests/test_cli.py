@@ -576,3 +576,18 @@ def test_describe_and_schedule_compile_with_the_config_rules(
         captured = capsys.readouterr()
         assert f"dfgraph {command[0]}: error: " in captured.err and "DF004 cannot be ignored" in captured.err
         assert captured.out == ""
+
+
+def test_a_file_outside_the_current_directory_is_absolute(
+    located: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = located / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    status, out, _ = run_check(["cli_graphs:mistyped", "--format", "sarif"], capsys)
+    assert status == 1
+    [result] = json.loads(out)["runs"][0]["results"]
+    artifact = result["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": (located / "cli_graphs.py").resolve().as_uri()}  # no base: absolute
+    status, out, _ = run_check(["cli_graphs:mistyped"], capsys)
+    assert status == 1 and out.startswith(f"{(located / 'cli_graphs.py').resolve()}:")
