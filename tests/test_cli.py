@@ -598,3 +598,18 @@ def test_describe_and_schedule_draw_pictures(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as exc:
         main(["schedule", "blocks.examples:guided_loop", "--format", "svg"])
     assert exc.value.code == 2
+
+
+def test_a_file_outside_the_current_directory_is_absolute(
+    located: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = located / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    status, out, _ = run_check(["cli_graphs:mistyped", "--format", "sarif"], capsys)
+    assert status == 1
+    [result] = json.loads(out)["runs"][0]["results"]
+    artifact = result["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": (located / "cli_graphs.py").resolve().as_uri()}  # no base: absolute
+    status, out, _ = run_check(["cli_graphs:mistyped"], capsys)
+    assert status == 1 and out.startswith(f"{(located / 'cli_graphs.py').resolve()}:")
