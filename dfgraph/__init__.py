@@ -32,8 +32,8 @@ from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
 from dfgraph.diagnostics import REGISTRY, Code, Diagnostic, Report, Severity, did_you_mean, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
 from dfgraph.ir import IRError, verify
-from dfgraph.lower import interface as _interface
-from dfgraph.lower import lower
+from dfgraph.lowering import interface as _interface
+from dfgraph.lowering import lower
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program, compile_block
 from dfgraph.schedule import RNG

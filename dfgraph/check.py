@@ -26,7 +26,7 @@ from dfgraph.ir import (
     gc_paused,
     same_default,
 )
-from dfgraph.lower import lower
+from dfgraph.lowering import lower
 from dfgraph.ports import Port
 
 __all__ = [

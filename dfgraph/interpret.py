@@ -38,7 +38,7 @@ from dfgraph.codegen import (
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import BlockError, InputError, block_error
 from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers
-from dfgraph.lower import lower
+from dfgraph.lowering import lower
 from dfgraph.ports import REQUIRED
 
 if TYPE_CHECKING:  # the program runs this interpreter (`prog.interpret`): only its type is needed here

@@ -1,4 +1,4 @@
-"""The SSA dataflow IR: its data types, a printer and a verifier (no lowering here: see dfgraph.lower).
+"""The SSA dataflow IR: its data types, a printer and a verifier (no lowering here: see dfgraph.lowering).
 
 Every write of a name makes a new `Value`; an `Op` is one block call (`CallOp`, or a `FusedOp` standing
 for two), or one loop (`LoopOp`, owning a body `Region`). `str(lowered)` prints the IR one op a line;

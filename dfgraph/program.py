@@ -34,7 +34,7 @@ from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import InputError, block_error
 from dfgraph.interpret import Interpreter
 from dfgraph.ir import Lowered, consumers
-from dfgraph.lower import input_ports, output_ports
+from dfgraph.lowering import input_ports, output_ports
 from dfgraph.passes import compile_ir
 from dfgraph.ports import Port
 from dfgraph.schedule import Schedule, max_streams_of, schedule_program

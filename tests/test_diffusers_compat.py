@@ -28,7 +28,7 @@ import dfgraph as df
 from blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.ir import LoopOp
-from dfgraph.lower import lower
+from dfgraph.lowering import lower
 
 # -- small modular blocks, written the way diffusers' guide writes them ---------------------------------
 

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 import dfgraph as df
 from benchmarks.scaling import graph_nest  # the benchmark's depth shape, tested for correctness here
 
-# the module: `dfgraph.lower` the attribute is df.lower, the function it exports
-lowering = importlib.import_module("dfgraph.lower")
+lowering = importlib.import_module("dfgraph.lowering")
 
 
 @df.block(outputs="x")

@@ -18,7 +18,7 @@ from dfgraph import boundary, types
 from dfgraph.block import Block
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.ir import LoopOp, consumers
-from dfgraph.lower import lower
+from dfgraph.lowering import lower
 from dfgraph.ports import Port
 from dfgraph.program import Program
 
