@@ -21,6 +21,7 @@ from dfgraph.check import check
 from dfgraph.compose import Graph, Loop, Sequential
 from dfgraph.diagnostics import Diagnostic, Report, Severity
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
+from dfgraph.hooks import Hook
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.program import Program, compile_block
 
@@ -31,6 +32,7 @@ __all__ = [
     "Diagnostic",
     "Graph",
     "GraphError",
+    "Hook",
     "InputError",
     "Loop",
     "Port",
@@ -57,6 +59,7 @@ def compile(
     ignore: str | Iterable[str] | None = None,
     errors: str | Iterable[str] | None = None,
     select: str | Iterable[str] | None = None,
+    hooks: Iterable[object] = (),
 ) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
@@ -68,6 +71,8 @@ def compile(
     each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and replayed per
     step (`prog.captured` lists them; see dfgraph.capture). `ignore`, `errors` and `select` are as
     for `df.check`: an ignored error no longer stops compilation (the value passes that edge unchecked).
+    `hooks` (`df.Hook` subclasses, see dfgraph.hooks) are called on the events they listen to, on every
+    call; `prog.with_hooks(*hooks)` adds hooks for the calls of the program it returns.
     """
     return compile_block(
         block,
@@ -78,4 +83,5 @@ def compile(
         ignore=ignore,
         errors=errors,
         select=select,
+        hooks=hooks,
     )

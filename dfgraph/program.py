@@ -37,7 +37,8 @@ from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import BlockError, InputError, WiringError, exception_text
 from dfgraph.fuse import fuse as fuse_calls
-from dfgraph.ir import Lowered, consumers, input_ports, output_ports
+from dfgraph.hooks import Dispatcher, ProgressBar
+from dfgraph.ir import LoopOp, Lowered, consumers, input_ports, output_ports
 from dfgraph.ports import Port
 from dfgraph.schedule import Schedule, max_streams_of, schedule_program
 
@@ -48,12 +49,15 @@ class Program:
     """A compiled graph: call it with its inputs as keywords; thread-safe (all state is in locals)."""
 
     __slots__ = (
+        "_events",
+        "_hooks",
         "_ident_of",
         "_index",
         "_lines",
         "_options",
         "_readers",
         "_schedule",
+        "_variants",
         "block",
         "filename",
         "fused",
@@ -83,6 +87,9 @@ class Program:
     _readers: dict[str, tuple[str, ...]]
     _schedule: Schedule | _Deferred
     _options: dict[str, Any]
+    _hooks: Dispatcher | None
+    _events: frozenset[str]
+    _variants: dict[frozenset[str], Program]
 
     def __init__(
         self,
@@ -95,6 +102,7 @@ class Program:
         schedule: Schedule | _Deferred,
         options: Mapping[str, Any] | None = None,
         fused: tuple[tuple[str, str], ...] = (),
+        hooks: Dispatcher | None = None,
     ) -> None:
         init = functools.partial(object.__setattr__, self)  # the only writes: a Program is immutable
         init("block", block)
@@ -112,6 +120,10 @@ class Program:
         init("_options", dict(options or {}))  # df.compile's keywords, to recompile on unpickling
         init("fused", fused)  # the pairs of calls batch fusion merged
         init("segments", generated.segments)  # capture=True: the captured runs of blocks (dfgraph.capture)
+        init("_hooks", hooks)  # what the generated code calls for the events in `_events`
+        init("_events", generated.events)
+        # compiled variants of this program emitting more hook events, shared by its with_hooks copies
+        init("_variants", {generated.events: self})
         # The fast call path: the generated function bound to this program. Calling a bound method is a
         # plain vectorcall; calling an instance with keywords makes CPython build a kwargs dict first.
         init("run", MethodType(type(self).__call__, self))
@@ -129,6 +141,36 @@ class Program:
     def __copy__(self) -> Program:
         """The program itself: it is immutable, so a shallow copy need not be another object."""
         return self
+
+    @property
+    def hooks(self) -> tuple[object, ...]:
+        """The hooks this program calls (df.compile's, with_hooks', and the progress bar of progress=True)."""
+        return () if self._hooks is None else self._hooks.hooks
+
+    def with_hooks(self, *hooks: object) -> Program:
+        """A program that also calls `hooks` (dfgraph.hooks), sharing this one's compiled code when it
+        already calls every event they listen to (else a variant compiled once and cached)."""
+        dispatcher = Dispatcher((*self.hooks, *hooks))
+        wanted = dispatcher.events - {"error"}
+        source: Program = self
+        if not wanted <= self._events:
+            events = wanted | self._events
+            variant = self._variants.get(events)
+            if variant is None:
+                options = {**self._options, "hooks": (*self._options.get("hooks", ()), *hooks)}
+                variant = compile_block(self.block, **options)
+                variant = self._variants.setdefault(variant._events, variant)
+            source = variant
+        program: Program = object.__new__(type(source))
+        for name in Program.__slots__:
+            object.__setattr__(program, name, getattr(source, name))
+        object.__setattr__(program, "_hooks", dispatcher)
+        object.__setattr__(program, "_variants", self._variants)
+        object.__setattr__(
+            program, "_options", {**self._options, "hooks": (*self._options.get("hooks", ()), *hooks)}
+        )
+        object.__setattr__(program, "run", MethodType(type(program).__call__, program))
+        return program
 
     @property
     def schedule(self) -> Schedule:
@@ -237,6 +279,8 @@ class Program:
 
     def _reraise(self, exc: Exception) -> NoReturn:
         error = self._translate(exc)
+        if self._hooks is not None:
+            self._hooks.error(error)
         if error is exc:
             raise exc
         raise error from error.__cause__ or exc
@@ -363,10 +407,13 @@ def compile_block(
     ignore: Codes = None,
     errors: Codes = None,
     select: Codes = None,
+    hooks: Iterable[object] = (),
 ) -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error.
 
-    `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation."""
+    `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation.
+    `hooks` (dfgraph.hooks) are called on the events they listen to; the source calls no other."""
+    hooks = tuple(hooks)
     rules = Rules.of(ignore, errors, select)
     max_streams = max_streams_of(streams)
     if device not in (None, "cpu", "cuda"):
@@ -384,8 +431,13 @@ def compile_block(
     fused = fuse_calls(lowered) if fuse else []
     # On the CPU nothing runs on streams: the schedule is computed when first asked for
     schedule = schedule_program(lowered, max_streams) if rt is not None else None
+    # Loop(progress=True) is a progress bar hook over those loops
+    progress = [op.path for op in lowered.ops() if isinstance(op, LoopOp) and op.loop.progress]
+    listeners = (ProgressBar(progress),) if progress else ()
+    dispatcher = Dispatcher((*listeners, *hooks)) if listeners or hooks else None
+    events = dispatcher.events if dispatcher is not None else frozenset()
     with gc_paused():
-        generated, checks, no_value = generate(lowered, schedule, rt, capture)
+        generated, checks, no_value = generate(lowered, schedule, rt, capture, events=events)
     name = str(getattr(block, "name", "program"))
     filename = f"<dfgraph {name} #{next(_serial)}>"
     namespace = dict(generated.namespace)
@@ -401,7 +453,7 @@ def compile_block(
         if v.readers
     }
     ports = (input_ports(lowered), output_ports(lowered))
-    options = {
+    options: dict[str, Any] = {
         "device": device,
         "streams": streams,
         "fuse": fuse,
@@ -411,6 +463,8 @@ def compile_block(
         "errors": tuple(sorted(rules.errors)),
         "select": None if rules.select is None else tuple(sorted(rules.select)),
     }
+    if hooks:
+        options["hooks"] = hooks
     program: Program = cls(
         block,
         report,
@@ -421,5 +475,6 @@ def compile_block(
         schedule or _Deferred(lowered, max_streams),
         options,
         tuple(fused),
+        dispatcher,
     )
     return program
