@@ -421,3 +421,20 @@ def test_iteration_events_count_as_the_interpreter_runs_them(case: CounterCase) 
     )
     assert compiled.indices == interpreted.indices
     assert compiled.n == interpreted.n
+
+
+def test_the_readme_hooks_example_runs() -> None:
+    from test_readme import python_blocks
+
+    (example,) = [b for b in python_blocks() if "class Steps(df.Hook)" in b]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)  # asserts inside
+    assert namespace["prog"].hooks == (namespace["steps"],)
+    assert "_hooks.iteration_end(" in namespace["prog"].source
+
+
+def test_the_hook_benchmark_runs_the_code_from_before_hooks() -> None:
+    from benchmarks import overhead
+
+    variants = overhead.hook_case(steps=7)  # raises if the no-hook source is not the one before hooks
+    assert overhead.results_of(variants) == dict.fromkeys(variants, 14)
