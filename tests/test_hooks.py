@@ -438,3 +438,17 @@ def test_the_hook_benchmark_runs_the_code_from_before_hooks() -> None:
 
     variants = overhead.hook_case(steps=7)  # raises if the no-hook source is not the one before hooks
     assert overhead.results_of(variants) == dict.fromkeys(variants, 14)
+
+
+def test_loops_nested_past_one_function_pass_the_hooks_to_their_helpers() -> None:
+    nest: Any = add_one
+    for k in range(14):  # deeper than one function nests: the inner loops become helper functions
+        nest = df.Loop(nest, times=f"n{k}", name=f"l{k}")
+    compiled, interpreted = Recorder(), Recorder()
+    prog = df.compile(nest, hooks=[compiled])
+    assert "def _loop_" in prog.source
+    counts = {f"n{k}": 1 + k % 2 for k in range(14)}
+    assert prog(x=0, **counts) == {"x": 2**7}
+    Interpreter(df.compile(nest, hooks=[interpreted])).run(x=0, **counts)
+    assert compiled.events == interpreted.events
+    assert sum(e[0] == "block_end" for e in compiled.events) == 2**7

@@ -100,6 +100,9 @@ class _Allocator:
             return False
         if init.kind == "input" and op.region.owner is not None:
             return False
+        outer = op.region.owner
+        if outer is not None and any(c.final is init for c in (*outer.carried, *outer.outs)):
+            return False  # the enclosing loop reads it after this loop (its next carried value, its output)
         start = self.position[op.id]
         uses_here = 0
         for reader, _ in init.readers:
