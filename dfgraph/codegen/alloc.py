@@ -101,7 +101,9 @@ class _Allocator:
         if init.kind == "input" and op.region.owner is not None:
             return False
         outer = op.region.owner
-        if outer is not None and any(c.final is init for c in (*outer.carried, *outer.outs)):
+        if outer is not None and (
+            any(c.final is init for c in outer.carried) or any(o.final is init for o in outer.outs)
+        ):
             return False  # the enclosing loop reads it after this loop (its next carried value, its output)
         start = self.position[op.id]
         uses_here = 0
