@@ -31,6 +31,7 @@ from dfgraph.codegen import ports_text
 from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
 from dfgraph.diagnostics import REGISTRY, Code, Diagnostic, Report, Severity, did_you_mean, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
+from dfgraph.hooks import Hook
 from dfgraph.ir import IRError, verify
 from dfgraph.lowering import interface as _interface
 from dfgraph.lowering import lower
@@ -53,6 +54,7 @@ __all__ = [
     "FunctionBlock",
     "Graph",
     "GraphError",
+    "Hook",
     "IRError",
     "InputError",
     "Loop",
@@ -101,6 +103,7 @@ def compile(
     ignore: str | Iterable[str] | None = None,
     errors: str | Iterable[str] | None = None,
     select: str | Iterable[str] | None = None,
+    hooks: Iterable[object] = (),
 ) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
@@ -112,6 +115,8 @@ def compile(
     each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and replayed per
     step (`prog.captured` lists them; see dfgraph.capture). `ignore`, `errors` and `select` are as
     for `df.check`: an ignored error no longer stops compilation (the value passes that edge unchecked).
+    `hooks` (`df.Hook` subclasses, see dfgraph.hooks) are called on the events they listen to, on every
+    call; `prog.with_hooks(*hooks)` adds hooks for the calls of the program it returns.
     """
     return compile_block(
         block,
@@ -122,4 +127,5 @@ def compile(
         ignore=ignore,
         errors=errors,
         select=select,
+        hooks=hooks,
     )

@@ -37,6 +37,7 @@ from dfgraph.codegen import (
 )
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import BlockError, InputError, block_error
+from dfgraph.hooks import total
 from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers
 from dfgraph.lowering import lower
 from dfgraph.ports import REQUIRED
@@ -64,13 +65,25 @@ class Interpreter:
                 described.append(InputCheck(name, hint, paths))
                 self._checks.append((value, input_default(value), _test(test)))
         self._bad_input = bad_input_factory(self.name, described)
+        self.hooks = program._hooks  # dfgraph.hooks.Dispatcher, or None
 
     # -- the call ---------------------------------------------------------------------------------------
 
     def run(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Check the inputs, run every op, select the outputs: what `program(**inputs)` returns or raises."""
         env = self.bind(args, inputs, output)
-        self.run_region(self.lowered.root, env, ())
+        hooks = self.hooks
+        if hooks is None:
+            self.run_region(self.lowered.root, env, ())
+        else:  # the program's hooks see the events the generated code fires, in the same order
+            hooks.run_start(self.name, {name: env[value.id] for name, value in self._inputs})
+            try:
+                self.run_region(self.lowered.root, env, ())
+            except Exception as exc:
+                hooks.error(exc)
+                raise
+            outputs = {name: env[v.id] for name, v in self.lowered.outputs.items()}
+            hooks.run_end(self.name, self.program._defined(outputs))
         values = tuple(env[v.id] for v in self.lowered.outputs.values())
         if output is None:
             return self.program._defined(dict(zip(self.lowered.outputs, values, strict=True)))
@@ -109,11 +122,17 @@ class Interpreter:
                 self.run_loop(op, env, loops)
             elif isinstance(op, CallOp):
                 args = [self.read(env, slot.value, f"block {op.path!r}") for slot in op.inputs]
+                if self.hooks is not None:
+                    given = {s.port.name: a for s, a in zip(op.inputs, args, strict=True)}
+                    self.hooks.block_start(op.path, given)
                 try:
                     results = self.call_op(op, args)
                 except Exception as exc:
                     raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
                 env.update(zip((v.id for v in op.outputs), results, strict=True))
+                if self.hooks is not None:
+                    made = {v.name: r for v, r in zip(op.outputs, results, strict=True)}
+                    self.hooks.block_end(op.path, made)
             else:  # pragma: no cover - lowering makes only calls and loops
                 raise TypeError(f"unknown op {op!r}")
 
@@ -150,15 +169,25 @@ class Interpreter:
                 init = out.init
                 zero[out.final.id] = env[init.id] if init is not None else Unset(op.path, out.value.name)
         env.update(zero)
-        for index, item in self._iterations(op, control, loops):
+        hooks = self.hooks
+        if hooks is not None:
+            hooks.loop_start(op.path, control if op.loop.times is not None else total(control))
+        for index, element in self._iterations(op, control, loops):
             assert op.index_value is not None
             env[op.index_value.id] = index
+            item = None  # as the generated code reports it when the body reads no item
             if op.item_value is not None:
-                env[op.item_value.id] = item
+                env[op.item_value.id] = item = element
+            if hooks is not None:
+                hooks.iteration_start(op.path, index, item)
             self.run_region(op.body, env, (*loops, (op.path, index)))
             finals = [env[c.final.id] for c in op.carried]  # all read before any phi changes
             for c, final in zip(op.carried, finals, strict=True):
                 env[c.phi.id] = final
+            if hooks is not None:
+                hooks.iteration_end(op.path, index, item, {c.name: env[c.phi.id] for c in op.carried})
+        if hooks is not None:
+            hooks.loop_end(op.path)
         for out in op.outs:
             source = next(c.phi for c in op.carried if c.final is out.final) if out.carried else out.final
             env[out.value.id] = env[source.id]
@@ -171,10 +200,7 @@ class Interpreter:
             raise InputError(f"{self.name}: {refusal}")
         try:
             iterable: Any = range(control) if loop.times is not None else control
-            if loop.progress:
-                from tqdm.auto import tqdm
-
-                iterable = tqdm(iterable, desc=op.path, leave=op.region.owner is None)
+            # progress=True: the program's ProgressBar hook shows the bar
             steps = iter(enumerate(iterable)) if loop.over is not None else ((i, None) for i in iterable)
         except Exception as exc:
             raise (error := self.block_error(exc, op.path, loops)) from error.__cause__

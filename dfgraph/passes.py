@@ -1,4 +1,4 @@
-"""The compiler's pass list, in one place: lower -> check -> fuse -> schedule -> codegen.
+"""The compiler's pass list, in one place: lower -> check -> fuse -> schedule -> hooks -> codegen.
 
 Each pass is a function of the IR (`dfgraph.ir.Lowered`) returning its result; `compile_ir` runs them in
 order. Lowering and checking share one guard (`check.analyse`): an internal failure in either becomes a
@@ -7,6 +7,10 @@ emitter splits each loop body into segments while it generates code (dfgraph.cap
 
 With the debug switch on (`DFGRAPH_VERIFY=1` in the environment, or `verify=True`), `dfgraph.ir.verify`
 runs after every pass and an IRError names the pass that broke the IR.
+
+The hooks pass decides which hook events the generated code calls: those the given hooks listen to, plus
+the loop events of a progress bar over the loops built with `progress=True` (dfgraph.hooks.ProgressBar).
+No hook and no progress bar: no event, and the source is the hand-written loop.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from dfgraph.codegen import Generated, InputCheck, generate
 from dfgraph.diagnostics import Report
 from dfgraph.errors import WiringError
 from dfgraph.fuse import fuse as fuse_calls
-from dfgraph.ir import IRError, Lowered, consumers, gc_paused, verify
+from dfgraph.hooks import Dispatcher, ProgressBar
+from dfgraph.ir import IRError, LoopOp, Lowered, consumers, gc_paused, verify
 from dfgraph.schedule import Schedule, schedule_program
 
 __all__ = ["PASSES", "Compiled", "compile_ir", "verifying"]
 
-PASSES = ("lower", "check", "fuse", "schedule", "codegen")
+PASSES = ("lower", "check", "fuse", "schedule", "hooks", "codegen")
 """The passes in the order `compile_ir` runs them (fuse runs only with fuse=True, schedule only on CUDA:
 on the CPU the program computes its schedule on first use)."""
 
@@ -45,6 +50,7 @@ class Compiled:
     generated: Generated
     checks: list[InputCheck]
     no_value: list[str]
+    dispatcher: Dispatcher | None
 
 
 def verifying(verify: bool | None = None) -> bool:
@@ -62,6 +68,7 @@ def compile_ir(
     max_streams: int | None = None,
     runtime: Any = None,
     capture: bool = False,
+    hooks: tuple[object, ...] = (),
     verify: bool | None = None,
 ) -> Compiled:
     """Run the pass list on a block; raises WiringError listing every error the checker kept."""
@@ -83,9 +90,12 @@ def compile_ir(
     if runtime is not None:  # on the CPU nothing runs on streams: the program schedules on first use
         schedule = schedule_program(lowered, max_streams)
         after("schedule", lowered)
-    generated, checks, no_value = codegen_pass(lowered, schedule, runtime, capture)
+    dispatcher = hooks_pass(lowered, hooks)
+    after("hooks", lowered)
+    events = dispatcher.events if dispatcher is not None else frozenset()
+    generated, checks, no_value = codegen_pass(lowered, schedule, runtime, capture, events)
     after("codegen", lowered)
-    return Compiled(lowered, report, fused, schedule, generated, checks, no_value)
+    return Compiled(lowered, report, fused, schedule, generated, checks, no_value, dispatcher)
 
 
 def verified(name: str, lowered: Lowered) -> None:
@@ -110,12 +120,25 @@ def fuse_pass(lowered: Lowered) -> tuple[tuple[str, str], ...]:
     return tuple(fuse_calls(lowered))
 
 
+def hooks_pass(lowered: Lowered, hooks: tuple[object, ...]) -> Dispatcher | None:
+    """The program's hook dispatcher: a progress bar over the `progress=True` loops, then `hooks`; None
+    when nothing listens (the generated code then calls no hook)."""
+    progress = [op.path for op in lowered.ops() if isinstance(op, LoopOp) and op.loop.progress]
+    listeners = (ProgressBar(progress),) if progress else ()
+    return Dispatcher((*listeners, *hooks)) if listeners or hooks else None
+
+
 def codegen_pass(
-    lowered: Lowered, schedule: Schedule | None, runtime: Any, capture: bool
+    lowered: Lowered,
+    schedule: Schedule | None,
+    runtime: Any,
+    capture: bool,
+    events: frozenset[str] = frozenset(),
 ) -> tuple[Generated, list[InputCheck], list[str]]:
-    """Python source for the IR (dfgraph.codegen), capture segments included when `capture`."""
+    """Python source for the IR (dfgraph.codegen), capture segments included when `capture`, calling the
+    hook `events` some hook listens to."""
     with gc_paused():  # millions of fresh objects in cycles: full GC scans would slow big graphs
-        return generate(lowered, schedule, runtime, capture)
+        return generate(lowered, schedule, runtime, capture, events=events)
 
 
 def _unchecked_inputs(lowered: Lowered, report: Report) -> None:

@@ -32,6 +32,7 @@ from dfgraph.codegen import (
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import InputError, block_error
+from dfgraph.hooks import Dispatcher
 from dfgraph.interpret import Interpreter
 from dfgraph.ir import Lowered, consumers
 from dfgraph.lowering import input_ports, output_ports
@@ -46,12 +47,15 @@ class Program:
     """A compiled graph: call it with its inputs as keywords; thread-safe (all state is in locals)."""
 
     __slots__ = (
+        "_events",
+        "_hooks",
         "_ident_of",
         "_index",
         "_lines",
         "_options",
         "_readers",
         "_schedule",
+        "_variants",
         "block",
         "filename",
         "fused",
@@ -81,6 +85,9 @@ class Program:
     _readers: dict[str, tuple[str, ...]]
     _schedule: Schedule | _Deferred
     _options: dict[str, Any]
+    _hooks: Dispatcher | None
+    _events: frozenset[str]
+    _variants: dict[frozenset[str], Program]
 
     def __init__(
         self,
@@ -93,6 +100,7 @@ class Program:
         schedule: Schedule | _Deferred,
         options: Mapping[str, Any] | None = None,
         fused: tuple[tuple[str, str], ...] = (),
+        hooks: Dispatcher | None = None,
     ) -> None:
         init = functools.partial(object.__setattr__, self)  # the only writes: a Program is immutable
         init("block", block)
@@ -110,6 +118,10 @@ class Program:
         init("_options", dict(options or {}))  # df.compile's keywords, to recompile on unpickling
         init("fused", fused)  # the pairs of calls batch fusion merged
         init("segments", generated.segments)  # capture=True: the captured runs of blocks (dfgraph.capture)
+        init("_hooks", hooks)  # what the generated code calls for the events in `_events`
+        init("_events", generated.events)
+        # compiled variants of this program emitting more hook events, shared by its with_hooks copies
+        init("_variants", {generated.events: self})
         # The fast call path: the generated function bound to this program. Calling a bound method is a
         # plain vectorcall; calling an instance with keywords makes CPython build a kwargs dict first.
         init("run", MethodType(type(self).__call__, self))
@@ -127,6 +139,36 @@ class Program:
     def __copy__(self) -> Program:
         """The program itself: it is immutable, so a shallow copy need not be another object."""
         return self
+
+    @property
+    def hooks(self) -> tuple[object, ...]:
+        """The hooks this program calls (df.compile's, with_hooks', and the progress bar of progress=True)."""
+        return () if self._hooks is None else self._hooks.hooks
+
+    def with_hooks(self, *hooks: object) -> Program:
+        """A program that also calls `hooks` (dfgraph.hooks), sharing this one's compiled code when it
+        already calls every event they listen to (else a variant compiled once and cached)."""
+        dispatcher = Dispatcher((*self.hooks, *hooks))
+        wanted = dispatcher.events - {"error"}
+        source: Program = self
+        if not wanted <= self._events:
+            events = wanted | self._events
+            variant = self._variants.get(events)
+            if variant is None:
+                options = {**self._options, "hooks": (*self._options.get("hooks", ()), *hooks)}
+                variant = compile_block(self.block, **options)
+                variant = self._variants.setdefault(variant._events, variant)
+            source = variant
+        program: Program = object.__new__(type(source))
+        for name in Program.__slots__:
+            object.__setattr__(program, name, getattr(source, name))
+        object.__setattr__(program, "_hooks", dispatcher)
+        object.__setattr__(program, "_variants", self._variants)
+        object.__setattr__(
+            program, "_options", {**self._options, "hooks": (*self._options.get("hooks", ()), *hooks)}
+        )
+        object.__setattr__(program, "run", MethodType(type(program).__call__, program))
+        return program
 
     @property
     def schedule(self) -> Schedule:
@@ -246,6 +288,8 @@ class Program:
 
     def _reraise(self, exc: Exception) -> NoReturn:
         error = self._translate(exc)
+        if self._hooks is not None:
+            self._hooks.error(error)
         if error is exc:
             raise exc
         raise error from error.__cause__ or exc
@@ -319,10 +363,13 @@ def compile_block(
     ignore: Codes = None,
     errors: Codes = None,
     select: Codes = None,
+    hooks: Iterable[object] = (),
 ) -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error.
 
-    `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation."""
+    `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation.
+    `hooks` (dfgraph.hooks) are called on the events they listen to; the source calls no other."""
+    hooks = tuple(hooks)
     rules = Rules.of(ignore, errors, select)
     max_streams = max_streams_of(streams)
     if device not in (None, "cpu", "cuda"):
@@ -332,9 +379,11 @@ def compile_block(
             f"capture=True records CUDA graphs, so it needs device='cuda' (got device={device!r})"
         )
     rt = cuda_runtime() if device == "cuda" else None
-    c = compile_ir(block, rules=rules, fuse=fuse, max_streams=max_streams, runtime=rt, capture=capture)
+    c = compile_ir(
+        block, rules=rules, fuse=fuse, max_streams=max_streams, runtime=rt, capture=capture, hooks=hooks
+    )
     lowered, report, schedule, generated = c.lowered, c.report, c.schedule, c.generated
-    checks, no_value, fused = c.checks, c.no_value, c.fused
+    checks, no_value, fused, dispatcher = c.checks, c.no_value, c.fused, c.dispatcher
     name = str(getattr(block, "name", "program"))
     filename = f"<dfgraph {name} #{next(_serial)}>"
     namespace = dict(generated.namespace)
@@ -350,7 +399,7 @@ def compile_block(
         if v.readers
     }
     ports = (input_ports(lowered), output_ports(lowered))
-    options = {
+    options: dict[str, Any] = {
         "device": device,
         "streams": streams,
         "fuse": fuse,
@@ -360,6 +409,8 @@ def compile_block(
         "errors": tuple(sorted(rules.errors)),
         "select": None if rules.select is None else tuple(sorted(rules.select)),
     }
+    if hooks:
+        options["hooks"] = hooks
     program: Program = cls(
         block,
         report,
@@ -370,5 +421,6 @@ def compile_block(
         schedule or _Deferred(lowered, max_streams),
         options,
         tuple(fused),
+        dispatcher,
     )
     return program
