@@ -359,13 +359,22 @@ def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_the_pass_list_is_in_one_place_in_order() -> None:
-    assert passes.PASSES == ("lower", "check", "fuse", "schedule", "codegen")
+    assert passes.PASSES == ("lower", "check", "fuse", "schedule", "hooks", "codegen")
+
+
+def test_the_hooks_pass_listens_only_when_asked() -> None:
+    compiled = passes.compile_ir(pair(), rules=Rules())
+    assert compiled.dispatcher is None and "_hooks" not in compiled.generated.source
+    counted = df.Loop(pair(), times="n", progress=True, name="counted")
+    with_bar = passes.compile_ir(counted, rules=Rules())
+    assert with_bar.dispatcher is not None and with_bar.dispatcher.events  # the progress bar's loop events
 
 
 def test_verify_true_runs_the_verifier_after_every_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _recording(monkeypatch)
     compiled = passes.compile_ir(pair(), rules=Rules(), fuse=True, verify=True)
-    assert seen == ["lower", "check", "fuse", "codegen"]  # on the CPU the schedule waits for first use
+    # on the CPU the schedule waits for first use
+    assert seen == ["lower", "check", "fuse", "hooks", "codegen"]
     assert compiled.fused == (("pair/cond", "pair/uncond"),)
     assert "def " in compiled.generated.source
 
