@@ -326,7 +326,14 @@ def test_timing_table_rows_and_rendering() -> None:
 def test_results_markdown_has_every_case(
     loop_case: CaseResult, sequence_case: CaseResult, scaling_case: CaseResult, e2e_case: CaseResult
 ) -> None:
-    cases = [loop_case, sequence_case, scaling_case, e2e_case, gpu.gpu(2, 1, (1,))]
+    cases = [
+        loop_case,
+        sequence_case,
+        scaling_case,
+        e2e_case,
+        gpu.gpu(2, 1, (1,)),
+        overhead.hook_overhead(200, 1),
+    ]
     text = render_results(
         cases,
         commit="abc1234",
