@@ -10,7 +10,8 @@ from dfgraph.codegen import LineInfo
 from dfgraph.codegen.alloc import allocate
 from dfgraph.codegen.writer import Writer
 from dfgraph.interpret import Interpreter
-from dfgraph.ir import LoopOp, lower
+from dfgraph.ir import LoopOp
+from dfgraph.lowering import lower
 
 
 def test_the_writer_indents_blocks_and_keeps_line_infos() -> None:
