@@ -613,3 +613,16 @@ def test_a_file_outside_the_current_directory_is_absolute(
     assert artifact == {"uri": (located / "cli_graphs.py").resolve().as_uri()}  # no base: absolute
     status, out, _ = run_check(["cli_graphs:mistyped"], capsys)
     assert status == 1 and out.startswith(f"{(located / 'cli_graphs.py').resolve()}:")
+
+
+def test_a_miswired_graph_is_still_drawn(graphs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A picture helps most when the wiring is wrong: a graph with a cycle (DF004) is drawn, exit 0."""
+    (graphs / "cli_cyclic.py").write_text(
+        "import dfgraph as df\n\n"
+        "@df.block(outputs='x')\ndef inc(x: int) -> int:\n    return x + 1\n\n"
+        "cyclic = df.Graph({'a': inc, 'b': inc}, edges=[('a.x', 'b.x'), ('b.x', 'a.x')], name='cyclic')\n"
+    )
+    assert main(["describe", "cli_cyclic:cyclic", "--format", "mermaid"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flowchart") and "a: inc" in out and "b: inc" in out
+    assert main(["check", "cli_cyclic:cyclic", "-q"]) == 1 and "DF004" in capsys.readouterr().out
