@@ -35,7 +35,9 @@ def run(readme: Path) -> int:
             if name.startswith("test_") and callable(namespace[name]):
                 namespace[name]()
         first = code.splitlines()[0]
-        print(f"README example {number} ({first}): ok in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(
+            f"README example {number} ({first}): ok in {time.perf_counter() - start:.1f} s", file=sys.stderr
+        )
     return len(found)
 
 
