@@ -33,7 +33,7 @@ CORE_FLOORS = {
     "tqdm": "4.60",
 }
 EXTRAS = {
-    "diffusion": {"torch": "2.1", "diffusers": "0.38", "transformers": "4.40", "pillow": "9.0"},
+    "diffusion": {"torch": "2.6", "diffusers": "0.40", "transformers": "5.0", "pillow": "10.0"},
     "testing": {"hypothesis": "6.100"},
 }
 # the library's folder in the repository, and the name it installs under
