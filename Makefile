@@ -1,4 +1,5 @@
-# `make demo` and `make test` set up .venv themselves (torch pinned to the local CPU build first).
+# `make demo` and `make test` set up .venv themselves (torch pinned to the local CPU build first; pip >= 25.1
+# for the dev dependency group).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[test,diffusers]"
+	$(BIN)/python -m pip install --quiet -e ".[diffusion,testing]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
