@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dfgraph check blocks.examples:counter_one blocks.examples:counter_two blocks.examples:guided_loop
-	$(BIN)/python -m blocks.examples
-	$(BIN)/dfgraph check blocks.diffusion.demo:tiny_text2img
-	$(BIN)/python -m blocks.diffusion.demo --steps 20 --out out/text2img.png
+	$(BIN)/dfgraph check dfgraph_blocks.examples:counter_one dfgraph_blocks.examples:counter_two dfgraph_blocks.examples:guided_loop
+	$(BIN)/python -m dfgraph_blocks.examples
+	$(BIN)/dfgraph check dfgraph_blocks.diffusion.demo:tiny_text2img
+	$(BIN)/python -m dfgraph_blocks.diffusion.demo --steps 20 --out out/text2img.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,7 +3,8 @@
     python -m benchmarks.end_to_end [--quick] [--steps 20] [--scheduler euler]
 
 Every variant runs Stable Diffusion's denoising from prompt embeddings to latents (no VAE, no text
-encoder: `blocks.diffusion.tiny`'s random UNet and random embeddings), 20 steps at guidance 7.5, from the
+encoder: `dfgraph_blocks.diffusion.tiny`'s random UNet and random embeddings), 20 steps at guidance 7.5, from
+the
 same generator seed, and must give the same latents:
 
 - StableDiffusionPipeline (`output_type="latent"`): one batch-2 UNet call per step (cond + uncond);
@@ -84,7 +85,7 @@ def text2img_inputs(
     steps: int = STEPS, *, size: int = SIZE, batch: int = 1, device: torch.device | None = None
 ) -> dict[str, Any]:
     """The inputs every variant gets (but the generator): tiny prompt embeddings, steps, guidance, size."""
-    from blocks.diffusion import tiny
+    from dfgraph_blocks.diffusion import tiny
 
     prompt, negative = (e.to(device) for e in tiny.prompt_embeddings(batch=batch))
     return {
@@ -107,7 +108,7 @@ def text2img_variants(
     unet: Any | None = None,
 ) -> dict[str, Callable[[], torch.Tensor]]:
     """The variants, each a call returning float32 latents from the same seed, weights and embeddings."""
-    from blocks.diffusion import text2img, tiny
+    from dfgraph_blocks.diffusion import text2img, tiny
 
     unet = tiny.unet() if unet is None else unet
     inputs = text2img_inputs(steps, size=size, batch=batch)
@@ -184,7 +185,7 @@ def end_to_end(
     table = timing_table(title, stats, PIPELINE)
     met, verdict = judge(stats)
     notes = [
-        f"torch threads: {torch.get_num_threads()}; components: blocks.diffusion.tiny (random UNet, "
+        f"torch threads: {torch.get_num_threads()}; components: dfgraph_blocks.diffusion.tiny (random UNet, "
         "about 0.3M parameters; random prompt embeddings)",
         *agreement,
         MODULAR_HOW if modular else "Modular Diffusers variant not run (modular=False)",

@@ -3,7 +3,7 @@
     python -m benchmarks.gpu [--quick]
 
 Runs only where `torch.cuda.is_available()`; elsewhere it reports that nothing was measured. Each
-variant compiles the same `blocks.diffusion.text2img` graph around the same UNet (on the GPU) with
+variant compiles the same `dfgraph_blocks.diffusion.text2img` graph around the same UNet (on the GPU) with
 different `df.compile` options, and must give the same latents (within GPU rounding) as the serial one:
 
 - serial: `device="cuda", streams=1`; streams: `device="cuda", streams="auto"` (the cond and uncond UNet
@@ -60,7 +60,7 @@ def gpu_variants(
     device: str | None, batch: int, steps: int = STEPS, *, size: int = SIZE, unet: Any | None = None
 ) -> dict[str, Callable[[], torch.Tensor]]:
     """One call per variant, each returning latents from the same seed, weights and embeddings."""
-    from blocks.diffusion import text2img, tiny
+    from dfgraph_blocks.diffusion import text2img, tiny
 
     place = torch.device(device or "cpu")
     unet = (tiny.unet() if unet is None else unet).to(place)

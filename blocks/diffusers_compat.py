@@ -2,7 +2,7 @@
 
     import dfgraph
     from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
-    from blocks.diffusers_compat import from_modular
+    from dfgraph_blocks.diffusers_compat import from_modular
 
     sdxl = from_modular(StableDiffusionXLAutoBlocks(), workflow="image2image")
     print(dfgraph.check(sdxl))          # or, from a module holding `sdxl`: dfgraph check mymodule:sdxl

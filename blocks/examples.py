@@ -1,6 +1,7 @@
 """Example graphs: the counter loops of the Modular Diffusers loop guide, and a small guided-update graph.
 
-Run `python -m blocks.examples` (or `make demo`) to check them, show their generated code and run them.
+Run `python -m dfgraph_blocks.examples` (or `make demo`) to check them, show their generated code and run
+them.
 """
 
 from __future__ import annotations

@@ -55,14 +55,14 @@ def load(target: str) -> Any:
     A Program gives its block; a function that is not a block is called with no arguments (a factory)."""
     module_name, colon, attr = target.partition(":")
     if not colon or not module_name or not attr:
-        raise TargetError(f"{target!r}: expected MODULE:ATTR, e.g. blocks.examples:counter_two")
+        raise TargetError(f"{target!r}: expected MODULE:ATTR, e.g. dfgraph_blocks.examples:counter_two")
     obj: Any = _import(target, module_name)
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise TargetError(f"{target!r}: {module_name} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not is_block(obj) and not isinstance(obj, df.Program) and callable(obj):
-        # a factory (graphs built around components, e.g. blocks.diffusion.demo:tiny_text2img)
+        # a factory (graphs built around components, e.g. dfgraph_blocks.diffusion.demo:tiny_text2img)
         try:
             obj = obj()
         except Exception as exc:

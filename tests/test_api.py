@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 import pytest
 
-import blocks
+import dfgraph_blocks as blocks
 import dfgraph as df
 from dfgraph import compose
 from dfgraph.diagnostics import REGISTRY, registry_table

@@ -225,7 +225,7 @@ def test_bodies_without_capturable_blocks_run_eagerly(rt: FakeCapture) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the device machine)")
 def test_text2img_captured_on_a_gpu_matches_eager() -> None:
-    from blocks.diffusion import text2img, tiny
+    from dfgraph_blocks.diffusion import text2img, tiny
 
     unet = tiny.unet().cuda()
     prompt, negative = (e.cuda() for e in tiny.prompt_embeddings())
@@ -272,7 +272,7 @@ def test_floats_from_outside_the_loop_stay_python_values(rt: FakeCapture) -> Non
 
 @pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
 def test_text2img_captures_the_unet_and_guidance(rt: FakeCapture, guidance_scale: float) -> None:
-    from blocks.diffusion import text2img, tiny
+    from dfgraph_blocks.diffusion import text2img, tiny
 
     unet = tiny.unet()
     prompt, negative = tiny.prompt_embeddings()

@@ -14,25 +14,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dfgraph as df
-from blocks import examples
+from dfgraph_blocks import examples
 from dfgraph.cli import main
 from dfgraph.findings import Finding, github
 
 
 def test_check_clean_graphs_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "blocks.examples:counter_one", "blocks.examples:counter_two"]) == 0
+    assert main(["check", "dfgraph_blocks.examples:counter_one", "dfgraph_blocks.examples:counter_two"]) == 0
     out = capsys.readouterr().out
-    assert "blocks.examples:counter_one: 0 errors, 0 warnings" in out
-    assert "blocks.examples:counter_two: 0 errors, 0 warnings" in out
+    assert "dfgraph_blocks.examples:counter_one: 0 errors, 0 warnings" in out
+    assert "dfgraph_blocks.examples:counter_two: 0 errors, 0 warnings" in out
 
 
 def test_check_reports_compiler_style_and_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "blocks.examples:counter_one", "blocks.examples:miswired"]) == 1
+    assert main(["check", "dfgraph_blocks.examples:counter_one", "dfgraph_blocks.examples:miswired"]) == 1
     out = capsys.readouterr().out
     assert "miswired/add_one.x: error[DF101]: " in out
     assert "miswired: error[DF003]: carry= names 'xx'" in out and "did you mean 'x'?" in out
     assert "  hint: " in out
-    assert "blocks.examples:miswired: 3 errors, 0 warnings" in out
+    assert "dfgraph_blocks.examples:miswired: 3 errors, 0 warnings" in out
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,8 @@ def test_check_reports_compiler_style_and_exits_one(capsys: pytest.CaptureFixtur
     [
         ("no_colon", "expected MODULE:ATTR"),
         ("no.such.module:x", "cannot import"),
-        ("blocks.examples:nothing_here", "has no attribute"),
-        ("blocks.examples:EXAMPLES", "not a block"),
+        ("dfgraph_blocks.examples:nothing_here", "has no attribute"),
+        ("dfgraph_blocks.examples:EXAMPLES", "not a block"),
     ],
 )
 @pytest.mark.parametrize("command", ["check", "describe", "schedule"])
@@ -56,7 +56,7 @@ def test_bad_targets_are_explained_and_exit_two(
 
 
 def test_describe_prints_ports_and_structure(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["describe", "blocks.examples:guided_loop", "--source"]) == 0
+    assert main(["describe", "dfgraph_blocks.examples:guided_loop", "--source"]) == 0
     out = capsys.readouterr().out
     assert "inputs:  num_steps: int, value: float" in out
     assert "outputs: timesteps: Sequence[float], value: float" in out
@@ -66,13 +66,13 @@ def test_describe_prints_ports_and_structure(capsys: pytest.CaptureFixture[str])
 
 
 def test_describe_of_a_broken_graph_with_source_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["describe", "blocks.examples:miswired", "--source"]) == 1
+    assert main(["describe", "dfgraph_blocks.examples:miswired", "--source"]) == 1
     assert "not compiled" in capsys.readouterr().out
 
 
 def test_console_entry_point_runs() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "dfgraph", "check", "blocks.examples:miswired"],
+        [sys.executable, "-m", "dfgraph", "check", "dfgraph_blocks.examples:miswired"],
         capture_output=True,
         text=True,
         check=False,
@@ -198,7 +198,7 @@ def test_usage_errors_exit_two(
 
 def test_a_bad_option_exits_two(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["check", "blocks.examples:counter_one", "--no-such-flag"])
+        main(["check", "dfgraph_blocks.examples:counter_one", "--no-such-flag"])
     assert exc.value.code == 2
 
 
@@ -223,13 +223,13 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize(
     ("args", "status"),
     [
-        (["check", "blocks.examples:counter_two"], 0),
-        (["check", "blocks.examples:miswired"], 1),
-        (["describe", "blocks.examples:counter_two", "--source"], 0),
-        (["describe", "blocks.examples:miswired", "--source"], 1),
-        (["schedule", "blocks.examples:guided_loop"], 0),
-        (["schedule", "blocks.examples:miswired"], 1),
-        (["schedule", "blocks.examples:guided_loop", "--streams", "lots"], 2),
+        (["check", "dfgraph_blocks.examples:counter_two"], 0),
+        (["check", "dfgraph_blocks.examples:miswired"], 1),
+        (["describe", "dfgraph_blocks.examples:counter_two", "--source"], 0),
+        (["describe", "dfgraph_blocks.examples:miswired", "--source"], 1),
+        (["schedule", "dfgraph_blocks.examples:guided_loop"], 0),
+        (["schedule", "dfgraph_blocks.examples:miswired"], 1),
+        (["schedule", "dfgraph_blocks.examples:guided_loop", "--streams", "lots"], 2),
     ],
 )
 def test_exit_status_of_every_subcommand(
@@ -241,14 +241,14 @@ def test_exit_status_of_every_subcommand(
 @pytest.mark.parametrize("command", ["check", "describe", "schedule"])
 def test_a_bad_option_exits_two_in_every_subcommand(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main([command, "blocks.examples:counter_one", "--no-such-flag"])
+        main([command, "dfgraph_blocks.examples:counter_one", "--no-such-flag"])
     assert exc.value.code == 2 and "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
 
 
 def test_an_unloadable_target_wins_over_findings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "blocks.examples:miswired", "blocks.examples:nothing_here"]) == 2
+    assert main(["check", "dfgraph_blocks.examples:miswired", "dfgraph_blocks.examples:nothing_here"]) == 2
     captured = capsys.readouterr()
-    assert "blocks.examples:miswired: 3 errors, 0 warnings" in captured.out  # the others are still checked
+    assert "dfgraph_blocks.examples:miswired: 3 errors, 0 warnings" in captured.out  # the others are still checked
     assert "has no attribute" in captured.err
 
 
@@ -428,7 +428,7 @@ def test_quiet_prints_only_the_findings(graphs: Path, capsys: pytest.CaptureFixt
     status, out, _ = run_check(["cli_graphs:mistyped", "cli_graphs:warned", "-q"], capsys)
     assert status == 1 and "error[DF001]" in out and "warning[DF201]" in out
     assert "errors" not in out  # no summary lines
-    status, out, _ = run_check(["blocks.examples:counter_one", "--quiet"], capsys)
+    status, out, _ = run_check(["dfgraph_blocks.examples:counter_one", "--quiet"], capsys)
     assert status == 0 and out == ""
 
 
@@ -582,21 +582,21 @@ def test_describe_and_schedule_compile_with_the_config_rules(
 def test_describe_and_schedule_draw_pictures(capsys: pytest.CaptureFixture[str]) -> None:
     from dfgraph import render
 
-    assert main(["describe", "blocks.examples:guided_loop", "--format", "dot"]) == 0
+    assert main(["describe", "dfgraph_blocks.examples:guided_loop", "--format", "dot"]) == 0
     assert capsys.readouterr().out == render.to_dot(examples.guided_loop)
-    assert main(["describe", "blocks.examples:guided_loop", "--format", "mermaid"]) == 0
+    assert main(["describe", "dfgraph_blocks.examples:guided_loop", "--format", "mermaid"]) == 0
     assert capsys.readouterr().out == render.to_mermaid(examples.guided_loop)
-    assert main(["schedule", "blocks.examples:guided_loop", "--format", "mermaid"]) == 0
+    assert main(["schedule", "dfgraph_blocks.examples:guided_loop", "--format", "mermaid"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("sequenceDiagram") and "guided_loop/denoise" in out
-    assert main(["schedule", "blocks.examples:guided_loop", "--format", "trace"]) == 0
+    assert main(["schedule", "dfgraph_blocks.examples:guided_loop", "--format", "trace"]) == 0
     trace = json.loads(capsys.readouterr().out)
     names = {e["name"] for e in trace["traceEvents"] if e["ph"] == "X"}
     assert any("cond" in n for n in names) and any("uncond" in n for n in names)
     # an unloadable target is a usage error in every format; a bad format is argparse's exit 2
     assert main(["describe", "nope:x", "--format", "dot"]) == 2
     with pytest.raises(SystemExit) as exc:
-        main(["schedule", "blocks.examples:guided_loop", "--format", "svg"])
+        main(["schedule", "dfgraph_blocks.examples:guided_loop", "--format", "svg"])
     assert exc.value.code == 2
 
 

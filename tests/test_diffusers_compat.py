@@ -1,4 +1,4 @@
-"""blocks.diffusers_compat: Modular Diffusers blocks converted to dfgraph blocks, checked and run."""
+"""dfgraph_blocks.diffusers_compat: Modular Diffusers blocks converted to dfgraph blocks, checked and run."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from diffusers.modular_pipelines import (
 )
 
 import dfgraph as df
-from blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
+from dfgraph_blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.ir import LoopOp
 from dfgraph.lowering import lower
@@ -552,7 +552,7 @@ def test_the_command_line_checks_a_converted_pipeline(
         textwrap.dedent(
             """
             from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
-            from blocks.diffusers_compat import from_modular
+            from dfgraph_blocks.diffusers_compat import from_modular
 
             text2image = from_modular(StableDiffusionXLAutoBlocks(), workflow="text2image", name="sdxl")
             """

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import dfgraph as df
-from blocks.diffusion import demo, denoising_loop, img2img, steps, text2img, tiny
+from dfgraph_blocks.diffusion import demo, denoising_loop, img2img, steps, text2img, tiny
 from dfgraph.cli import main as dfgraph_main
 
 STEPS = 6
@@ -323,7 +323,7 @@ def test_demo_writes_a_png_of_the_asked_size(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_the_cli_checks_a_graph_factory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert dfgraph_main(["check", "blocks.diffusion.demo:tiny_text2img"]) == 0
+    assert dfgraph_main(["check", "dfgraph_blocks.diffusion.demo:tiny_text2img"]) == 0
     assert "tiny_text2img: 0 errors, 0 warnings" in capsys.readouterr().out
-    assert dfgraph_main(["check", "blocks.diffusion.demo:save_png"]) == 2  # unloadable: usage
+    assert dfgraph_main(["check", "dfgraph_blocks.diffusion.demo:save_png"]) == 2  # unloadable: usage
     assert "calling it failed" in capsys.readouterr().err

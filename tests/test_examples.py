@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import dfgraph as df
-from blocks import examples
+from dfgraph_blocks import examples
 
 
 def test_counter_with_one_block_gives_ten() -> None:

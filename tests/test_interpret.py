@@ -710,7 +710,7 @@ def test_a_wrong_tuple_length_fails_as_in_the_generated_code() -> None:
 
 def test_fused_programs_interpret_the_unfused_definition() -> None:
     """fuse=True changes how the generated code runs, never what the interpreter computes."""
-    from blocks.examples import guided_loop
+    from dfgraph_blocks.examples import guided_loop
 
     plain, fused = df.compile(guided_loop), df.compile(guided_loop, fuse=True)
     inputs = {p.name: 2 if p.name == "num_steps" else 0.5 for p in plain.inputs}
@@ -722,7 +722,7 @@ def test_cuda_programs_interpret_serially_without_touching_the_runtime(
 ) -> None:
     """device="cuda" changes how the generated code runs; the interpreter never uses streams."""
     import dfgraph.cuda
-    from blocks.examples import guided_loop
+    from dfgraph_blocks.examples import guided_loop
 
     class Untouchable:
         def __getattr__(self, name: str) -> Any:

@@ -13,7 +13,7 @@ import pytest
 import dfgraph as df
 import dfgraph.passes as passes
 from benchmarks.scaling import loop_nest, one_leaf_nest, sequential_nest, wide_graph
-from blocks import examples
+from dfgraph_blocks import examples
 from dfgraph.check import Rules
 from dfgraph.fuse import fuse
 from dfgraph.ir import (
@@ -280,7 +280,7 @@ def test_a_graph_with_wiring_errors_still_lowers_to_a_sound_ir() -> None:
 
 
 def test_the_diffusion_graphs_verify_clean_before_and_after_fusion() -> None:
-    from blocks.diffusion import img2img, text2img, tiny
+    from dfgraph_blocks.diffusion import img2img, text2img, tiny
 
     unet, vae = tiny.unet(), tiny.vae()
     for graph in (
@@ -440,7 +440,7 @@ def test_the_schedule_pass_keeps_its_results_on_the_ops() -> None:
 def test_describe_ir_prints_the_ir(capsys: pytest.CaptureFixture[str]) -> None:
     from dfgraph.cli import main
 
-    assert main(["describe", "blocks.examples:counter_two", "--ir"]) == 0
+    assert main(["describe", "dfgraph_blocks.examples:counter_two", "--ir"]) == 0
     out = capsys.readouterr().out
     assert out.endswith(str(df.lower(examples.counter_two)) + "\n")
     assert "\nIR:\ngraph counter_two\n" in out

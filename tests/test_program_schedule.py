@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import dfgraph as df
-from blocks import examples
+from dfgraph_blocks import examples
 from dfgraph.cli import main
 from dfgraph.testing import happens_before, simulate
 
@@ -101,9 +101,9 @@ def test_nested_loops_get_one_schedule_each_and_simulate_cleanly() -> None:
 
 
 def test_cli_schedule(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["schedule", "blocks.examples:guided_loop"]) == 0
+    assert main(["schedule", "dfgraph_blocks.examples:guided_loop"]) == 0
     assert "on 2 streams" in capsys.readouterr().out
-    assert main(["schedule", "blocks.examples:guided_loop", "--streams", "1"]) == 0
+    assert main(["schedule", "dfgraph_blocks.examples:guided_loop", "--streams", "1"]) == 0
     assert "on 1 stream" in capsys.readouterr().out
-    assert main(["schedule", "blocks.examples:miswired"]) == 1
-    assert main(["schedule", "blocks.examples:counter_one", "--streams", "zero"]) == 2
+    assert main(["schedule", "dfgraph_blocks.examples:miswired"]) == 1
+    assert main(["schedule", "dfgraph_blocks.examples:counter_one", "--streams", "zero"]) == 2

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import dfgraph as df
-from blocks.examples import counter_one, counter_two, guided_loop
+from dfgraph_blocks.examples import counter_one, counter_two, guided_loop
 from dfgraph import passes
 from dfgraph.check import Rules
 from dfgraph.codegen import Unset

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dfgraph as df
-from blocks.examples import counter_two, guided_loop
+from dfgraph_blocks.examples import counter_two, guided_loop
 from dfgraph import render
 from dfgraph.check import analyse
 from dfgraph.ir import CallOp, LoopOp
@@ -296,7 +296,7 @@ def test_random_graphs_draw_every_block_in_its_loops(case: Any) -> None:
 
 
 def test_output_is_deterministic_across_equal_definitions() -> None:
-    from blocks import examples
+    from dfgraph_blocks import examples
 
     def build() -> df.Sequential:
         return df.Sequential(
@@ -319,7 +319,7 @@ def test_a_program_draws_its_block_and_a_leaf_block_draws_alone() -> None:
 
 
 def examples_add_one() -> Any:
-    from blocks.examples import add_one
+    from dfgraph_blocks.examples import add_one
 
     return add_one
 
@@ -386,7 +386,7 @@ def test_schedule_mermaid_shows_streams_waits_fork_and_join() -> None:
 
 
 def test_schedule_pictures_without_loops() -> None:
-    from blocks.examples import add_one
+    from dfgraph_blocks.examples import add_one
 
     seq = df.Sequential(add_one, add_one)
     assert "Note over S0: no loops: nothing to schedule" in render.schedule_mermaid(seq)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import blocks
+import dfgraph_blocks as blocks
 import dfgraph as df
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, fatal_codes, registry_table, select_codes
@@ -299,7 +299,7 @@ def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
     pytest.importorskip("diffusers")
     from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
 
-    from blocks.diffusers_compat import from_modular, from_modular_workflows
+    from dfgraph_blocks.diffusers_compat import from_modular, from_modular_workflows
 
     sdxl = StableDiffusionXLAutoBlocks()
     ignore = _sdxl_ignore()

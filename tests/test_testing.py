@@ -15,7 +15,7 @@ from hypothesis.errors import InvalidArgument
 from jaxtyping import Float
 
 import dfgraph as df
-from blocks.examples import counter_two
+from dfgraph_blocks.examples import counter_two
 from dfgraph.testing import MAX_LOOP_ITEMS, MAX_LOOP_STEPS, CounterCase, counter_loops, increment, inputs_for
 from dfgraph.testing.generators import (
     Injected,

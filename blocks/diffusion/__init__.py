@@ -4,6 +4,6 @@
 components for tests, the demo and the benchmarks. Needs the `diffusers` extra.
 """
 
-from blocks.diffusion.graphs import denoising_loop, denoising_step, img2img, text2img
+from dfgraph_blocks.diffusion.graphs import denoising_loop, denoising_step, img2img, text2img
 
 __all__ = ["denoising_loop", "denoising_step", "img2img", "text2img"]

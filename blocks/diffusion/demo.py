@@ -1,7 +1,8 @@
 """The text-to-image demo (`make demo`): tiny random components, checked, scheduled, run, saved as a PNG.
 
-    python -m blocks.diffusion.demo [--steps 20] [--size 128] [--scheduler dpm++] [--out out/text2img.png]
-    dfgraph check blocks.diffusion.demo:tiny_text2img
+    python -m dfgraph_blocks.diffusion.demo [--steps 20] [--size 128] [--scheduler dpm++]
+    [--out out/text2img.png]
+    dfgraph check dfgraph_blocks.diffusion.demo:tiny_text2img
 
 Next to the PNG it writes pictures that need nothing but a browser: the graph (`text2img.graph.svg`) and
 its loop's stream schedule (`text2img.schedule.svg`), plus the same as Mermaid (`.mmd`), Graphviz (`.dot`)
@@ -22,7 +23,7 @@ import PIL.Image
 import torch
 
 import dfgraph as df
-from blocks.diffusion import text2img, tiny
+from dfgraph_blocks.diffusion import text2img, tiny
 from dfgraph import render
 
 
@@ -61,7 +62,7 @@ def write_pictures(program: df.Program, out: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Build, check, schedule, run and save."""
     parser = argparse.ArgumentParser(
-        prog="python -m blocks.diffusion.demo", description=__doc__.splitlines()[0]
+        prog="python -m dfgraph_blocks.diffusion.demo", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     parser.add_argument(

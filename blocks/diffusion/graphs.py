@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import dfgraph as df
-from blocks.diffusion import steps
+from dfgraph_blocks.diffusion import steps
 
 
 def denoising_step(unet: Any, scheduler: Any) -> df.Graph:

@@ -8,7 +8,8 @@ Named dims (`batch`, `latent_height`, ...) are bound once across the graph, so t
 embeddings and the batch of the latents must agree too.
 
 Every block computes exactly what the pipeline's own code computes (same calls, same order, same
-generator draws): `blocks.diffusion.text2img` and `img2img` are proven equal to the pipelines in tests.
+generator draws): `dfgraph_blocks.diffusion.text2img` and `img2img` are proven equal to the pipelines in
+tests.
 Stateful schedulers (step index, multistep history) are the shared resource `SCHEDULER`; blocks that
 draw from the generator mutate `RNG`, so the stream scheduler keeps them in order on one stream.
 

@@ -19,7 +19,7 @@ add_one.inputs = 3  # E: assignment
 add_one.nmae  # E: attr-defined
 df.compile(42)  # E: arg-type
 df.compile(lambda x: x)  # E: arg-type
-df.compile("blocks.examples:counter_one")  # E: arg-type
+df.compile("dfgraph_blocks.examples:counter_one")  # E: arg-type
 
 prog = df.compile(add_one)
 prog(x=1)["x"].anything  # allowed: values are Any
