@@ -19,8 +19,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-import dfgraph_blocks as blocks
 import dfgraph as df
+import dfgraph_blocks as blocks
 from dfgraph import compose
 from dfgraph.diagnostics import REGISTRY, registry_table
 

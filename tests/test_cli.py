@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dfgraph as df
-from dfgraph_blocks import examples
 from dfgraph.cli import main
 from dfgraph.findings import Finding, github
+from dfgraph_blocks import examples
 
 
 def test_check_clean_graphs_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,7 +248,8 @@ def test_a_bad_option_exits_two_in_every_subcommand(command: str, capsys: pytest
 def test_an_unloadable_target_wins_over_findings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "dfgraph_blocks.examples:miswired", "dfgraph_blocks.examples:nothing_here"]) == 2
     captured = capsys.readouterr()
-    assert "dfgraph_blocks.examples:miswired: 3 errors, 0 warnings" in captured.out  # the others are still checked
+    # the others are still checked
+    assert "dfgraph_blocks.examples:miswired: 3 errors, 0 warnings" in captured.out
     assert "has no attribute" in captured.err
 
 

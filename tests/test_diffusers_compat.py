@@ -25,10 +25,10 @@ from diffusers.modular_pipelines import (
 )
 
 import dfgraph as df
-from dfgraph_blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.ir import LoopOp
 from dfgraph.lowering import lower
+from dfgraph_blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
 
 # -- small modular blocks, written the way diffusers' guide writes them ---------------------------------
 

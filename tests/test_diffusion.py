@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import dfgraph as df
-from dfgraph_blocks.diffusion import demo, denoising_loop, img2img, steps, text2img, tiny
 from dfgraph.cli import main as dfgraph_main
+from dfgraph_blocks.diffusion import demo, denoising_loop, img2img, steps, text2img, tiny
 
 STEPS = 6
 SEED = 1

@@ -13,7 +13,6 @@ import pytest
 import dfgraph as df
 import dfgraph.passes as passes
 from benchmarks.scaling import loop_nest, one_leaf_nest, sequential_nest, wide_graph
-from dfgraph_blocks import examples
 from dfgraph.check import Rules
 from dfgraph.fuse import fuse
 from dfgraph.ir import (
@@ -29,6 +28,7 @@ from dfgraph.ir import (
     format_ir,
     verify,
 )
+from dfgraph_blocks import examples
 
 
 @df.block(outputs="x")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 import dfgraph as df
-from dfgraph_blocks import examples
 from dfgraph.cli import main
 from dfgraph.testing import happens_before, simulate
+from dfgraph_blocks import examples
 
 STEP = "guided_loop/denoise/step"
 

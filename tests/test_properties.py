@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import dfgraph as df
-from dfgraph_blocks.examples import counter_one, counter_two, guided_loop
 from dfgraph import passes
 from dfgraph.check import Rules
 from dfgraph.codegen import Unset
@@ -26,6 +25,7 @@ from dfgraph.testing.generators import (
     mistyped_graphs,
     well_typed_graphs,
 )
+from dfgraph_blocks.examples import counter_one, counter_two, guided_loop
 
 # Sized so that the whole file runs in well under a minute on two cores.
 PROPERTY = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])

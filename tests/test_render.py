@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dfgraph as df
-from dfgraph_blocks.examples import counter_two, guided_loop
 from dfgraph import render
 from dfgraph.check import analyse
 from dfgraph.ir import CallOp, LoopOp
 from dfgraph.schedule import Schedule, assign
 from dfgraph.testing import counter_loops, dags
+from dfgraph_blocks.examples import counter_two, guided_loop
 
 # -- a strict parser for the dot this module writes (the grammar's subset: no ports, no edge chains) ----
 

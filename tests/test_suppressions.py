@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dfgraph_blocks as blocks
 import dfgraph as df
+import dfgraph_blocks as blocks
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.diagnostics import REGISTRY, TYPE_CODES, fatal_codes, registry_table, select_codes
 from dfgraph.testing.generators import Injected, Malformed, malformed_graphs, mistyped_graphs

@@ -15,7 +15,6 @@ from hypothesis.errors import InvalidArgument
 from jaxtyping import Float
 
 import dfgraph as df
-from dfgraph_blocks.examples import counter_two
 from dfgraph.testing import MAX_LOOP_ITEMS, MAX_LOOP_STEPS, CounterCase, counter_loops, increment, inputs_for
 from dfgraph.testing.generators import (
     Injected,
@@ -24,6 +23,7 @@ from dfgraph.testing.generators import (
     mistyped_graphs,
     well_typed_graphs,
 )
+from dfgraph_blocks.examples import counter_two
 
 SETTINGS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 # Coverage checks: find one example, without spending time shrinking it.

@@ -23,8 +23,8 @@ import PIL.Image
 import torch
 
 import dfgraph as df
-from dfgraph_blocks.diffusion import text2img, tiny
 from dfgraph import render
+from dfgraph_blocks.diffusion import text2img, tiny
 
 
 def tiny_text2img(scheduler: str = "dpm++", *, progress: bool = False) -> df.Graph:
