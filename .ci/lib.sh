@@ -47,7 +47,8 @@ the_wheel() {
 # in a directory where the source tree is not importable
 test_tree() {
     mkdir -p "$1"
-    cp -r "$repo/tests" "$repo/benchmarks" "$repo/docs" "$repo/README.md" "$repo/pyproject.toml" "$1/"
+    cp -r "$repo/tests" "$repo/benchmarks" "$repo/docs" "$repo/README.md" "$repo/pyproject.toml" \
+        "$repo/.pre-commit-hooks.yaml" "$repo/CHANGELOG.md" "$1/"
 }
 
 # assert_installed VENV MODULE...: each module comes from the venv's site-packages, not the source tree
