@@ -280,6 +280,8 @@ def test_a_graph_with_wiring_errors_still_lowers_to_a_sound_ir() -> None:
 
 
 def test_the_diffusion_graphs_verify_clean_before_and_after_fusion() -> None:
+    pytest.importorskip("torch")  # the diffusion graphs need the [diffusion] extra
+    pytest.importorskip("PIL")
     from dfgraph_blocks.diffusion import img2img, text2img, tiny
 
     unet, vae = tiny.unet(), tiny.vae()
@@ -371,6 +373,7 @@ def test_the_hooks_pass_listens_only_when_asked() -> None:
 
 
 def test_verify_true_runs_the_verifier_after_every_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")  # fused calls concatenate their batch with torch.cat
     seen = _recording(monkeypatch)
     compiled = passes.compile_ir(pair(), rules=Rules(), fuse=True, verify=True)
     # on the CPU the schedule waits for first use
@@ -380,6 +383,7 @@ def test_verify_true_runs_the_verifier_after_every_pass(monkeypatch: pytest.Monk
 
 
 def test_without_the_switch_nothing_is_verified(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")  # fused calls concatenate their batch with torch.cat
     monkeypatch.delenv(passes.VERIFY_ENV, raising=False)
     seen = _recording(monkeypatch)
     assert df.compile(pair(), fuse=True).fused == (("pair/cond", "pair/uncond"),)
@@ -394,6 +398,7 @@ def test_the_environment_switch(monkeypatch: pytest.MonkeyPatch, setting: str, o
 
 
 def test_the_switch_names_the_pass_that_broke_the_ir(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")  # fused calls concatenate their batch with torch.cat
     def breaking_fuse(lowered: Lowered) -> list[tuple[str, str]]:
         pairs = fuse(lowered)
         value = lowered.inputs["t"]
