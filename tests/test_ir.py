@@ -399,6 +399,7 @@ def test_the_environment_switch(monkeypatch: pytest.MonkeyPatch, setting: str, o
 
 def test_the_switch_names_the_pass_that_broke_the_ir(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")  # fused calls concatenate their batch with torch.cat
+
     def breaking_fuse(lowered: Lowered) -> list[tuple[str, str]]:
         pairs = fuse(lowered)
         value = lowered.inputs["t"]
