@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 
 import dfgraph as df
@@ -358,6 +357,7 @@ def test_progress_true_runs_through_a_progress_bar_hook(capsys: pytest.CaptureFi
 
 
 def test_fused_calls_report_each_member() -> None:
+    torch = pytest.importorskip("torch")
     from test_fuse import Denoiser, denoise_loop, inputs
 
     rec = Recorder()
@@ -371,6 +371,7 @@ def test_fused_calls_report_each_member() -> None:
 
 
 def test_streamed_programs_fire_events_around_the_stream_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
     from test_cuda_streams import INPUTS, RT, guided_loop
 
     RT.reset()
@@ -386,6 +387,7 @@ def test_streamed_programs_fire_events_around_the_stream_code(monkeypatch: pytes
 
 
 def test_captured_segments_are_one_block_event_each() -> None:
+    pytest.importorskip("torch")
     from test_capture import FakeCapture, Stepper, inputs, loop
 
     fake = FakeCapture()

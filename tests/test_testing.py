@@ -8,11 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import torch
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from jaxtyping import Float
 
 import dfgraph as df
 from dfgraph.testing import MAX_LOOP_ITEMS, MAX_LOOP_STEPS, CounterCase, counter_loops, increment, inputs_for
@@ -320,16 +318,6 @@ def _anything(v: Any) -> Any:
     return v
 
 
-@df.block(outputs="y")
-def _tensor(t: Float[torch.Tensor, "b c"]) -> int:
-    return 0
-
-
-@df.block(outputs="y")
-def _tensor_optional(x: int, t: Float[torch.Tensor, "b c"] | None = None) -> int:
-    return x
-
-
 @df.block(outputs="x")
 def _add_item(x: int, t: int) -> int:
     return x + t
@@ -372,19 +360,6 @@ def test_inputs_for_satisfies_every_reader_of_an_input(inputs: dict[str, Any]) -
 @given(inputs_for(_anything))
 def test_inputs_for_draws_plain_values_for_any(inputs: dict[str, Any]) -> None:
     assert inputs["v"] is None or isinstance(inputs["v"], bool | int | float | str)
-
-
-def test_inputs_for_asks_for_a_strategy_it_cannot_derive() -> None:
-    with pytest.raises(InvalidArgument, match="inputs_for\\(\\.\\.\\., t=\\.\\.\\.\\)"):
-        inputs_for(_tensor)
-    assert find(inputs_for(_tensor, t=st.just(torch.zeros(2, 3))), lambda d: True)["t"].shape == (2, 3)
-
-
-@SETTINGS
-@given(inputs_for(_tensor_optional))
-def test_inputs_for_leaves_out_an_optional_input_it_cannot_derive(inputs: dict[str, Any]) -> None:
-    assert inputs.get("t") is None
-    df.compile(_tensor_optional)(**inputs)
 
 
 @SETTINGS
