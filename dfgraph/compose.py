@@ -1,4 +1,5 @@
-"""Composites, blocks made of blocks: Sequential (by name), Loop (carries state), Graph (explicit edges).
+"""Composites, blocks made of blocks: Sequential (by name), Loop (carries state), Graph (explicit edges),
+Switch (runs one of its cases) and Bound (a block with some inputs fixed, what `df.specialize` makes).
 
 This module is data and validation only: a composite's ports (derived by the lowering) and its compiled
 program come from the layers above, which `import dfgraph` connects here (`connect`).
@@ -229,6 +230,7 @@ class Loop(Composite):
         item: str = "t",
         index: str = "i",
         carry: Iterable[str] | None = None,
+        until: str | None = None,
         progress: bool = False,
         name: str = "loop",
     ) -> None:
@@ -252,6 +254,8 @@ class Loop(Composite):
             raise definition_error(self.name, f"item= and index= are both {item!r}; they must differ")
         # a bare string is refused (as for mutates= and batch=): it is not silently one name or its letters
         self.carry = None if carry is None else name_tuple(carry, "carry=", self.name, identifier=True)
+        # the body output (a bool) that ends the loop after the iteration that wrote True
+        self.until = None if until is None else _check_name(until, "until=", self.name)
         self.progress = bool(progress)
 
     @property
@@ -261,7 +265,8 @@ class Loop(Composite):
 
     def __repr__(self) -> str:
         how = f"times={self.times!r}" if self.times is not None else f"over={self.over!r}"
-        return f"Loop({getattr(self.body, 'name', self.body)!r}, {how}, name={self.name!r})"
+        until = "" if self.until is None else f", until={self.until!r}"
+        return f"Loop({getattr(self.body, 'name', self.body)!r}, {how}{until}, name={self.name!r})"
 
 
 def _endpoint(value: object, where: str) -> str:
@@ -348,3 +353,73 @@ class Graph(Composite):
 
     def __repr__(self) -> str:
         return f"Graph({', '.join(self.nodes)}, {len(self.edges)} edges, name={self.name!r})"
+
+
+class Switch(Composite):
+    """Runs exactly one of its cases, chosen at run time by a key (a str).
+
+    `cases` maps each key to a block. `on` is either a name (a graph input or an earlier output, read
+    like any input) or a selector block, read like any block, whose one output is the key. A name every
+    case writes is an output (typed as the join of the cases' types); a name only some cases write is an
+    output when it had a value before the Switch (the other cases pass that value through).
+    """
+
+    def __init__(self, cases: Mapping[str, Any], *, on: str | Any, name: str = "switch") -> None:
+        super().__init__()
+        self.name = _check_name(name, "name=", "switch")
+        if not isinstance(cases, Mapping) or not cases:
+            raise definition_error(
+                self.name,
+                f"cases= must be a non-empty mapping key -> block, got {safe_repr(cases)}",
+                "write df.Switch({'text2img': t2i, 'img2img': i2i}, on='mode')",
+            )
+        checked: dict[str, Any] = {}
+        for key, case in cases.items():
+            if not isinstance(key, str):
+                raise definition_error(self.name, f"a case key must be a str, got {safe_repr(key)}")
+            problem = name_problem(key)
+            if problem is not None:
+                raise definition_error(self.name, f"case key {safe_repr(key)}: {problem}")
+            _check_block(case, f"{self.name}/{key}")
+            checked[str.__str__(key)] = case
+        self.cases: dict[str, Any] = FrozenDict(checked)
+        self.on: str | None = None
+        self.selector: Any = None
+        if isinstance(on, str):
+            self.on = _check_name(on, "on=", self.name)
+        else:
+            _check_block(on, f"{self.name}/on")
+            if not isinstance(on, Composite):
+                block_name(on, f"{self.name}/on")
+            self.selector = on
+
+    @property
+    def selector_name(self) -> str:
+        """The path segment of the selector block ('' when `on` is a name)."""
+        return "" if self.selector is None else str(getattr(self.selector, "name", "on"))
+
+    def __repr__(self) -> str:
+        on = repr(self.on) if self.on is not None else self.selector_name
+        return f"Switch({', '.join(self.cases)}, on={on}, name={self.name!r})"
+
+
+class Bound(Composite):
+    """`block` with the inputs named in `values` fixed to those values (they are no longer inputs).
+
+    Transparent in paths: the block's own blocks keep their paths. `df.specialize` builds these."""
+
+    def __init__(self, block: Any, values: Mapping[str, Any], *, name: str | None = None) -> None:
+        super().__init__()
+        _check_block(block, "bound")
+        self.block = block
+        self.name = _check_name(
+            name if name is not None else getattr(block, "name", "bound"), "name=", "bound"
+        )
+        if not isinstance(values, Mapping):
+            raise definition_error(self.name, f"values must be a mapping name -> value, got {safe_repr(values)}")
+        self.values: dict[str, Any] = FrozenDict(
+            {_check_name(k, "a bound name", self.name): v for k, v in values.items()}
+        )
+
+    def __repr__(self) -> str:
+        return f"Bound({getattr(self.block, 'name', self.block)!r}, {', '.join(self.values)})"

@@ -1,7 +1,8 @@
 """The SSA dataflow IR: its data types, a printer and a verifier (no lowering here: see dfgraph.lowering).
 
 Every write of a name makes a new `Value`; an `Op` is one block call (`CallOp`, or a `FusedOp` standing
-for two), or one loop (`LoopOp`, owning a body `Region`). `str(lowered)` prints the IR one op a line;
+for two), one loop (`LoopOp`, owning a body `Region`) or one switch (`SwitchOp`, owning one `Region` per
+case, of which exactly one runs). `str(lowered)` prints the IR one op a line;
 `verify(lowered)` checks its invariants and raises `IRError` listing every broken one. Passes keep what
 they find about an op in `op.meta` (as torch.fx nodes do), not in side tables keyed by id().
 """
@@ -20,12 +21,13 @@ from dfgraph.ports import REQUIRED, Port
 
 if TYPE_CHECKING:
     from dfgraph.block import CallSpec
-    from dfgraph.compose import Loop
+    from dfgraph.compose import Loop, Switch
     from dfgraph.diagnostics import Diagnostic
 
 __all__ = [
     "CallOp",
     "Carried",
+    "Case",
     "FusedOp",
     "IRError",
     "LoopOp",
@@ -35,11 +37,15 @@ __all__ = [
     "Op",
     "Region",
     "Slot",
+    "SwitchOp",
+    "SwitchOut",
     "Value",
+    "case_chain",
     "common_default",
     "consumers",
     "format_ir",
     "gc_paused",
+    "regions",
     "run_nested",
     "same_default",
     "verify",
@@ -215,15 +221,17 @@ class LoopOut:
 class LoopOp(Op):
     """A loop: `inputs[0]` is the control (count or iterable); the body region runs once per iteration."""
 
-    __slots__ = ("body", "carried", "index_value", "item_value", "outs")
+    __slots__ = ("body", "carried", "index_value", "item_value", "outs", "until_value")
 
     def __init__(self, oid: int, path: str, block: Loop, region: Region) -> None:
         super().__init__(oid, path, block, region)
-        self.body = Region(self, region.depth + 1)
+        self.body = Region(self, region.depth + 1, region.conditional)
         self.index_value: Value | None = None
         self.item_value: Value | None = None
         self.carried: list[Carried] = []
         self.outs: list[LoopOut] = []
+        # until=: the body's final value of that name; the loop ends after an iteration that left it True
+        self.until_value: Value | None = None
 
     @property
     def loop(self) -> Loop:
@@ -238,17 +246,109 @@ class LoopOp(Op):
         parts = [f"{how} {control!r}", f"index {self.index_value!r}"]
         if self.item_value is not None:
             parts.append(f"item {self.item_value!r}")
+        if self.until_value is not None:
+            parts.append(f"until {self.until_value!r}")
         return f"{_targets(self.outputs)}loop {', '.join(parts)}  # {self.path}"
 
 
+class Case:
+    """One case of a switch: its key and the region that runs when the key is chosen."""
+
+    __slots__ = ("body", "key")
+
+    def __init__(self, key: str, body: Region) -> None:
+        self.key, self.body = key, body
+
+    def format(self) -> str:
+        """`case 'img2img':`, the header of the case's indented region."""
+        return f"case {self.key!r}:"
+
+
+class SwitchOut:
+    """A switch output: the value after the switch, the value each case leaves, and the value before it.
+
+    `finals[k]` is what case k leaves (None: case k does not write the name, so the value before the
+    switch passes through). `init_slot` reads that value before the switch; it is None when every case
+    writes the name, or when the name had no value before (then the output may have none: `partial`)."""
+
+    __slots__ = ("finals", "init_slot", "value")
+
+    def __init__(self, value: Value, finals: tuple[Value | None, ...], init_slot: Slot | None) -> None:
+        self.value, self.finals, self.init_slot = value, finals, init_slot
+
+    @property
+    def init(self) -> Value | None:
+        """The value a case that does not write the name passes through, when the name had one."""
+        return None if self.init_slot is None else self.init_slot.value
+
+    @property
+    def partial(self) -> bool:
+        """True when some case does not write the name and it had no value before the switch."""
+        return self.init_slot is None and any(f is None for f in self.finals)
+
+    def format(self) -> str:
+        """`out %9:x = (%5:x, %7:x, %1:x)`: per case, the value it leaves (`unset` when none)."""
+        zero = "unset" if self.init is None else repr(self.init)
+        return f"out {self.value!r} = ({', '.join(zero if f is None else repr(f) for f in self.finals)})"
+
+
+class SwitchOp(Op):
+    """A switch: `inputs[0]` is the key; exactly one case's region runs, the one whose key it equals.
+
+    `inputs[1:]` are every value from outside that a case reads (once each: the cases' ops read those
+    values directly, as a loop body's captures do) and the `init_slot`s of the outputs. A selector block
+    (`on=` a block) is lowered as a call just before the switch, in the enclosing region."""
+
+    __slots__ = ("cases", "outs")
+
+    def __init__(self, oid: int, path: str, block: Switch, region: Region) -> None:
+        super().__init__(oid, path, block, region)
+        self.cases: list[Case] = []
+        self.outs: list[SwitchOut] = []
+
+    @property
+    def switch(self) -> Switch:
+        """The Switch definition this op lowers."""
+        switch: Switch = self.block
+        return switch
+
+    def add_case(self, key: str) -> Case:
+        """A new, empty case region owned by this switch."""
+        case = Case(key, Region(self, self.region.depth + 1, True))
+        self.cases.append(case)
+        return case
+
+    def format(self) -> str:
+        """`%9:x = switch %3:mode  # switch`: the header of the cases' indented regions."""
+        key = self.inputs[0].value if self.inputs else None
+        return f"{_targets(self.outputs)}switch {key!r}  # {self.path}"
+
+
+def case_chain(op: Op) -> tuple[tuple[SwitchOp, int], ...]:
+    """The switch cases enclosing `op`, outermost first, as (switch, case index); () when it always runs
+    (when its enclosing loops run). Walks the enclosing regions, so costs the nesting depth."""
+    chain: list[tuple[SwitchOp, int]] = []
+    region = op.region
+    while region.conditional and region.owner is not None:
+        owner = region.owner
+        if isinstance(owner, SwitchOp):
+            index = next(k for k, case in enumerate(owner.cases) if case.body is region)
+            chain.append((owner, index))
+        region = owner.region
+    return tuple(reversed(chain))
+
+
 class Region:
-    """An ordered list of ops: the program's top level, or one loop body."""
+    """An ordered list of ops: the program's top level, one loop body, or one case of a switch.
 
-    __slots__ = ("depth", "ops", "owner")
+    `conditional` is True inside a case (at any depth): its ops may not run even when their loops do."""
 
-    def __init__(self, owner: LoopOp | None, depth: int = 0) -> None:
+    __slots__ = ("conditional", "depth", "ops", "owner")
+
+    def __init__(self, owner: Op | None, depth: int = 0, conditional: bool = False) -> None:
         self.owner = owner
         self.depth = depth
+        self.conditional = conditional
         self.ops: list[Op] = []
 
     def top_level(self, op: Op | None) -> Op | None:
@@ -258,7 +358,7 @@ class Region:
         return op
 
     def walk(self) -> Iterator[Op]:
-        """Every op in this region and in nested loop bodies, in order (iterative: any nesting depth)."""
+        """Every op in this region and in nested loop bodies and cases, in order (iterative: any depth)."""
         stack: list[Iterator[Op]] = [iter(self.ops)]
         while stack:
             op = next(stack[-1], None)
@@ -268,6 +368,17 @@ class Region:
             yield op
             if isinstance(op, LoopOp):
                 stack.append(iter(op.body.ops))
+            elif isinstance(op, SwitchOp):
+                stack.extend(iter(case.body.ops) for case in reversed(op.cases))
+
+
+def regions(op: Op) -> list[Region]:
+    """The regions an op owns: a loop's body, a switch's cases in order; none for a call."""
+    if isinstance(op, LoopOp):
+        return [op.body]
+    if isinstance(op, SwitchOp):
+        return [case.body for case in op.cases]
+    return []
 
 
 class Lowered:
@@ -307,7 +418,11 @@ def consumers(value: Value) -> list[tuple[Op, Port]]:
             stack.pop()
             continue
         op, k = reader
-        if not isinstance(op, LoopOp):
+        if isinstance(op, SwitchOp):
+            if k == 0:
+                found.append((op, op.inputs[0].port))  # the key
+            # a case's readers read the value directly; an init slot only passes it through
+        elif not isinstance(op, LoopOp):
             found.append((op, op.inputs[k].port))
         elif k == 0:
             found.append((op, op.inputs[0].port))  # the loop's control input
