@@ -12,9 +12,24 @@ The semantics, one rule per construct:
 - a loop starts its carried names at their initial values and its other outputs at the value the name
   had before the loop, or at no value (an `Unset` naming the loop); each iteration runs the body, then
   the carried names take the body's final values, the other outputs the body's last values;
-- a block or loop about to read a value that has none raises `InputError` naming the loop;
-- an exception from a block (or from iterating a loop's control) becomes a `BlockError` with the block
-  path and every enclosing loop's iteration, the original as `__cause__`.
+- a loop with `until=` ends after an iteration (after the carried names take their final values and
+  the iteration_end hook) whose final value of that name is true (Python truthiness of a bool: a
+  numpy or 0-d tensor bool counts as its value); its outputs are the values at that point;
+- a switch reads its key and runs the first case (in case order) whose key equals it (`key == case`),
+  with no event of its own: block hooks fire for the chosen case's ops only; after it, each output is
+  the chosen case's final value, else the value before the switch (passed through), else an `Unset`
+  naming the switch and the case (a partial output);
+- a key no case has is a `BlockError` of the switch (path and loop iterations), its cause a ValueError
+  listing the keys; but when the call's inputs decide the switch (`codegen.common.decided_switches`:
+  its key is a program input, or the output of a root selector reading only inputs, run first of all
+  the blocks), an unknown key, or a missing input the chosen case needs, is an `InputError` before any
+  other block runs (after the input checks; after those selectors when it waits for one);
+- a program input read only under cases (default WHEN_CHOSEN) is not required: when not given it is an
+  `Unset` saying which cases need it;
+- a block, loop or switch about to read a value that has none raises `InputError` saying why;
+- an exception from a block (or from iterating a loop's control, testing its until= value or comparing
+  a switch key) becomes a `BlockError` with the block path and every enclosing loop's iteration, the
+  original as `__cause__`.
 """
 
 from __future__ import annotations
@@ -30,15 +45,21 @@ from dfgraph.codegen import (
     InputCheck,
     Unset,
     boundary_checks,
-    input_default,
     iterator_refusal,
     no_value_message,
     ports_text,
 )
+from dfgraph.codegen.common import (
+    case_refusal,
+    decided_switches,
+    early_refusal,
+    needed_message,
+    run_defaults,
+)
 from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import BlockError, InputError, block_error
 from dfgraph.hooks import total
-from dfgraph.ir import CallOp, LoopOp, Region, Value, consumers
+from dfgraph.ir import CallOp, LoopOp, Region, SwitchOp, Value, consumers
 from dfgraph.lowering import lower
 from dfgraph.ports import REQUIRED
 
@@ -57,14 +78,20 @@ class Interpreter:
         self.name = program.name
         self.lowered = lower(program.block)  # the unfused IR, lowered again from the definition
         self._inputs = [(n, v) for n, v in self.lowered.inputs.items() if v.readers]
+        # the value an input not given takes: its default, or (read only under cases) a marker
+        self._defaults = run_defaults(self.lowered)
         self._checks: list[tuple[Value, Any, Callable[[object], bool]]] = []
         described: list[InputCheck] = []
         for name, value in self._inputs:
             for hint, test in boundary_checks(value):
                 paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
                 described.append(InputCheck(name, hint, paths))
-                self._checks.append((value, input_default(value), _test(test)))
+                self._checks.append((value, self._defaults[value.id], _test(test)))
         self._bad_input = bad_input_factory(self.name, described)
+        self.decided = decided_switches(self.lowered)
+        # selectors deciding a switch run first, before any other block (and only there)
+        self.hoisted: list[CallOp] = [d.selector for d in self.decided if d.selector is not None]
+        self._hoisted_ids = {op.id for op in self.hoisted}
         self.hooks = program._hooks  # dfgraph.hooks.Dispatcher, or None
 
     # -- the call ---------------------------------------------------------------------------------------
@@ -72,13 +99,14 @@ class Interpreter:
     def run(self, /, *args: Any, output: str | Iterable[str] | None = None, **inputs: Any) -> Any:
         """Check the inputs, run every op, select the outputs: what `program(**inputs)` returns or raises."""
         env = self.bind(args, inputs, output)
+        self.decide(env, after_selectors=False)
         hooks = self.hooks
         if hooks is None:
-            self.run_region(self.lowered.root, env, ())
+            self.run_start(env)
         else:  # the program's hooks see the events the generated code fires, in the same order
             hooks.run_start(self.name, {name: env[value.id] for name, value in self._inputs})
             try:
-                self.run_region(self.lowered.root, env, ())
+                self.run_start(env)
             except Exception as exc:
                 hooks.error(exc)
                 raise
@@ -106,35 +134,90 @@ class Interpreter:
             )
         if output is not None and (output.__class__ is not str or output not in self.lowered.outputs):
             self.program._check_output(output)
-        env: Env = {value.id: inputs.get(name, input_default(value)) for name, value in self._inputs}
+        env: Env = {value.id: inputs.get(name, self._defaults[value.id]) for name, value in self._inputs}
         for k, (value, default, test) in enumerate(self._checks):
             given = env[value.id]
             if (default is REQUIRED or given is not default) and not test(given):
                 self._bad_input(k, given)
         return env
 
+    def run_start(self, env: Env) -> None:
+        """The selectors deciding switches, the checks waiting for them, then the root region."""
+        for op in self.hoisted:
+            self.run_call(op, env, ())
+        self.decide(env, after_selectors=True)
+        self.run_region(self.lowered.root, env, ())
+
+    def decide(self, env: Env, *, after_selectors: bool) -> None:
+        """The InputErrors of the switches the call decides: an unknown key; a missing input the chosen
+        case needs."""
+        for d in self.decided:
+            if d.after_selectors != after_selectors or not self._chosen(d.within, env):
+                continue
+            key = env[d.key.id]
+            keys = tuple(case.key for case in d.op.cases)
+            if key not in keys:
+                early_refusal(self.lowered.name, d)(key)
+            for k, case in enumerate(d.op.cases):
+                for name in d.needs[k]:
+                    value = self.lowered.inputs[name]
+                    if key == case.key and env[value.id] is self._defaults[value.id]:
+                        raise InputError(f"{self.name}: {needed_message(d, k, name)}")
+
+    def _chosen(self, within: tuple[tuple[SwitchOp, int], ...], env: Env) -> bool:
+        """Whether the call's inputs choose every case of `within` (keys of decided switches)."""
+        return all(env[op.inputs[0].value.id] == op.cases[k].key for op, k in within)
+
     # -- ops --------------------------------------------------------------------------------------------
 
     def run_region(self, region: Region, env: Env, loops: Loops) -> None:
-        """Run a region's ops in order."""
+        """Run a region's ops in order (a selector already run first is skipped)."""
         for op in region.ops:
             if isinstance(op, LoopOp):
                 self.run_loop(op, env, loops)
+            elif isinstance(op, SwitchOp):
+                self.run_switch(op, env, loops)
             elif isinstance(op, CallOp):
-                args = [self.read(env, slot.value, f"block {op.path!r}") for slot in op.inputs]
-                if self.hooks is not None:
-                    given = {s.port.name: a for s, a in zip(op.inputs, args, strict=True)}
-                    self.hooks.block_start(op.path, given)
-                try:
-                    results = self.call_op(op, args)
-                except Exception as exc:
-                    raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
-                env.update(zip((v.id for v in op.outputs), results, strict=True))
-                if self.hooks is not None:
-                    made = {v.name: r for v, r in zip(op.outputs, results, strict=True)}
-                    self.hooks.block_end(op.path, made)
-            else:  # pragma: no cover - lowering makes only calls and loops
+                if op.id not in self._hoisted_ids:
+                    self.run_call(op, env, loops)
+            else:  # pragma: no cover - lowering makes only calls, loops and switches
                 raise TypeError(f"unknown op {op!r}")
+
+    def run_call(self, op: CallOp, env: Env, loops: Loops) -> None:
+        """Call a block: read its inputs, fire block_start, call, bind its outputs, fire block_end."""
+        args = [self.read(env, slot.value, f"block {op.path!r}") for slot in op.inputs]
+        if self.hooks is not None:
+            given = {s.port.name: a for s, a in zip(op.inputs, args, strict=True)}
+            self.hooks.block_start(op.path, given)
+        try:
+            results = self.call_op(op, args)
+        except Exception as exc:
+            raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
+        env.update(zip((v.id for v in op.outputs), results, strict=True))
+        if self.hooks is not None:
+            made = {v.name: r for v, r in zip(op.outputs, results, strict=True)}
+            self.hooks.block_end(op.path, made)
+
+    def run_switch(self, op: SwitchOp, env: Env, loops: Loops) -> None:
+        """Run the case whose key equals the key value; then each output: that case's final value, else
+        the value before the switch, else an Unset naming the switch and the case."""
+        key = self.read(env, op.inputs[0].value, f"switch {op.path!r}")
+        try:  # the comparisons the generated if/elif makes, in the same order
+            chosen = next((k for k, case in enumerate(op.cases) if key == case.key), None)
+            if chosen is None:
+                case_refusal(op)(key)
+        except Exception as exc:
+            raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
+        case = op.cases[chosen]
+        self.run_region(case.body, env, loops)
+        for out in op.outs:
+            final, init = out.finals[chosen], out.init
+            if final is not None:
+                env[out.value.id] = env[final.id]
+            elif init is not None:
+                env[out.value.id] = env[init.id]
+            else:
+                env[out.value.id] = Unset.not_written(op.path, case.key, out.value.name)
 
     def read(self, env: Env, value: Value, reader: str) -> Any:
         """The value a block or loop reads; one that has none (zero iterations) is an InputError."""
@@ -186,11 +269,23 @@ class Interpreter:
                 env[c.phi.id] = final
             if hooks is not None:
                 hooks.iteration_end(op.path, index, item, {c.name: env[c.phi.id] for c in op.carried})
+            if op.until_value is not None and self.until(op, env, (*loops, (op.path, index))):
+                break
         if hooks is not None:
             hooks.loop_end(op.path)
         for out in op.outs:
             source = next(c.phi for c in op.carried if c.final is out.final) if out.carried else out.final
             env[out.value.id] = env[source.id]
+
+    def until(self, op: LoopOp, env: Env, loops: Loops) -> bool:
+        """Whether the loop ends after this iteration: its until= value is true (a failing bool() is a
+        BlockError of the loop)."""
+        assert op.until_value is not None
+        stop = self.read(env, op.until_value, f"until= of loop {op.path!r}")
+        try:
+            return bool(stop)
+        except Exception as exc:
+            raise (error := self.block_error(exc, op.path, loops)) from error.__cause__
 
     def _iterations(self, op: LoopOp, control: Any, loops: Loops) -> Iterator[tuple[int, Any]]:
         """(index, item) per iteration; a failure of the control itself is a BlockError of the loop."""

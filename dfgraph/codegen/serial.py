@@ -14,14 +14,19 @@ from dfgraph import hooks, types
 from dfgraph.codegen.alloc import Allocation, allocate
 from dfgraph.codegen.common import (
     MISSING,
+    Decided,
     Generated,
     InputCheck,
     LineInfo,
     Unset,
     boundary_checks,
-    input_default,
+    case_refusal,
+    decided_switches,
+    early_refusal,
     iterator_refusal,
     maybe_unset,
+    needed_message,
+    run_defaults,
 )
 from dfgraph.codegen.names import (
     Names,
@@ -37,11 +42,24 @@ from dfgraph.codegen.names import (
 )
 from dfgraph.codegen.writer import Writer
 from dfgraph.fuse import FusedOp
-from dfgraph.ir import CallOp, LoopOp, Lowered, Nested, Op, Region, Slot, Value, consumers, run_nested
+from dfgraph.ir import (
+    CallOp,
+    LoopOp,
+    Lowered,
+    Nested,
+    Op,
+    Region,
+    Slot,
+    SwitchOp,
+    Value,
+    consumers,
+    run_nested,
+)
 from dfgraph.ports import REQUIRED
 from dfgraph.schedule import Schedule
 
-# CPython allows 20 statically nested blocks per function; deeper loops go into helper functions.
+# CPython allows 20 statically nested blocks per function; deeper loops and switches (an if/elif counts
+# as a level here too) go into helper functions.
 MAX_NESTING = 12
 
 # Up to this many outputs, `output="name"` is answered by inline comparisons instead of a lookup.
@@ -78,6 +96,11 @@ class SerialEmitter:
         self.checks: list[InputCheck] = []
         self.no_value: list[str] = []  # who reads a value that may have none, cited by _no_value(k, value)
         self.alloc: Allocation = allocate(lowered, self.streamed)
+        self.defaults = run_defaults(lowered)  # value id -> the default of an input (a marker: WHEN_CHOSEN)
+        self.decided = decided_switches(lowered)
+        # the selectors deciding switches: called first of all blocks, and not again in their region
+        self.hoisted = [d.selector for d in self.decided if d.selector is not None]
+        self.hoisted_ids = {op.id for op in self.hoisted}
 
     def streamed(self, op: LoopOp) -> bool:
         """Whether the loop's body runs on several streams (the allocator keeps its finals apart)."""
@@ -152,7 +175,7 @@ class SerialEmitter:
         for name, value in inputs:
             ident = self.var(value)
             params.append((name, ident))
-            default = input_default(value)
+            default = self.defaults[value.id]
             if default is REQUIRED:
                 required.append(ident)
                 signature.append(f"{ident}=_MISSING")
@@ -175,6 +198,7 @@ class SerialEmitter:
         for op in self.lowered.root.walk():  # iterators given as inputs to inner loops' over=
             if isinstance(op, LoopOp) and op.inputs[0].value.kind == "input":
                 self.reiterable_check(w, op)
+        self.decide(w, after_selectors=False)
         w.setup_at = len(w.lines)  # bad calls never make streams
         if self.hooks is not None:
             w.line(f"{self.hooks} = self._hooks")
@@ -182,6 +206,9 @@ class SerialEmitter:
             if "run_start" in self.events:
                 given = ", ".join(f"{literal(name)}: {ident}" for name, ident in params)
                 w.line(f"{self.hooks}.run_start(self.name, {{{given}}})")
+            for selector in self.hoisted:
+                self.call(w, selector, ())
+            self.decide(w, after_selectors=True)
             run_nested(self.region(w, self.lowered.root, ()))
             if "run_end" in self.events:
                 w.line(f"{self.hooks}.run_end(self.name, {self.outputs_mapping()})")
@@ -216,12 +243,39 @@ class SerialEmitter:
                 w.line(f"if output == {literal(n)}: return {o}")
         w.line(f"return self._select(output, ({tuple_text(outs)}))")
 
+    def decide(self, w: Writer, *, after_selectors: bool) -> None:
+        """The InputErrors of the switches the call's inputs decide (dfgraph.codegen.common.Decided): a
+        key no case has; a missing input the chosen case needs. Those that wait for no selector come
+        right after the input checks, the others right after the selectors (run first of all blocks)."""
+        for d in self.decided:
+            if d.after_selectors == after_selectors:
+                self.decided_checks(w, d)
+
+    def decided_checks(self, w: Writer, d: Decided) -> None:
+        """`if mode not in (...): bad_key(mode)`, then per input a chosen case needs and was not given."""
+        op, key = d.op, self.var(d.key)
+        within = "".join(
+            f"{self.var(outer.inputs[0].value)} == {literal(outer.cases[k].key)} and "
+            for outer, k in d.within
+        )
+        base = op.path.rsplit("/", 1)[-1]
+        keys = self.glob(tuple(case.key for case in op.cases), f"_keys_{base}")
+        refusal = self.glob(early_refusal(self.lowered.name, d), f"_bad_key_{base}")
+        w.line(f"if {within}{key} not in {keys}: {refusal}({key})")
+        for k, case in enumerate(op.cases):
+            for name in d.needs[k]:
+                value = self.lowered.inputs[name]
+                marker = self.glob(self.defaults[value.id], f"{name}_default")
+                self.no_value.append(needed_message(d, k, name))
+                test = f"{within}{key} == {literal(case.key)} and {self.var(value)} is {marker}"
+                w.line(f"if {test}: _no_value({len(self.no_value) - 1})")
+
     def input_check(self, w: Writer, name: str, value: Value) -> None:
         """Boundary checks, inlined as isinstance where that is exact; they run before any block."""
         # a reader port with check=False (or whose DF002 was ignored) is not checked at the boundary
         paths = tuple(dict.fromkeys(f"{op.path}.{port.name}" for op, port in consumers(value)))
         ident = self.var(value)
-        default = input_default(value)
+        default = self.defaults[value.id]
         guard = "" if default is REQUIRED else f"{ident} is not {self.glob(default, f'{name}_default')} and "
         for hint, test in boundary_checks(value):
             if isinstance(test, type | tuple):  # the fast path: an inline isinstance, no call of ours
@@ -234,20 +288,78 @@ class SerialEmitter:
     # -- regions ----------------------------------------------------------------------------------------
 
     def region(self, w: Writer, region: Region, loops: Loops) -> Nested[None]:
-        """Emit a region's ops; a nested loop is yielded to run_nested (loops nested 1,000 deep)."""
+        """Emit a region's ops; a nested loop or switch is yielded to run_nested (nested 1,000 deep)."""
         for op in region.ops:
             yield self.op(w, op, loops)
 
     def op(self, w: Writer, op: Op, loops: Loops) -> Nested[None] | None:
-        """Emit a call now; a loop's emission is returned, for the caller to yield to run_nested."""
+        """Emit a call now; a loop's or switch's emission is returned, for the caller to yield to
+        run_nested. A selector already called first (it decides a switch) is not called again."""
         # depth counts indentation: the entry's try adds one level, so nesting stays under 20 blocks
         if isinstance(op, CallOp):
-            self.call(w, op, loops)
+            if op.id not in self.hoisted_ids:
+                self.call(w, op, loops)
         elif isinstance(op, LoopOp):
             if w.depth > MAX_NESTING:
                 return self.loop_function(w, op, loops)
             return self.loop(w, op, loops)
+        elif isinstance(op, SwitchOp):
+            if w.depth > MAX_NESTING:
+                return self.switch_function(w, op, loops)
+            return self.switch(w, op, loops)
         return None
+
+    # -- switches ---------------------------------------------------------------------------------------
+
+    def switch(self, w: Writer, op: SwitchOp, loops: Loops) -> Nested[None]:
+        """`if key == 'a': ... elif key == 'b': ... else: <no such case>`: per case its region, then the
+        assignments of the outputs the allocation could not put in the case's own variables."""
+        info = LineInfo(op.path, loops)
+        key_value = op.inputs[0].value
+        cases = ", ".join(case.key for case in op.cases)
+        w.line(f"# {comment(f'switch {short(op.path)}: on {key_value.name}, cases {cases}')}")
+        self.unset_check(w, key_value, f"switch {op.path!r}")
+        key = self.var(key_value)
+        for k, case in enumerate(op.cases):
+            with w.block(f"{'elif' if k else 'if'} {key} == {literal(case.key)}:", info):
+                yield self.region(w, case.body, loops)
+                self.case_outputs(w, op, k, info)
+        with w.block("else:"):
+            refusal = self.glob(case_refusal(op), f"_no_case_{op.path.rsplit('/', 1)[-1]}")
+            w.line(f"{refusal}({key})", info)
+
+    def case_outputs(self, w: Writer, op: SwitchOp, k: int, info: LineInfo) -> None:
+        """The switch outputs after case k: its final value, the value before, or a marker (partial)."""
+        targets: list[str] = []
+        sources: list[str] = []
+        for out in op.outs:
+            target, final, init = self.var(out.value), out.finals[k], out.init
+            if final is not None:
+                source = self.var(final)
+            elif init is not None:
+                source = self.var(init)
+            else:
+                marker = Unset.not_written(op.path, op.cases[k].key, out.value.name)
+                source = self.glob(marker, f"_unset_{out.value.name}")
+            if source != target:
+                targets.append(target)
+                sources.append(source)
+        if targets:  # one assignment: no output's new value overwrites another's source
+            w.line(f"{tuple_text(targets)} = {tuple_text(sources)}", info)
+
+    def switch_function(self, w: Writer, op: SwitchOp, loops: Loops) -> Nested[None]:
+        """A switch too deeply nested for one function becomes a helper function called in its place."""
+        name = self.names.new(f"_switch_{op.path.rsplit('/', 1)[-1]}")
+        params = list(dict.fromkeys(self.var(slot.value) for slot in op.inputs))
+        if self.hooks is not None:
+            params.append(self.hooks)
+        helper = Writer(f"def {name}({', '.join(params)}):")
+        self.functions.append(helper)
+        yield self.switch(helper, op, ())
+        outs = [self.var(out.value) for out in op.outs]
+        helper.line(f"return ({tuple_text(outs)})" if outs else "return None")
+        target = f"{', '.join(outs)}, = " if outs else ""
+        w.line(f"{target}{name}({', '.join(params)})", LineInfo(op.path, loops))
 
     # -- loops ------------------------------------------------------------------------------------------
 
@@ -294,6 +406,9 @@ class SerialEmitter:
             if "iteration_end" in self.events:
                 values = ", ".join(f"{literal(c.name)}: {self.var(c.phi)}" for c in op.carried)
                 self.hook(w, "iteration_end", path, index, item, f"{{{values}}}")
+            if op.until_value is not None:  # until=: ends after the iteration that left it true
+                self.unset_check(w, op.until_value, f"until= of loop {op.path!r}")
+                w.line(f"if {self.var(op.until_value)}: break", LineInfo(op.path, inner))
         self.hook(w, "loop_end", path)
         self.after_loop(w, op)
 
