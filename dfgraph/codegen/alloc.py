@@ -192,6 +192,8 @@ class _Allocator:
             any(c.final is init for c in outer.carried) or any(o.final is init for o in outer.outs)
         ):
             return False  # the enclosing loop reads it after this loop (its next carried value, its output)
+        if isinstance(outer, SwitchOp) and any(init in o.finals for o in outer.outs):
+            return False  # the enclosing switch reads it after this loop (the value its case leaves)
         start = self.position[op.id]
         uses_here = 0
         for reader, _ in init.readers:
