@@ -987,6 +987,8 @@ def input_default(value: Value) -> Any:
     sometimes: list[Port] = []
     for op, k in value.readers:
         port = op.inputs[k].port
+        if isinstance(op, LoopOp) and k > 0 and _captured(op, k):
+            continue  # the body's readers read it directly, and count for themselves
         if op.region.conditional or (k > 0 and isinstance(op, SwitchOp)):
             sometimes.append(port)
         else:
@@ -1001,6 +1003,12 @@ def input_default(value: Value) -> Any:
     return REQUIRED if _needed_by_every_case(value) else WHEN_CHOSEN
 
 
+def _captured(op: LoopOp, k: int) -> bool:
+    """Whether input slot k of a loop is a capture (neither a carried name's nor an output's init)."""
+    slot = op.inputs[k]
+    return all(c.init_slot is not slot for c in op.carried) and all(o.init_slot is not slot for o in op.outs)
+
+
 def _needed_by_every_case(value: Value) -> bool:
     """Whether every way through the switches reads `value`: a switch whose every case reads it reads it
     as surely as a block beside the switch does (and so on outward)."""
@@ -1013,6 +1021,8 @@ def _needed_by_every_case(value: Value) -> bool:
             work.append(region)
 
     for op, k in value.readers:
+        if isinstance(op, LoopOp) and k > 0 and _captured(op, k):
+            continue  # the body's readers count for themselves
         if not isinstance(op, SwitchOp) or k == 0:
             mark(op.region)
             continue

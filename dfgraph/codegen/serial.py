@@ -344,8 +344,10 @@ class SerialEmitter:
             if source != target:
                 targets.append(target)
                 sources.append(source)
-        if targets:  # one assignment: no output's new value overwrites another's source
-            w.line(f"{tuple_text(targets)} = {tuple_text(sources)}", info)
+        if len(targets) == 1:
+            w.line(f"{targets[0]} = {sources[0]}", info)
+        elif targets:  # one assignment: no output's new value overwrites another's source
+            w.line(f"{', '.join(targets)} = {', '.join(sources)}", info)
 
     def switch_function(self, w: Writer, op: SwitchOp, loops: Loops) -> Nested[None]:
         """A switch too deeply nested for one function becomes a helper function called in its place."""
