@@ -290,7 +290,7 @@ def test_a_switch_in_a_loop_carries_values_through_its_cases() -> None:
     assert both(prog, n=3, x=3) == {"x": 4, "mode": "dbl", "y": 2}
     assert both(prog, n=1, x=3) == {"x": 4, "mode": "inc"}  # y: never written
     assert both(prog, n=0, x=3) == {"x": 3}
-    result, events = hooked_both(df.Loop(body, times="n", name="loop"), n=2, x=1)
+    _, events = hooked_both(df.Loop(body, times="n", name="loop"), n=2, x=1)
     assert [e for e in events if e[0] == "iteration_end"] == [
         ("iteration_end", "loop", 0, {"x": 2}),
         ("iteration_end", "loop", 1, {"x": 2}),

@@ -20,7 +20,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
 from dfgraph.block import Block, block
-from dfgraph.compose import Graph, Loop, Sequential
+from dfgraph.compose import Graph, Loop, Sequential, Switch
 from dfgraph.ports import REQUIRED, Port
 from dfgraph.testing.graphs import function_block, increment
 
@@ -824,3 +824,274 @@ def malformed_graphs() -> SearchStrategy[Malformed]:
         _input_conflicts(),
         _bad_ports(),
     )
+
+
+# -- random programs with switches, loops and until= (run-time semantics) ----------------------------------
+
+# The int names a switch program reads: `a` and `b` are only inputs, `u` and `v` are written by blocks; `k0`
+# and `k1` are the str keys of switches by name, `n0` and `n1` the loop counts. `stop` is the bool of until=.
+SWITCH_INPUTS = ("a", "b")
+SWITCH_WORK = ("u", "v")
+SWITCH_KEYS = ("k0", "k1")
+SWITCH_COUNTS = ("n0", "n1")
+CASE_KEYS = ("p", "q", "r")
+UNKNOWN_KEY = "zz"
+MODULUS = 97
+
+
+@attrs.frozen
+class SLeaf:
+    """`dst = (src * mul + add) % MODULUS`; raises ValueError when `src % 13 == boom` (None: never)."""
+
+    name: str
+    src: str
+    dst: str
+    mul: int
+    add: int
+    boom: int | None
+
+
+@attrs.frozen
+class SUntil:
+    """`stop = src % 3 == 0`: the last block of a loop body with until='stop'."""
+
+    name: str
+    src: str
+
+
+@attrs.frozen
+class SSelector:
+    """A selector block: `sel = table[src % len(table)]` (a key no case has when the table holds one);
+    raises ValueError when `src % 13 == boom`."""
+
+    name: str
+    src: str
+    table: tuple[str, ...]
+    boom: int | None
+
+
+@attrs.frozen
+class SSeq:
+    """Blocks run in order (the root, a loop body or a case)."""
+
+    name: str
+    children: tuple[SSpec, ...]
+
+
+@attrs.frozen
+class SLoop:
+    """`Loop(body, times=count, until='stop' when until)`."""
+
+    name: str
+    count: str
+    body: SSeq
+    until: bool
+
+
+@attrs.frozen
+class SSwitch:
+    """`Switch({key: case}, on=on)`: `on` is a key name (an input) or a selector."""
+
+    name: str
+    cases: tuple[tuple[str, SSeq], ...]
+    on: str | SSelector
+
+
+SSpec = SLeaf | SUntil | SSeq | SLoop | SSwitch
+
+
+@attrs.frozen
+class SwitchProgram:
+    """A random program with switches: its definition, its structure (for an independent oracle)."""
+
+    block: Block = attrs.field(repr=False)
+    spec: SSeq
+    text: str
+
+
+def _leaf_fn(mul: int, add: int, boom: int | None, src: str) -> Callable[[dict[str, Any]], Any]:
+    def body(values: dict[str, Any]) -> int:
+        value: int = values[src]
+        if boom is not None and value % 13 == boom:
+            raise ValueError(f"boom at {value}")
+        return (value * mul + add) % MODULUS
+
+    return body
+
+
+def _selector_fn(table: tuple[str, ...], boom: int | None, src: str) -> Callable[[dict[str, Any]], Any]:
+    def body(values: dict[str, Any]) -> str:
+        value: int = values[src]
+        if boom is not None and value % 13 == boom:
+            raise ValueError(f"selector boom at {value}")
+        return table[value % len(table)]
+
+    return body
+
+
+def build_switch_spec(spec: SSpec) -> Any:
+    """The dfgraph block of a switch-program structure."""
+    if isinstance(spec, SLeaf):
+        return function_block(
+            spec.name,
+            [(spec.src, int, REQUIRED)],
+            [(spec.dst, int)],
+            _leaf_fn(spec.mul, spec.add, spec.boom, spec.src),
+        )
+    if isinstance(spec, SUntil):
+        src = spec.src
+        return function_block(spec.name, [(src, int, REQUIRED)], [("stop", bool)], lambda v: v[src] % 3 == 0)
+    if isinstance(spec, SSeq):
+        return Sequential(*(build_switch_spec(c) for c in spec.children), name=spec.name)
+    if isinstance(spec, SLoop):
+        return Loop(
+            build_switch_spec(spec.body),
+            times=spec.count,
+            until="stop" if spec.until else None,
+            name=spec.name,
+        )
+    on: Any = spec.on
+    if isinstance(on, SSelector):
+        on = function_block(
+            on.name, [(on.src, int, REQUIRED)], [("sel", str)], _selector_fn(on.table, on.boom, on.src)
+        )
+    return Switch({key: build_switch_spec(case) for key, case in spec.cases}, on=on, name=spec.name)
+
+
+def render_switch_spec(spec: SSpec, indent: str = "") -> str:
+    """The structure, one block per line, for failure reports."""
+    if isinstance(spec, SLeaf):
+        boom = "" if spec.boom is None else f", boom {spec.boom}"
+        return f"{indent}{spec.name}: {spec.dst} = ({spec.src} * {spec.mul} + {spec.add}) % {MODULUS}{boom}"
+    if isinstance(spec, SUntil):
+        return f"{indent}{spec.name}: stop = {spec.src} % 3 == 0"
+    if isinstance(spec, SSeq):
+        return "\n".join(
+            [
+                f"{indent}Sequential {spec.name}:",
+                *(render_switch_spec(c, indent + "  ") for c in spec.children),
+            ]
+        )
+    if isinstance(spec, SLoop):
+        until = ", until=stop" if spec.until else ""
+        body = render_switch_spec(spec.body, indent + "  ")
+        return f"{indent}Loop {spec.name} (times={spec.count}{until}):\n{body}"
+    on = spec.on if isinstance(spec.on, str) else f"{spec.on.name}({spec.on.src}) -> {spec.on.table}"
+    lines = [f"{indent}Switch {spec.name} on {on}:"]
+    for key, case in spec.cases:
+        lines.append(f"{indent}  case {key!r}:")
+        lines.append(render_switch_spec(case, indent + "    "))
+    return "\n".join(lines)
+
+
+class _SwitchGen:
+    """Draws a well-formed switch program: a block reads only names that have a value (a loop's output
+    may still have none at run time), and nothing reads or rewrites, inside a loop or case, a name that
+    a switch left partial (DF401): such a name is written again only by a plain block beside it."""
+
+    def __init__(self, draw: st.DrawFn, max_blocks: int) -> None:
+        self.draw = draw
+        self.budget = max_blocks
+        self.counter = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def seq(
+        self, readable: frozenset[str], blocked: frozenset[str], depth: int, name: str, until: bool = False
+    ) -> tuple[SSeq, frozenset[str], frozenset[str]]:
+        """A Sequential: `readable` names have a value here; `blocked` ones must not be written. Returns it,
+        the names readable after it, and the names it leaves partial."""
+        children: list[SSpec] = []
+        partial: frozenset[str] = frozenset()
+        for _ in range(self.draw(st.integers(1, 3))):
+            kinds = ["leaf"]
+            if depth < 3 and self.budget > 2:
+                kinds += ["loop", "switch", "switch"]
+            kind = self.draw(st.sampled_from(kinds))
+            self.budget -= 1
+            inner = blocked | partial
+            child: SSpec
+            if kind == "leaf":
+                leaf = child = self.leaf(readable, blocked)
+                readable, partial = readable | {leaf.dst}, partial - {leaf.dst}
+            elif kind == "loop" and "stop" not in inner:
+                child, readable, more = self.loop(readable, inner, depth)
+                partial |= more
+            elif kind == "loop":
+                continue
+            else:
+                child, readable, more = self.switch(readable, inner, depth)
+                partial |= more
+            children.append(child)
+        if until:
+            children.append(SUntil(self.fresh("stop"), self.draw(st.sampled_from(sorted(readable)))))
+            readable, partial = readable | {"stop"}, partial - {"stop"}
+        if not children:
+            leaf = self.leaf(readable, blocked)
+            children.append(leaf)
+            readable, partial = readable | {leaf.dst}, partial - {leaf.dst}
+        return SSeq(name, tuple(children)), readable - partial, partial
+
+    def boom(self) -> int | None:
+        return self.draw(st.one_of(st.none(), st.none(), st.none(), st.integers(0, 12)))
+
+    def leaf(self, readable: frozenset[str], blocked: frozenset[str]) -> SLeaf:
+        src = self.draw(st.sampled_from(sorted(readable)))
+        free = [n for n in SWITCH_WORK if n not in blocked]
+        dst = self.draw(st.sampled_from(free)) if free else self.fresh("t")
+        mul, add = self.draw(st.integers(1, 5)), self.draw(st.integers(0, 9))
+        return SLeaf(self.fresh("f"), src, dst, mul, add, self.boom())
+
+    def loop(
+        self, readable: frozenset[str], blocked: frozenset[str], depth: int
+    ) -> tuple[SLoop, frozenset[str], frozenset[str]]:
+        name = self.fresh("loop")
+        until = self.draw(st.booleans())
+        body, after, partial = self.seq(readable, blocked | {"stop"}, depth + 1, "body", until=until)
+        return SLoop(name, self.draw(st.sampled_from(SWITCH_COUNTS)), body, until), after, partial
+
+    def switch(
+        self, readable: frozenset[str], blocked: frozenset[str], depth: int
+    ) -> tuple[SSwitch, frozenset[str], frozenset[str]]:
+        name = self.fresh("sw")
+        keys = self.draw(st.lists(st.sampled_from(CASE_KEYS), min_size=1, max_size=3, unique=True))
+        on: str | SSelector
+        if self.draw(st.booleans()):
+            on = self.draw(st.sampled_from(SWITCH_KEYS))
+        else:
+            table = self.draw(
+                st.lists(st.sampled_from([*keys, *keys, UNKNOWN_KEY]), min_size=1, max_size=4).map(tuple)
+            )
+            on = SSelector(
+                self.fresh("pick"), self.draw(st.sampled_from(sorted(readable))), table, self.boom()
+            )
+        cases = []
+        defined: frozenset[str] | None = None
+        partial: frozenset[str] = frozenset()
+        for key in keys:
+            case, after, more = self.seq(readable, blocked, depth + 1, f"case_{key}")
+            cases.append((key, case))
+            partial |= more
+            defined = after if defined is None else defined & after
+            partial |= after - readable
+        assert defined is not None
+        # a name only some cases write, with no value before, may have none after: never read again
+        partial = partial - defined
+        return SSwitch(name, tuple(cases), on), readable | defined, partial
+
+
+def switch_programs(max_blocks: int = 10) -> SearchStrategy[SwitchProgram]:
+    """Random programs of int blocks, Loops (times=, sometimes until=) and Switches (by name or by a
+    selector, nested, in loops, with keys no case has), with their structure for an oracle."""
+
+    @st.composite
+    def programs(draw: st.DrawFn) -> SwitchProgram:
+        gen = _SwitchGen(draw, max_blocks)
+        spec, _, _ = gen.seq(frozenset(SWITCH_INPUTS), frozenset(), 0, "root")
+        text = render_switch_spec(spec)
+        _note(text)
+        return SwitchProgram(build_switch_spec(spec), spec, text)
+
+    return programs()
