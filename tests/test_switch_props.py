@@ -36,7 +36,7 @@ PROPS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCh
 # -- the oracle: the random program evaluated as plain Python ------------------------------------------
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """What the oracle says the call raises: ('InputError',) or ('BlockError', path, iterations)."""
 
     def __init__(self, *what: Any) -> None:
@@ -78,7 +78,7 @@ class Oracle:
         self.hoisted: set[int] = set()
 
     def run(self) -> dict[str, Any]:
-        """The outputs of the call, or Refused."""
+        """The outputs of the call, or RefusedError."""
         self.collect(self.root, "root", (), True)
         for early in self.early:  # keys given as inputs: checked right after the input checks
             if not early.after_selector:
@@ -127,19 +127,19 @@ class Oracle:
         return self.inputs[on] if isinstance(on, str) else self.keys[id(switch)]
 
     def check(self, early: Early) -> None:
-        if all(self.key_of(s) == key for s, key in early.within):
-            if self.key_of(early.switch) not in [key for key, _ in early.switch.cases]:
-                raise Refused("InputError")
+        chosen = all(self.key_of(s) == key for s, key in early.within)
+        if chosen and self.key_of(early.switch) not in [key for key, _ in early.switch.cases]:
+            raise RefusedError("InputError")
 
     def read(self, env: dict[str, Any], name: str) -> Any:
         if name not in env:
-            raise Refused("InputError")  # a loop ran zero times, or a case did not write it
+            raise RefusedError("InputError")  # a loop ran zero times, or a case did not write it
         return env[name]
 
     def select(self, on: SSelector, env: dict[str, Any], path: str, loops: tuple[Any, ...]) -> str:
         value = self.read(env, on.src)
         if on.boom is not None and value % 13 == on.boom:
-            raise Refused("BlockError", path, loops)
+            raise RefusedError("BlockError", path, loops)
         return on.table[value % len(on.table)]
 
     def seq(
@@ -156,7 +156,7 @@ class Oracle:
         if isinstance(spec, SLeaf):
             value = self.read(env, spec.src)
             if spec.boom is not None and value % 13 == spec.boom:
-                raise Refused("BlockError", path, loops)
+                raise RefusedError("BlockError", path, loops)
             env[spec.dst] = (value * spec.mul + spec.add) % MODULUS
             return seen | {spec.dst}
         if isinstance(spec, SUntil):
@@ -179,7 +179,7 @@ class Oracle:
             key = self.select(spec.on, env, f"{path}/{spec.on.name}", loops)
         cases = dict(spec.cases)
         if key not in cases:
-            raise Refused("BlockError", path, loops)
+            raise RefusedError("BlockError", path, loops)
         chosen = cases[key]
         self.seq(chosen, env, f"{path}/{key}", loops, seen)
         for name in set().union(*(writes(c) for c in cases.values())) - seen - writes(chosen):
@@ -191,7 +191,7 @@ def oracle(program: SwitchProgram, inputs: dict[str, Any]) -> tuple[Any, ...]:
     """('ok', outputs), ('InputError',) or ('BlockError', path, iterations)."""
     try:
         return ("ok", Oracle(program.spec, inputs).run())
-    except Refused as refused:
+    except RefusedError as refused:
         return refused.what
 
 

@@ -382,3 +382,43 @@ def test_a_failing_until_test_is_a_block_error_of_the_loop() -> None:
     with pytest.raises(df.BlockError) as info:
         both(prog, n=5, x=0)
     assert info.value.path == "loop" and info.value.iterations == (("loop", 1),)
+
+
+# -- variables: a case writes the switch output in place; a name passes through without a copy ---------
+
+
+def test_a_case_writes_the_output_in_place_and_a_name_passes_through_without_a_copy() -> None:
+    prog = df.compile(df.Sequential(inc, Switch({"dbl": dbl, "keep": half}, on="mode", name="sw"), neg))
+    src = prog.source
+    assert "x_1 = dbl(x_1)  # s/sw/dbl" in src.replace("sequential/", "s/")
+    keep = src[src.index("elif mode == 'keep':") : src.index("else:")]
+    assert "= x_1" not in keep  # x passes through: no copy
+    assert both(prog, mode="dbl", x=3) == {"x": -8}
+    assert both(prog, mode="keep", x=3) == {"x": -4, "y": 2}
+
+
+def test_a_value_read_again_after_the_switch_keeps_its_own_variable() -> None:
+    sw = Switch({"dbl": dbl, "keep": half}, on="mode", name="sw")
+    graph = df.Graph(
+        {"first": inc, "sw": sw, "after": neg},
+        [("first.x", "sw.x"), ("first.x", "after.x")],  # `after` reads x as it was before the switch
+        outputs={"s": "sw.x", "a": "after.x"},
+        name="g",
+    )
+    prog = df.compile(graph)
+    assert both(prog, mode="dbl", x=3) == {"s": 8, "a": -4}
+    assert both(prog, mode="keep", x=3) == {"s": 4, "a": -4}
+
+
+def test_switches_nested_thirty_deep_compile_into_helpers_and_run() -> None:
+    blk: Any = inc
+    for k in range(30):
+        blk = Switch({"go": blk, "stay": neg}, on=f"k{k}", name=f"s{k}")
+    prog = df.compile(blk)
+    assert "def _switch_" in prog.source
+    keys = {f"k{k}": "go" for k in range(30)}
+    assert both(prog, x=1, **keys) == {"x": 2}
+    keys["k3"] = "stay"  # s3 is the fourth from the inside: negates x instead of going deeper
+    assert both(prog, x=1, **keys) == {"x": -1}
+    with pytest.raises(df.InputError, match="missing input 'k0', needed by case 'go' of switch"):
+        both(prog, x=1, **{f"k{k}": "go" for k in range(1, 30)})

@@ -173,8 +173,8 @@ def decided_switches(lowered: Lowered) -> list[Decided]:
     """The switches the call's inputs decide, in program order (an enclosing switch first)."""
     needs: dict[tuple[int, int], list[str]] = {}
     for name, cases in conditional_inputs(lowered).items():
-        for op, k in cases:
-            needs.setdefault((op.id, k), []).append(name)
+        for switch, k in cases:
+            needs.setdefault((switch.id, k), []).append(name)
     decided: dict[int, Decided] = {}
     for op in lowered.ops():
         if not isinstance(op, SwitchOp) or not op.inputs:
