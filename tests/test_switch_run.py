@@ -342,6 +342,8 @@ def test_until_stops_after_the_iteration_that_wrote_true() -> None:
     assert both(prog, n=2, x=0, limit=3) == {"x": 2, "stop": False}  # times= still bounds it
     assert both(prog, n=0, x=0, limit=3) == {"x": 0}  # zero iterations: stop has no value
     assert both(prog, n=10, x=7, limit=3) == {"x": 8, "stop": True}  # one step
+    assert "# loop loop: times=n, carries x, until stop" in prog.source
+    assert "        if stop: break" in prog.source  # after the body, inside the for
 
 
 def test_until_fires_iteration_end_then_stops() -> None:
@@ -422,3 +424,20 @@ def test_switches_nested_thirty_deep_compile_into_helpers_and_run() -> None:
     assert both(prog, x=1, **keys) == {"x": -1}
     with pytest.raises(df.InputError, match="missing input 'k0', needed by case 'go' of switch"):
         both(prog, x=1, **{f"k{k}": "go" for k in range(1, 30)})
+
+
+def test_an_iterator_over_a_loop_in_a_case_is_refused_only_when_a_loop_repeats_it() -> None:
+    @df.block(outputs="x")
+    def add(x: int, t: int) -> int:
+        return x + t
+
+    inner = Switch({"sum": df.Loop(add, over="ts", name="each"), "neg": neg}, on="mode", name="sw")
+    once = df.compile(inner)
+    assert both(once, mode="sum", x=0, ts=[1, 2]) == {"x": 3}
+    assert once(mode="sum", x=0, ts=iter([1, 2])) == {"x": 3}  # the case runs once: an iterator is fine
+    repeated = df.compile(df.Loop(inner, times="n", name="outer"))
+    assert both(repeated, n=2, mode="sum", x=0, ts=[1, 2]) == {"x": 6}
+    with pytest.raises(df.InputError, match="over= of loop 'outer/sw/sum' got an iterator, but loop 'outer'"):
+        repeated(n=2, mode="sum", x=0, ts=iter([1, 2]))
+    with pytest.raises(df.InputError, match="over= of loop 'outer/sw/sum' got an iterator, but loop 'outer'"):
+        repeated.interpret(n=2, mode="sum", x=0, ts=iter([1, 2]))

@@ -69,10 +69,12 @@ def iterator_refusal(op: LoopOp) -> str | None:
     A loop around it runs this loop once per iteration, so a one-shot iterator made outside that loop
     would be empty from its second iteration on: both engines refuse it with an InputError instead."""
     value, outer = op.inputs[0].value, op.region.owner
+    while outer is not None and not isinstance(outer, LoopOp):  # a switch runs a case once: look past it
+        outer = outer.region.owner
     if op.loop.over is None or outer is None:
         return None
     made_per_iteration = value.producer is outer or (
-        value.kind != "input" and op.region.top_level(value.producer) is not None
+        value.kind != "input" and outer.body.top_level(value.producer) is not None
     )
     if made_per_iteration:
         return None

@@ -140,4 +140,5 @@ def describe_loop(op: LoopOp) -> str:
     loop = op.loop
     how = f"times={loop.times}" if loop.times is not None else f"over={loop.over}"
     carried = ", ".join(c.name for c in op.carried) or "nothing"
-    return f"{how}, carries {carried}"
+    until = f", until {loop.until}" if loop.until is not None else ""
+    return f"{how}, carries {carried}{until}"
