@@ -441,3 +441,18 @@ def test_an_iterator_over_a_loop_in_a_case_is_refused_only_when_a_loop_repeats_i
         repeated(n=2, mode="sum", x=0, ts=iter([1, 2]))
     with pytest.raises(df.InputError, match="over= of loop 'outer/sw/sum' got an iterator, but loop 'outer'"):
         repeated.interpret(n=2, mode="sum", x=0, ts=iter([1, 2]))
+
+
+def test_an_input_error_after_the_selector_reaches_the_hooks_alike_in_both_engines() -> None:
+    compiled, interpreted = Rec(), Rec()
+    blk = df.Sequential(neg, Switch({"inc": inc, "dbl": add_image}, on=pick, name="sw"))
+    for hook, run in ((compiled, "__call__"), (interpreted, "interpret")):
+        prog = df.compile(blk, hooks=[hook])
+        with pytest.raises(df.InputError, match="missing input 'image', needed by case 'dbl'"):
+            getattr(prog, run)(flag=False, x=1)
+    assert compiled.events == interpreted.events == [
+        ("run_start",),
+        ("block_start", "sequential/sw/pick", {"flag": False}),
+        ("block_end", "sequential/sw/pick", {"mode": "dbl"}),
+        ("error", "InputError"),
+    ]
