@@ -450,9 +450,13 @@ def test_an_input_error_after_the_selector_reaches_the_hooks_alike_in_both_engin
         prog = df.compile(blk, hooks=[hook])
         with pytest.raises(df.InputError, match="missing input 'image', needed by case 'dbl'"):
             getattr(prog, run)(flag=False, x=1)
-    assert compiled.events == interpreted.events == [
-        ("run_start",),
-        ("block_start", "sequential/sw/pick", {"flag": False}),
-        ("block_end", "sequential/sw/pick", {"mode": "dbl"}),
-        ("error", "InputError"),
-    ]
+    assert (
+        compiled.events
+        == interpreted.events
+        == [
+            ("run_start",),
+            ("block_start", "sequential/sw/pick", {"flag": False}),
+            ("block_end", "sequential/sw/pick", {"mode": "dbl"}),
+            ("error", "InputError"),
+        ]
+    )
