@@ -747,11 +747,13 @@ def _ranks(picture: GraphPicture) -> dict[str, int]:
         if not e.back:
             preds.setdefault(e.dst, []).append(e.src)
     order = [n.id for n in picture.nodes if n.kind == "input"]
-    # a case's nodes come below their switch's head: the head decides which case runs
+    # a switch's head comes after every value its cases read from outside, and its cases below it
     heads = {n.cluster: n.id for n in picture.nodes if n.kind == "switch"}
     for case in (c for c in picture.clusters if c.kind == "case" and c.parent in heads):
-        for member in _members(picture, case.id):
-            preds.setdefault(member, []).append(heads[case.parent])
+        head, members = heads[case.parent], set(_members(picture, case.id))
+        preds.setdefault(head, []).extend(p for m in members for p in preds.get(m, ()) if p not in members)
+        for member in members:
+            preds.setdefault(member, []).append(head)
     order += [n.id for n in picture.nodes if n.kind in ("block", "loop", "switch")]
     order += [n.id for n in picture.nodes if n.kind == "output"]
     for nid in order:  # program order is topological for forward edges

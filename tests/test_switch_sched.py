@@ -137,14 +137,14 @@ def traced(name: str, params: list[str], body: Callable[..., float], out: str, *
 # -- a loop body with a switch: pre -> switch(on the item) -> post, plus an independent side block --------
 
 
-def guided_body(*, case_mutates: tuple[str, ...] = (), post_mutates: tuple[str, ...] = ()) -> df.Loop:
+def guided_body(*, case_mutates: tuple[str, ...] = ()) -> df.Loop:
     pre = traced("pre", ["x"], lambda x: x + 1.0, "a")
     aside = traced("aside", ["x"], lambda x: x * 0.5, "b")
     cond = traced("cond", ["a", "b"], lambda a, b: a * 2.0 + b, "y", mutates=case_mutates)
     twice = traced("twice", ["y"], lambda y: y * 3.0, "y")
     plain = traced("plain", ["a"], lambda a: a - 3.0, "y")
     sw = Switch({"guided": df.Sequential(cond, twice, name="guided"), "plain": plain}, on="k", name="sw")
-    post = traced("post", ["y", "x"], lambda y, x: y * 0.25 + x * 0.5, "x", mutates=post_mutates)
+    post = traced("post", ["y", "x"], lambda y, x: y * 0.25 + x * 0.5, "x")
     body = df.Sequential(pre, aside, sw, post, name="body")
     return df.Loop(body, over="keys", item="k", name="loop")
 
@@ -171,15 +171,19 @@ def test_a_switch_is_one_unit_of_its_loop_body() -> None:
 
 
 def test_mutates_inside_a_case_counts_for_the_unit() -> None:
-    body = schedule_program(
-        lowered_of(guided_body(case_mutates=("scheduler",), post_mutates=("scheduler",))), 4
-    )
-    # post does not read anything the switch writes... but y: make the order edge visible on its own too
-    assert ("loop/sw", "loop/post") in body.bodies["loop"].edges
-    lowered = lowered_of(guided_body(case_mutates=("scheduler",)))
-    schedule_program(lowered, 4)
+    # aside and the switch share no data: only the resource both mutate orders them
+    free = schedule_program(lowered_of(_independent_switch((), aside_mutates=("scheduler",))), 4)
+    assert ("loop/body/aside", "loop/body/sw") not in free.bodies["loop"].edges
+    lowered = lowered_of(_independent_switch(("scheduler",), aside_mutates=("scheduler",)))
+    ordered = schedule_program(lowered, 4).bodies["loop"]
+    assert ("loop/body/aside", "loop/body/sw") in ordered.edges
+    simulate(ordered, 2, random.Random(1))
     switch = next(op for op in lowered.ops() if isinstance(op, SwitchOp))
     assert switch.meta["mutates"] == frozenset({"scheduler"})
+    # a block nested deeper in a case (a Sequential case) counts too
+    nested = lowered_of(guided_body(case_mutates=("scheduler",)))
+    schedule_program(nested, 4)
+    assert next(op for op in nested.ops() if isinstance(op, SwitchOp)).meta["mutates"] == {"scheduler"}
 
 
 def test_a_case_that_draws_random_numbers_pins_the_unit_to_the_main_stream() -> None:
@@ -190,8 +194,8 @@ def test_a_case_that_draws_random_numbers_pins_the_unit_to_the_main_stream() -> 
     assert pinned.stream_of("loop/body/sw") == 0 and pinned.n_streams == 1
 
 
-def _independent_switch(mutates: tuple[str, ...]) -> df.Loop:
-    aside = traced("aside", ["x"], lambda x: x * 0.5, "b")
+def _independent_switch(mutates: tuple[str, ...], aside_mutates: tuple[str, ...] = ()) -> df.Loop:
+    aside = traced("aside", ["x"], lambda x: x * 0.5, "b", mutates=aside_mutates)
     first = traced("first", ["x"], lambda x: x + 1.0, "y", mutates=mutates)
     second = traced("second", ["x"], lambda x: x - 1.0, "y")
     sw = Switch({"one": first, "two": second}, on="k", name="sw")
@@ -568,7 +572,8 @@ def fake_capture(monkeypatch: pytest.MonkeyPatch) -> FakeCapture:
     return fake
 
 
-def _capture_loop(selector: bool) -> df.Loop:
+def _capture_loop(on: str) -> df.Loop:
+    """on: 'selector' (a selector block), 'block' (a body block writes the name), 'input' (a graph input)."""
     torch = pytest.importorskip("torch")
 
     @df.block(outputs="scaled")
@@ -601,8 +606,8 @@ def _capture_loop(selector: bool) -> df.Loop:
 
     step = df.block(outputs="latents", mutates=("scheduler",), name="step")(Stepper())
     cases = {"strong": df.Sequential(strong, boost, name="strong"), "weak": weak}
-    sw = Switch(cases, on=pick if selector else "mode", name="sw")
-    body = df.Sequential(scale, sw, step, name="body")
+    sw = Switch(cases, on=pick if on == "selector" else "mode", name="sw")
+    body = df.Sequential(scale, *([pick] if on == "block" else []), sw, step, name="body")
     return df.Loop(body, over="timesteps", item="t", name="denoise")
 
 
@@ -617,18 +622,19 @@ def _capture_inputs() -> dict[str, Any]:
 
 
 @runs_switches
+@pytest.mark.parametrize("on", ["selector", "block"])
 def test_capture_segments_end_before_a_switch_and_each_case_is_captured_alone(
-    fake_capture: FakeCapture,
+    fake_capture: FakeCapture, on: str
 ) -> None:
     torch = pytest.importorskip("torch")
-    prog = df.compile(_capture_loop(selector=True), device="cuda", capture=True)
-    # the selector decides on the host: never replayed from a graph (it would keep its captured key)
+    prog = df.compile(_capture_loop(on), device="cuda", capture=True)
+    # the key's producer decides on the host: never replayed from a graph (it would keep its captured key)
     assert prog.captured == (
         ("denoise/scale",),
         ("denoise/sw/strong/strong", "denoise/sw/strong/boost"),
         ("denoise/sw/weak",),
     )
-    want = df.compile(_capture_loop(selector=True))(**_capture_inputs(), output="latents")
+    want = df.compile(_capture_loop(on))(**_capture_inputs(), output="latents")
     got = prog(**_capture_inputs(), output="latents")
     assert torch.allclose(got, want, atol=1e-12)
     # three steps per case: warm-up, capture, replay; scale six steps
@@ -643,8 +649,8 @@ def test_capture_segments_end_before_a_switch_and_each_case_is_captured_alone(
 @runs_switches
 def test_a_switch_on_an_input_captures_only_the_chosen_cases_segments(fake_capture: FakeCapture) -> None:
     torch = pytest.importorskip("torch")
-    prog = df.compile(_capture_loop(selector=False), device="cuda", capture=True)
-    reference = df.compile(_capture_loop(selector=False))
+    prog = df.compile(_capture_loop("input"), device="cuda", capture=True)
+    reference = df.compile(_capture_loop("input"))
     for mode in ("weak", "strong"):
         got = prog(**_capture_inputs(), mode=mode, output="latents")
         assert torch.allclose(got, reference(**_capture_inputs(), mode=mode, output="latents"), atol=1e-12)
@@ -655,7 +661,7 @@ def test_a_switch_outside_every_loop_runs_eagerly(fake_capture: FakeCapture) -> 
     lowered = df.lower(Switch({"a": _rename("x"), "b": _rename("x")}, on="mode", name="top"))
     switch = next(op for op in lowered.ops() if isinstance(op, SwitchOp))
     assert all(enclosing_loop(case.body) is None for case in switch.cases)
-    loop = df.lower(_capture_loop(selector=True))
+    loop = df.lower(_capture_loop("selector"))
     (inner,) = [op for op in loop.ops() if isinstance(op, SwitchOp)]
     assert all(isinstance(enclosing_loop(case.body), LoopOp) for case in inner.cases)
     groups = segments(inner.region)
@@ -764,7 +770,7 @@ def _independent_selector() -> Switch:
 def test_mermaid_and_svg_show_every_case() -> None:
     chart = render.to_mermaid(_picture_graph())
     assert chart.count("subgraph ") == 4  # the loop, the switch, two cases
-    assert "case guided: k == #39;guided#39;" in chart or "case guided: k == 'guided'" in chart
+    assert "subgraph c2[\"case guided: k == 'guided'\"]" in chart
     assert "classDef switchbox" in chart
     opened = sum(line.strip().startswith("subgraph ") for line in chart.splitlines())
     closed = sum(line.strip() == "end" for line in chart.splitlines())
@@ -772,7 +778,7 @@ def test_mermaid_and_svg_show_every_case() -> None:
     svg = render.graph_svg(_picture_graph())
     assert "case guided: k == &#x27;guided&#x27;" in svg and "switch on k" in svg
     lanes = render.schedule_mermaid(df.compile(_picture_graph()))
-    assert "Note over S0: sw [switch: guided #124; plain]" in lanes or "sw [switch: guided" in lanes
+    assert "Note over S0: sw [switch: guided #124; plain]" in lanes  # '|' escaped for Mermaid
     trace = render.schedule_trace(df.compile(_picture_graph()))
     assert "sw [switch: guided | plain]" in trace
 
