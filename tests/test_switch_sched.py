@@ -295,6 +295,45 @@ def test_a_switch_on_a_side_stream_records_its_event_after_the_branch(rec: Recor
     assert len(lines[record]) - len(lines[record].lstrip()) == indent + 4  # after the else, same context
 
 
+@runs_switches
+def test_a_streamed_loop_inside_a_case_forks_from_the_units_stream(rec: Recorder) -> None:
+    half = traced("ia", ["y"], lambda y: y * 0.5, "p")
+    more = traced("ib", ["y"], lambda y: y + 2.0, "q")
+    both = traced("ic", ["p", "q"], lambda p, q: p + q, "y")
+    inner = df.Loop(df.Sequential(half, more, both, name="step"), times="m", name="inner")
+    deep = df.Sequential(traced("start", ["x"], lambda x: x + 1.0, "y"), inner, name="deep")
+    sw = Switch(
+        {"deep": deep, "shallow": traced("shallow", ["x"], lambda x: x - 1.0, "y")}, on="k", name="sw"
+    )
+    body = df.Graph(
+        {"aside": traced("aside", ["x"], lambda x: x * 0.5, "b"), "sw": sw, "join": _join()},
+        edges=[("aside.b", "join.b"), ("sw.y", "join.y")],
+        outputs={"x": "join.x"},
+        name="body",
+    )
+    loop = df.Loop(body, over="keys", item="k", name="loop")
+    inputs = {"keys": ["deep", "shallow", "deep"], "m": 2, "x": 1.0}
+    serial = df.compile(loop)(**inputs)
+    prog = df.compile(loop, device="cuda")
+    schedule = prog.schedule
+    unit = schedule.bodies["loop"].stream_of("loop/body/sw")
+    assert unit != 0 and schedule.bodies["loop/body/sw/deep/inner"].n_streams == 2
+    rec.reset()
+    assert prog(**inputs) == serial
+    streams = {name: {sid for sid, _ in launches} for name, launches in rec.launches.items()}
+    # the inner loop's main stream is the unit's stream; its side stream is one of its own
+    assert streams["start"] == streams["ia"] == streams["ic"] == streams["shallow"] == {unit}
+    assert len(streams["ib"]) == 1 and streams["ib"].isdisjoint({0, unit})
+    for k in range(4):  # two deep iterations, two inner iterations each
+        assert rec.before(("ib", k), ("ic", k)) and rec.before(("ia", k), ("ic", k))
+    assert rec.before(("ic", 1), ("join", 0)) and rec.before(("ic", 3), ("join", 2))
+    assert rec.before(("shallow", 0), ("join", 1))
+
+
+def _join() -> Any:
+    return traced("join", ["b", "y"], lambda b, y: b + y, "x")
+
+
 def _switch_dag_loop(nodes: list[str], edges: list[tuple[str, str]], at: int) -> df.Loop:
     """A loop whose body is the DAG, node `at` a switch on the item: case a one block, case b two."""
     preds: dict[str, list[str]] = {n: [] for n in nodes}
@@ -765,6 +804,39 @@ def _independent_selector() -> Switch:
     one = traced("first", ["x"], lambda x: x + 1.0, "y")
     two = traced("second", ["x"], lambda x: x - 1.0, "y")
     return Switch({"one": one, "two": two}, on=choose, name="sw")
+
+
+def test_nested_switches_and_bound_blocks_sit_in_their_cases() -> None:
+    from dfgraph.compose import Bound
+
+    inner = Switch(
+        {"p": traced("p1", ["x"], lambda x: x, "y"), "q": traced("q1", ["x"], lambda x: -x, "y")},
+        on="sub",
+        name="inner",
+    )
+    bound = Bound(traced("t2", ["x", "z"], lambda x, z: x + z, "y"), {"z": 1.0})
+    outer = Switch({"one": inner, "two": bound}, on="mode", name="outer")
+    picture = render.graph_picture(outer)
+    clusters = {c.path: c for c in picture.clusters}
+    assert clusters["outer/one"].kind == "switch" and clusters["outer/one"].parent == clusters["outer"].id
+    assert [c.label for c in picture.clusters if c.parent == clusters["outer/one"].id] == [
+        "case p: sub == 'p'",
+        "case q: sub == 'q'",
+    ]
+    nodes = {n.path: n for n in picture.nodes}
+    case_two = next(c.id for c in picture.clusters if c.label == "case two: mode == 'two'")
+    assert nodes["outer/two/bound"].cluster == nodes["outer/two"].cluster == case_two
+    # y leaves the outer switch from all three blocks that may write it
+    (out,) = [n.id for n in picture.nodes if n.kind == "output"]
+    assert {e.src for e in picture.edges if e.dst == out} == {
+        nodes["outer/one/p"].id,
+        nodes["outer/one/q"].id,
+        nodes["outer/two"].id,
+    }
+    if shutil.which("dot"):
+        subprocess.run(
+            ["dot", "-Tsvg"], input=render.to_dot(outer), text=True, capture_output=True, check=True
+        )
 
 
 def test_mermaid_and_svg_show_every_case() -> None:
