@@ -818,7 +818,9 @@ def test_nested_switches_and_bound_blocks_sit_in_their_cases() -> None:
     outer = Switch({"one": inner, "two": bound}, on="mode", name="outer")
     picture = render.graph_picture(outer)
     clusters = {c.path: c for c in picture.clusters}
-    assert clusters["outer/one"].kind == "switch" and clusters["outer/one"].parent == clusters["outer"].id
+    case_one = next(c for c in picture.clusters if c.label == "case one: mode == 'one'")
+    assert case_one.parent == clusters["outer"].id
+    assert clusters["outer/one"].kind == "switch" and clusters["outer/one"].parent == case_one.id
     assert [c.label for c in picture.clusters if c.parent == clusters["outer/one"].id] == [
         "case p: sub == 'p'",
         "case q: sub == 'q'",
