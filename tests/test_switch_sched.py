@@ -612,7 +612,8 @@ def fake_capture(monkeypatch: pytest.MonkeyPatch) -> FakeCapture:
 
 
 def _capture_loop(on: str) -> df.Loop:
-    """on: 'selector' (a selector block), 'block' (a body block writes the name), 'input' (a graph input)."""
+    """on: 'selector' (a selector block), 'block' (a body block writes the name first), 'carried' (a body
+    block writes it for the next iteration), 'input' (a graph input)."""
     torch = pytest.importorskip("torch")
 
     @df.block(outputs="scaled")
@@ -646,7 +647,8 @@ def _capture_loop(on: str) -> df.Loop:
     step = df.block(outputs="latents", mutates=("scheduler",), name="step")(Stepper())
     cases = {"strong": df.Sequential(strong, boost, name="strong"), "weak": weak}
     sw = Switch(cases, on=pick if on == "selector" else "mode", name="sw")
-    body = df.Sequential(scale, *([pick] if on == "block" else []), sw, step, name="body")
+    before, after = ([pick] if on == "block" else []), ([pick] if on == "carried" else [])
+    body = df.Sequential(scale, *before, sw, step, *after, name="body")
     return df.Loop(body, over="timesteps", item="t", name="denoise")
 
 
@@ -661,7 +663,7 @@ def _capture_inputs() -> dict[str, Any]:
 
 
 @runs_switches
-@pytest.mark.parametrize("on", ["selector", "block"])
+@pytest.mark.parametrize("on", ["selector", "block", "carried"])
 def test_capture_segments_end_before_a_switch_and_each_case_is_captured_alone(
     fake_capture: FakeCapture, on: str
 ) -> None:
@@ -673,15 +675,18 @@ def test_capture_segments_end_before_a_switch_and_each_case_is_captured_alone(
         ("denoise/sw/strong/strong", "denoise/sw/strong/boost"),
         ("denoise/sw/weak",),
     )
-    want = df.compile(_capture_loop(on))(**_capture_inputs(), output="latents")
-    got = prog(**_capture_inputs(), output="latents")
+    given = {"mode": "weak"} if on == "carried" else {}  # the first step's mode; then pick's
+    want = df.compile(_capture_loop(on))(**_capture_inputs(), **given, output="latents")
+    got = prog(**_capture_inputs(), **given, output="latents")
     assert torch.allclose(got, want, atol=1e-12)
     # three steps per case: warm-up, capture, replay; scale six steps
     assert [segment.replays for segment in prog.segments] == [5, 2, 2]
     lines = [line.strip() for line in prog.source.splitlines()]
     branch = lines.index("if mode == 'strong':")
     code = [line for line in lines[:branch] if not line.startswith("#")]
-    assert code[-1].startswith("mode = pick(")  # eager, right before the branch
+    if on != "carried":
+        assert code[-1].startswith("mode = pick(")  # eager, right before the branch
+    assert sum(line.startswith("mode") and "= pick(t)" in line for line in lines) == 1  # eager, once
     assert lines[branch + 1] == "noise, = _segment_2_graph.run(_segment_2, (scaled, weight))"
 
 

@@ -93,11 +93,15 @@ def enclosing_loop(region: Region) -> LoopOp | None:
 
 
 def decides_control(op: Op) -> bool:
-    """Whether the host branches on an output of `op`: a switch's key, or its loop's `until=` flag."""
+    """Whether the host branches on an output of `op`: a switch's key (read now, or as a carried value by
+    the next iteration), or its loop's `until=` flag."""
     loop = op.region.owner
-    if isinstance(loop, LoopOp) and loop.until_value is not None and loop.until_value in op.outputs:
-        return True
-    return any(isinstance(reader, SwitchOp) and k == 0 for value in op.outputs for reader, k in value.readers)
+    read = list(op.outputs)
+    if isinstance(loop, LoopOp):
+        if loop.until_value is not None and loop.until_value in op.outputs:
+            return True
+        read += [c.phi for c in loop.carried if c.final in op.outputs]
+    return any(isinstance(reader, SwitchOp) and k == 0 for value in read for reader, k in value.readers)
 
 
 def capturable(op: Op) -> bool:
