@@ -762,6 +762,27 @@ def test_dfgraph_verify_runs_after_every_pass_with_switches(
     assert prog(keys=KEYS, x=1.0) == df.compile(guided_body())(keys=KEYS, x=1.0)
 
 
+@runs_switches
+def test_hooks_see_only_the_chosen_cases_blocks() -> None:
+    from dfgraph.hooks import Trace
+
+    inner = df.Loop(traced("refine", ["x"], lambda x: x * 0.5, "x"), times="m", name="inner")
+    sw = Switch({"deep": inner, "flat": traced("flat", ["x"], lambda x: x + 1.0, "x")}, on="k", name="sw")
+    loop = df.Loop(sw, over="keys", item="k", name="loop")
+    trace = Trace()
+    prog = df.compile(loop, hooks=[trace])
+    assert prog(keys=["flat", "deep", "flat"], m=2, x=1.0) == {"x": 1.5}
+    names = [(e["cat"], e["name"]) for e in trace.events if e["cat"] in ("block", "loop")]
+    assert names == [
+        ("block", "loop/sw/flat"),
+        ("block", "loop/sw/deep/refine"),
+        ("block", "loop/sw/deep/refine"),
+        ("loop", "loop/sw/deep"),
+        ("block", "loop/sw/flat"),
+        ("loop", "loop"),
+    ]
+
+
 # -- pictures ------------------------------------------------------------------------------------------------
 
 
