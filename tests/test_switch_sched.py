@@ -110,11 +110,12 @@ REC: list[Recorder] = []  # the recorder the traced blocks report to (set per te
 
 
 @pytest.fixture
-def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+def rec(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     recorder = Recorder()
     REC[:] = [recorder]
     monkeypatch.setattr(dfgraph.cuda, "RUNTIME", recorder)
-    return recorder
+    yield recorder
+    REC.clear()
 
 
 def traced(name: str, params: list[str], body: Callable[..., float], out: str, **options: Any) -> Any:
@@ -359,6 +360,24 @@ def _switch_dag_loop(nodes: list[str], edges: list[tuple[str, str]], at: int) ->
     graph_edges.append((f"{nodes[-1]}.out", "fold.total"))
     body = df.Graph(blocks, edges=graph_edges, outputs={"x": "fold.x"}, name="body")
     return df.Loop(body, over="keys", item="key", name="loop")
+
+
+@settings(max_examples=40, deadline=None)
+@given(dags(max_nodes=7, prefix="n"), st.data(), st.sampled_from([None, 1, 2, 3]))
+def test_random_switch_units_keep_every_edge_of_their_cases(
+    dag: tuple[list[str], list[tuple[str, str]]], data: st.DataObject, streams: int | None
+) -> None:
+    nodes, edges = dag
+    assume(nodes)
+    at = data.draw(st.integers(0, len(nodes) - 1), label="switch node")
+    lowered = lowered_of(_switch_dag_loop(nodes, edges, at))
+    body = schedule_program(lowered, streams).bodies["loop"]
+    path = {n: f"loop/body/{n}" for n in nodes}
+    assert body.nodes == (*(path[n] for n in nodes), "loop/body/fold")  # the cases' blocks are not nodes
+    assert body.cases_of(path[nodes[at]]) == ("a", "b")
+    # every DAG edge, into or out of the switch (read by either case), is an edge of the schedule
+    assert {(path[u], path[v]) for u, v in edges} | {(path[nodes[-1]], "loop/body/fold")} == set(body.edges)
+    simulate(body, 2, random.Random(data.draw(st.integers(0, 99), label="seed")))
 
 
 @runs_switches
