@@ -283,17 +283,45 @@ def _node_id(k: int, op: object) -> str:
     return f"h{k}" if isinstance(op, LoopOp) else f"w{k}" if isinstance(op, SwitchOp) else f"n{k}"
 
 
+class _Tree:
+    """The picture's nesting indexed once: `children` and `members` without scanning every cluster per
+    cluster (a graph with thousands of loops or switches has thousands of clusters)."""
+
+    def __init__(self, picture: GraphPicture) -> None:
+        self.sub: dict[str | None, list[Cluster]] = {}
+        self.inner: dict[str | None, list[Node]] = {}
+        for c in picture.clusters:
+            self.sub.setdefault(c.parent, []).append(c)
+        for n in picture.nodes:
+            self.inner.setdefault(n.cluster, []).append(n)
+
+    def children(self, cluster: str | None) -> tuple[list[Cluster], list[Node]]:
+        """The clusters and nodes directly inside `cluster` (None: the top level)."""
+        return self.sub.get(cluster, []), self.inner.get(cluster, [])
+
+    def members(self, cluster: str) -> list[str]:
+        """Every node inside a cluster, nested clusters included."""
+        found: list[str] = []
+        stack = [cluster]
+        while stack:
+            cid = stack.pop()
+            found.extend(n.id for n in self.inner.get(cid, ()))
+            stack.extend(c.id for c in self.sub.get(cid, ()))
+        return found
+
+
 def _walk_clusters(picture: GraphPicture) -> Iterator[tuple[str, Cluster | Node | None, int]]:
     """("open", cluster, depth), ("node", node, depth), ("close", None, depth) in nesting order."""
+    tree = _Tree(picture)
     pending: list[tuple[str, Cluster | Node | None, int]] = []
-    top_clusters, top_nodes = picture.children(None)
+    top_clusters, top_nodes = tree.children(None)
     pending.extend(("open", c, 0) for c in reversed(top_clusters))
     pending.extend(("node", n, 0) for n in reversed(top_nodes))
     while pending:
         kind, item, depth = pending.pop()
         yield kind, item, depth
         if kind == "open" and isinstance(item, Cluster):
-            sub, inner = picture.children(item.id)
+            sub, inner = tree.children(item.id)
             pending.append(("close", None, depth))
             pending.extend(("open", c, depth + 1) for c in reversed(sub))
             pending.extend(("node", n, depth + 1) for n in reversed(inner))
@@ -674,20 +702,26 @@ def graph_svg(target: Any) -> str:
     for node in picture.nodes:
         lines = node.label.count("\n") + 1
         sizes[node.id] = _Box(0, 0, max(_text_width(node.label) + 2 * _PAD, 80), lines * _LINE + 14)
-    rank = _ranks(picture)
+    tree = _Tree(picture)
+    rank = _ranks(picture, tree)
+    labels = {c.id: c.label for c in picture.clusters}
     # sizes of clusters, innermost first (a cluster's children come after it in `picture.clusters`)
     rows_of: dict[str | None, list[list[str]]] = {}
+    # a cluster's smallest rank of any node inside it (nested clusters included); None when it has none
+    first_rank: dict[str, int | None] = {}
     for cid in [*(c.id for c in reversed(picture.clusters)), None]:
-        sub, inner = picture.children(cid)
-        members = [(c.id, min((rank[n] for n in _members(picture, c.id)), default=0)) for c in sub]
+        sub, inner = tree.children(cid)
+        known = [r for r in (first_rank[c.id] for c in sub) if r is not None] + [rank[n.id] for n in inner]
+        members = [(c.id, first_rank[c.id] or 0) for c in sub]
         members += [(n.id, rank[n.id]) for n in inner]
         rows = _rows(members)
         rows_of[cid] = rows
         if cid is None:
             break
+        first_rank[cid] = min(known, default=None)
         w = max((sum(sizes[m].w for m in row) + _HGAP * (len(row) - 1) for row in rows), default=60)
         h = sum(max(sizes[m].h for m in row) for row in rows) + _GAP * max(len(rows) - 1, 0)
-        label = next(c.label for c in picture.clusters if c.id == cid)
+        label = labels[cid]
         sizes[cid] = _Box(0, 0, max(w, _text_width(label)) + 2 * _PAD, h + _HEAD + 2 * _PAD)
     placed: dict[str, _Box] = {}
     _place(None, 20.0, 20.0, rows_of, sizes, placed, picture)
@@ -730,16 +764,7 @@ def graph_svg(target: Any) -> str:
     return _svg_document(width, height, picture.name, body)
 
 
-def _members(picture: GraphPicture, cid: str) -> list[str]:
-    """Every node inside a cluster, nested clusters included."""
-    inside = {cid}
-    for c in picture.clusters:  # parents come before children
-        if c.parent in inside:
-            inside.add(c.id)
-    return [n.id for n in picture.nodes if n.cluster in inside]
-
-
-def _ranks(picture: GraphPicture) -> dict[str, int]:
+def _ranks(picture: GraphPicture, tree: _Tree) -> dict[str, int]:
     """Longest-path rank of every node over the forward edges (nodes are in program order)."""
     rank = {n.id: 0 for n in picture.nodes}
     preds: dict[str, list[str]] = {}
@@ -750,7 +775,7 @@ def _ranks(picture: GraphPicture) -> dict[str, int]:
     # a switch's head comes after every value its cases read from outside, and its cases below it
     heads = {n.cluster: n.id for n in picture.nodes if n.kind == "switch"}
     for case in (c for c in picture.clusters if c.kind == "case" and c.parent in heads):
-        head, members = heads[case.parent], set(_members(picture, case.id))
+        head, members = heads[case.parent], set(tree.members(case.id))
         preds.setdefault(head, []).extend(p for m in members for p in preds.get(m, ()) if p not in members)
         for member in members:
             preds.setdefault(member, []).append(head)
