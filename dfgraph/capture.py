@@ -4,6 +4,12 @@ A loop body is cut into segments: maximal runs of capturable blocks, in issue or
 capturable unless it `mutates` a resource: a scheduler's step index or a generator lives in Python (or
 host memory), which a replayed graph would not advance. Those blocks run eagerly between segments.
 
+A CUDA graph cannot hold a data-dependent branch, so a switch (`df.Switch`) in a loop body is never
+captured whole: segments end before it and start after it, the branch runs on the host, and each case's
+own runs of capturable blocks become segments of their own (replayed only when that case is chosen). A
+block whose output is a switch's key or the loop's `until=` flag runs eagerly too: the host branches on
+it, and a replay would return the value seen at capture time.
+
 Each segment becomes a function of its inputs, run through a `Segment`:
 - the first run of a new input signature is a warm-up, eager, as torch recommends before capture;
 - the next one captures the function into a CUDA graph, on static input buffers;

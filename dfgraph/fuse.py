@@ -7,21 +7,27 @@ Fused, it runs once on both embeddings concatenated along dim 0, and its output 
 A block is batchable when it declares `batch=` (the inputs stacked along dim 0). Two calls fuse when
 they call the same block object, neither depends on the other, and every input not in `batch` is bound
 to the same value. The pass rewrites the checked IR in place, before code generation and scheduling.
+
+Every region is searched on its own: the program's top level, each loop body and each case of a switch.
+So two calls in one case fuse, but never a call of one case with a call of another (only one of them
+runs) nor a call inside a case with one outside the switch (it may not run): the switch is one op of
+its enclosing region, whose inputs are everything its cases read.
 """
 
 from __future__ import annotations
 
-from dfgraph.ir import CallOp, FusedOp, LoopOp, Lowered, Op, Region
+from dfgraph.ir import CallOp, FusedOp, Lowered, Op, Region, regions
 
 __all__ = ["FusedOp", "fuse"]  # FusedOp is an IR type (dfgraph.ir); re-exported here
 
 
 def fuse(lowered: Lowered) -> list[tuple[str, str]]:
-    """Fuse every eligible pair of calls in every region; returns the (first, second) paths fused."""
+    """Fuse every eligible pair of calls in every region (top level, loop bodies, switch cases); returns
+    the (first, second) paths fused."""
     next_id = max((op.id for op in lowered.ops()), default=0) + 1
-    regions = [lowered.root, *(op.body for op in lowered.ops() if isinstance(op, LoopOp))]
+    every = [lowered.root, *(region for op in lowered.ops() for region in regions(op))]
     fused: list[tuple[str, str]] = []
-    for region in regions:
+    for region in every:
         while (pair := _find_pair(region)) is not None:
             first, second, position = pair
             _replace(region, FusedOp(next_id, first, second), position)
@@ -67,7 +73,8 @@ def _shares_the_rest(first: CallOp, second: CallOp) -> bool:
 
 
 def _direct_deps(region: Region, op: Op) -> set[int]:
-    """Indices in `region` of the ops whose outputs `op` reads."""
+    """Indices in `region` of the ops whose outputs `op` reads (a loop or switch reads through its slots
+    whatever its body or cases read from this region)."""
     deps = set()
     for slot in op.inputs:
         producer = region.top_level(slot.value.producer) if slot.value.kind == "op" else None

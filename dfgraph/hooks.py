@@ -17,6 +17,9 @@ the plain generated function, with no hook call in its source. Events, in the or
 - `error(exc)`: the call fails with `exc` (the translated `df.BlockError`, naming the block path and
   loop iterations) once blocks started running; the exception still propagates after the hooks ran.
 
+A switch (`df.Switch`) has no event of its own: only the chosen case runs, and its blocks and loops fire
+theirs (a selector block fires block events like any block).
+
 Hooks are called on the calling thread; a hook shared by programs running on several threads must be
 thread-safe (`Trace` and `ProgressBar` are).
 """

@@ -9,7 +9,8 @@ With the debug switch on (`DFGRAPH_VERIFY=1` in the environment, or `verify=True
 runs after every pass and an IRError names the pass that broke the IR.
 
 The hooks pass decides which hook events the generated code calls: those the given hooks listen to, plus
-the loop events of a progress bar over the loops built with `progress=True` (dfgraph.hooks.ProgressBar).
+the loop events of a progress bar over the loops built with `progress=True` (dfgraph.hooks.ProgressBar),
+wherever they are: nested in loops or inside the cases of a switch.
 No hook and no progress bar: no event, and the source is the hand-written loop.
 """
 
@@ -121,8 +122,8 @@ def fuse_pass(lowered: Lowered) -> tuple[tuple[str, str], ...]:
 
 
 def hooks_pass(lowered: Lowered, hooks: tuple[object, ...]) -> Dispatcher | None:
-    """The program's hook dispatcher: a progress bar over the `progress=True` loops, then `hooks`; None
-    when nothing listens (the generated code then calls no hook)."""
+    """The program's hook dispatcher: a progress bar over the `progress=True` loops (inside switch cases
+    too), then `hooks`; None when nothing listens (the generated code then calls no hook)."""
     progress = [op.path for op in lowered.ops() if isinstance(op, LoopOp) and op.loop.progress]
     listeners = (ProgressBar(progress),) if progress else ()
     return Dispatcher((*listeners, *hooks)) if listeners or hooks else None

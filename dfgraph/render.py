@@ -11,7 +11,11 @@ Every function takes a block (a composite or a leaf) or a compiled Program (the 
 a dfgraph.schedule.Schedule) and returns text; the output is
 deterministic (same graph, same text). Edges carry the value's name and type; a loop is drawn as a
 cluster holding a loop head (its control: `for i in range(num_steps)`, and its carried names), whose
-carried values feed the body and come back from it as dashed "next iteration" edges.
+carried values feed the body and come back from it as dashed "next iteration" edges. A switch is drawn
+as a cluster holding its head (`switch on mode`, fed the key: by the `on=` name's producer, or by the
+selector block drawn beside it) and one sub-cluster per case (`case img2img: mode == 'img2img'` when `on=`
+is a name); a value the switch writes flows to its readers from every case that writes it (and from its
+value before the switch when some case leaves it as it was).
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ import attrs
 from dfgraph import types
 from dfgraph.block import safe_repr
 from dfgraph.check import analyse
-from dfgraph.compose import Graph, Loop, Sequential
+from dfgraph.compose import Bound, Graph, Loop, Sequential, Switch
 from dfgraph.errors import WiringError
-from dfgraph.ir import CallOp, LoopOp, Lowered, Value
+from dfgraph.ir import CallOp, LoopOp, Lowered, SwitchOp, Value
 from dfgraph.schedule import BodySchedule, Schedule, max_streams_of, schedule_program
 from dfgraph.simulator import simulate
 
@@ -51,8 +55,8 @@ __all__ = [
     "to_mermaid",
 ]
 
-NodeKind = Literal["block", "loop", "input", "output"]
-ClusterKind = Literal["loop", "sequential", "graph"]
+NodeKind = Literal["block", "loop", "switch", "input", "output"]
+ClusterKind = Literal["loop", "sequential", "graph", "switch", "case"]
 
 
 @attrs.frozen
@@ -68,7 +72,8 @@ class Cluster:
 
 @attrs.frozen
 class Node:
-    """A block call, a loop head, a graph input or a graph output; `cluster` is the enclosing cluster."""
+    """A block call, a loop head, a switch head, a graph input or a graph output; `cluster` is the
+    enclosing cluster."""
 
     id: str
     label: str
@@ -129,7 +134,9 @@ def _composite_clusters(root: Any, root_path: str) -> tuple[list[Cluster], dict[
     """The clusters of a composite tree, and for every path (leaf or loop) the cluster that holds it.
 
     Paths follow the lowering: `parent/child` for Sequential children and Graph nodes; a loop's body
-    shares the loop's path when it is a Sequential (its children sit directly in the loop's cluster)."""
+    shares the loop's path when it is a Sequential (its children sit directly in the loop's cluster), and
+    so does a case's (in the case's cluster, at `switch/key`); a switch's selector is `switch/selector`;
+    a Bound is transparent (its constants are `path/bound`, its block keeps the Bound's path)."""
     clusters: list[Cluster] = []
     owner: dict[str, str] = {}
     # an explicit stack (children pushed in reverse), so the clusters come out in program order
@@ -146,6 +153,24 @@ def _composite_clusters(root: Any, root_path: str) -> tuple[list[Cluster], dict[
                 children = [(child, f"{path}/{name}", cid) for name, child in body.children]
             else:
                 children = [(body, f"{path}/{getattr(body, 'name', 'body')}", cid)]
+        elif isinstance(blk, Switch):
+            cid = f"c{len(clusters)}"
+            clusters.append(Cluster(cid, f"switch {blk.name}", "switch", parent, path))
+            owner[path] = cid  # the switch head
+            if blk.selector is not None:
+                children.append((blk.selector, f"{path}/{blk.selector_name}", cid))
+            for key, case in blk.cases.items():
+                kid = f"c{len(clusters)}"
+                label = f"case {key}" if blk.on is None else f"case {key}: {blk.on} == {key!r}"
+                clusters.append(Cluster(kid, label, "case", cid, f"{path}/{key}"))
+                if isinstance(case, Sequential):  # its children sit directly in the case's cluster
+                    children += [(child, f"{path}/{key}/{name}", kid) for name, child in case.children]
+                else:
+                    children.append((case, f"{path}/{key}", kid))
+        elif isinstance(blk, Bound):
+            if parent is not None:
+                owner[f"{path}/bound"] = parent
+            children = [(blk.block, path, parent)]
         elif isinstance(blk, Sequential | Graph):
             cid = f"c{len(clusters)}"
             kind: ClusterKind = "sequential" if isinstance(blk, Sequential) else "graph"
@@ -169,6 +194,13 @@ def _loop_head(op: LoopOp) -> str:
     return f"{head}\ncarries {carried}" if carried else head
 
 
+def _switch_head(op: SwitchOp) -> str:
+    """`switch on mode`, or `switch on pick` for a selector block, then the case keys."""
+    switch = op.switch
+    on = switch.on if switch.on is not None else switch.selector_name
+    return f"switch on {on}\ncases {', '.join(case.key for case in op.cases)}"
+
+
 def _value_label(value: Value, port: str | None = None) -> str:
     shown = value.name if port is None or port == value.name else f"{value.name} → {port}"
     return f"{shown}: {types.describe(value.type)}"
@@ -181,7 +213,7 @@ def graph_picture(target: Any) -> GraphPicture:
     clusters, owner = _composite_clusters(blk, lowered.name)
     nodes: list[Node] = []
     edges: dict[Edge, None] = {}  # ordered set: one edge per (source, target, label)
-    source: dict[int, str] = {}  # value id -> node id that produces it
+    source: dict[int, list[str]] = {}  # value id -> the nodes that may produce it (several: a switch's)
 
     def cluster_of(path: str) -> str | None:
         while path:  # a path the composite walk did not name (a renamed root): its nearest ancestor
@@ -192,60 +224,104 @@ def graph_picture(target: Any) -> GraphPicture:
 
     for k, (name, value) in enumerate(lowered.inputs.items()):
         nodes.append(Node(f"in{k}", _value_label(value), "input", None, name))
-        source[value.id] = f"in{k}"
+        source[value.id] = [f"in{k}"]
     ops = list(lowered.ops())
-    for k, op in enumerate(ops):
+    ids = {op: _node_id(k, op) for k, op in enumerate(ops)}
+    for op in ops:
+        nid = ids[op]
         last = op.path.rpartition("/")[2]
         if isinstance(op, LoopOp):
-            nid = f"h{k}"
             nodes.append(Node(nid, _loop_head(op), "loop", owner.get(op.path, cluster_of(op.path)), op.path))
             inner = [op.index_value, op.item_value, *(c.phi for c in op.carried)]
             for value in (v for v in inner if v is not None):
-                source[value.id] = nid
+                source[value.id] = [nid]
+        elif isinstance(op, SwitchOp):
+            nodes.append(
+                Node(nid, _switch_head(op), "switch", owner.get(op.path, cluster_of(op.path)), op.path)
+            )
+            continue  # its outputs come from its cases (below)
         else:
-            nid = f"n{k}"
             name = str(getattr(op.block, "name", last))
             label = last if name == last else f"{last}: {name}"
             nodes.append(Node(nid, label, "block", cluster_of(op.path), op.path))
         for value in op.outputs:
-            source[value.id] = nid
-    for k, op in enumerate(ops):
-        nid = f"h{k}" if isinstance(op, LoopOp) else f"n{k}"
+            source[value.id] = [nid]
+    for op in reversed(ops):  # inner switches first: an outer case may leave an inner switch's output
+        if isinstance(op, SwitchOp):
+            for out in op.outs:
+                given = [f for f in out.finals if f is not None]
+                if out.init is not None and len(given) < len(out.finals):  # some case passes it through
+                    given.append(out.init)
+                source[out.value.id] = list(dict.fromkeys(n for v in given for n in source.get(v.id, ())))
+    for op in ops:
+        nid = ids[op]
         slots: list[tuple[Value, str | None]]
         if isinstance(op, CallOp):
             slots = [(slot.value, slot.port.name) for slot in op.inputs]
         elif isinstance(op, LoopOp):  # the control and initial carried values; the body reads the rest
             slots = [(op.inputs[0].value, None), *((c.init, None) for c in op.carried)]
+        elif isinstance(op, SwitchOp):  # the key; the cases read the rest themselves
+            slots = [(op.inputs[0].value, None)]
         else:
             slots = []
         for value, port in slots:
-            src = source.get(value.id)
-            if src is not None:
+            for src in source.get(value.id, ()):
                 edges[Edge(src, nid, _value_label(value, port))] = None
         if isinstance(op, LoopOp):
             for c in op.carried:
-                src = source.get(c.final.id)
-                if src is not None:
+                for src in source.get(c.final.id, ()):
                     edges[Edge(src, nid, f"{c.name} (next iteration)", back=True)] = None
     for k, (name, value) in enumerate(lowered.outputs.items()):
         nodes.append(Node(f"out{k}", f"{name}: {types.describe(value.type)}", "output", None, name))
-        src = source.get(value.id)
-        if src is not None:
+        for src in source.get(value.id, ()):
             edges[Edge(src, f"out{k}", name)] = None
     return GraphPicture(lowered.name, tuple(clusters), tuple(nodes), tuple(edges))
 
 
+def _node_id(k: int, op: object) -> str:
+    """The node id of the k-th op: `h` for a loop head, `w` for a switch head, `n` for a block."""
+    return f"h{k}" if isinstance(op, LoopOp) else f"w{k}" if isinstance(op, SwitchOp) else f"n{k}"
+
+
+class _Tree:
+    """The picture's nesting indexed once: `children` and `members` without scanning every cluster per
+    cluster (a graph with thousands of loops or switches has thousands of clusters)."""
+
+    def __init__(self, picture: GraphPicture) -> None:
+        self.sub: dict[str | None, list[Cluster]] = {}
+        self.inner: dict[str | None, list[Node]] = {}
+        for c in picture.clusters:
+            self.sub.setdefault(c.parent, []).append(c)
+        for n in picture.nodes:
+            self.inner.setdefault(n.cluster, []).append(n)
+
+    def children(self, cluster: str | None) -> tuple[list[Cluster], list[Node]]:
+        """The clusters and nodes directly inside `cluster` (None: the top level)."""
+        return self.sub.get(cluster, []), self.inner.get(cluster, [])
+
+    def members(self, cluster: str) -> list[str]:
+        """Every node inside a cluster, nested clusters included."""
+        found: list[str] = []
+        stack = [cluster]
+        while stack:
+            cid = stack.pop()
+            found.extend(n.id for n in self.inner.get(cid, ()))
+            stack.extend(c.id for c in self.sub.get(cid, ()))
+        return found
+
+
 def _walk_clusters(picture: GraphPicture) -> Iterator[tuple[str, Cluster | Node | None, int]]:
     """("open", cluster, depth), ("node", node, depth), ("close", None, depth) in nesting order."""
+    tree = _Tree(picture)
     pending: list[tuple[str, Cluster | Node | None, int]] = []
-    top_clusters, top_nodes = picture.children(None)
+    top_clusters, top_nodes = tree.children(None)
     pending.extend(("open", c, 0) for c in reversed(top_clusters))
     pending.extend(("node", n, 0) for n in reversed(top_nodes))
     while pending:
         kind, item, depth = pending.pop()
         yield kind, item, depth
         if kind == "open" and isinstance(item, Cluster):
-            sub, inner = picture.children(item.id)
+            sub, inner = tree.children(item.id)
             pending.append(("close", None, depth))
             pending.extend(("open", c, depth + 1) for c in reversed(sub))
             pending.extend(("node", n, depth + 1) for n in reversed(inner))
@@ -262,6 +338,7 @@ def _dot_str(text: str) -> str:
 _DOT_NODE = {
     "block": 'shape=box, style="rounded,filled", fillcolor="#e8f0fe"',
     "loop": 'shape=hexagon, style=filled, fillcolor="#fde9c9"',
+    "switch": 'shape=diamond, style=filled, fillcolor="#f3e8fd"',
     "input": 'shape=ellipse, style=filled, fillcolor="#e6f4ea"',
     "output": 'shape=ellipse, style=filled, fillcolor="#fce8e6"',
 }
@@ -269,6 +346,8 @@ _DOT_CLUSTER = {
     "loop": 'style="rounded,filled", fillcolor="#fff8ec", color="#d9a24a"',
     "sequential": 'style="rounded", color="#9aa0a6"',
     "graph": 'style="rounded,dashed", color="#5f6368"',
+    "switch": 'style="rounded,filled", fillcolor="#faf5ff", color="#a142f4"',
+    "case": 'style="rounded,dashed", color="#a142f4"',
 }
 
 
@@ -315,6 +394,7 @@ def _mermaid_text(text: str) -> str:
 _MERMAID_SHAPE = {
     "block": ('["', '"]'),
     "loop": ('{{"', '"}}'),
+    "switch": ('{"', '"}'),
     "input": ('(["', '"])'),
     "output": ('(["', '"])'),
 }
@@ -338,7 +418,10 @@ def to_mermaid(target: Any) -> str:
         arrow = "-.->" if edge.back else "-->"
         lines.append(f'    {edge.src} {arrow}|"{_mermaid_text(edge.label)}"| {edge.dst}')
     lines.extend(f"    class {c.id} loopbox" for c in picture.clusters if c.kind == "loop")
+    lines.extend(f"    class {c.id} switchbox" for c in picture.clusters if c.kind == "switch")
     lines.append("    classDef loopbox fill:#fff8ec,stroke:#d9a24a")
+    if any(c.kind == "switch" for c in picture.clusters):
+        lines.append("    classDef switchbox fill:#faf5ff,stroke:#a142f4")
     return "\n".join(lines) + "\n"
 
 
@@ -383,6 +466,13 @@ def _short(path: str, loop: str) -> str:
     return path[len(loop) + 1 :] if path.startswith(loop + "/") else path
 
 
+def _unit(body: BodySchedule, node: str, loop: str) -> str:
+    """A node of a body's schedule as pictures name it: its path in the loop, a switch's cases after it."""
+    keys = body.cases_of(node)
+    short = _short(node, loop)
+    return f"{short} [switch: {' | '.join(keys)}]" if keys else short
+
+
 def schedule_mermaid(target: Any, *, streams: str | int = "auto") -> str:
     """Each loop body's schedule as a Mermaid sequence diagram: a lane per stream, an op as a note on its
     stream, a wait as an arrow from the producer's stream, and the per-iteration fork and join."""
@@ -402,7 +492,7 @@ def schedule_mermaid(target: Any, *, streams: str | int = "auto") -> str:
             for u in waits.get(node, ()):
                 text = _mermaid_text(f"wait for {_short(u, loop)}")
                 lines.append(f"        S{body.stream_of(u)}-->>S{s}: {text}")
-            lines.append(f"        Note over S{s}: {_mermaid_text(_short(node, loop))}")
+            lines.append(f"        Note over S{s}: {_mermaid_text(_unit(body, node, loop))}")
         for s, last in body.joins:
             lines.append(f"        S{s}->>S0: {_mermaid_text(f'join after {_short(last, loop)}')}")
         lines.append("    end")
@@ -504,7 +594,7 @@ def schedule_trace(
         for piece in run.slices:
             events.append(
                 {
-                    "name": _short(piece.path, run.loop),
+                    "name": _unit(run.body, piece.path, run.loop),
                     "cat": "block",
                     "ph": "X",
                     "ts": piece.start,
@@ -612,20 +702,26 @@ def graph_svg(target: Any) -> str:
     for node in picture.nodes:
         lines = node.label.count("\n") + 1
         sizes[node.id] = _Box(0, 0, max(_text_width(node.label) + 2 * _PAD, 80), lines * _LINE + 14)
-    rank = _ranks(picture)
+    tree = _Tree(picture)
+    rank = _ranks(picture, tree)
+    labels = {c.id: c.label for c in picture.clusters}
     # sizes of clusters, innermost first (a cluster's children come after it in `picture.clusters`)
     rows_of: dict[str | None, list[list[str]]] = {}
+    # a cluster's smallest rank of any node inside it (nested clusters included); None when it has none
+    first_rank: dict[str, int | None] = {}
     for cid in [*(c.id for c in reversed(picture.clusters)), None]:
-        sub, inner = picture.children(cid)
-        members = [(c.id, min((rank[n] for n in _members(picture, c.id)), default=0)) for c in sub]
+        sub, inner = tree.children(cid)
+        known = [r for r in (first_rank[c.id] for c in sub) if r is not None] + [rank[n.id] for n in inner]
+        members = [(c.id, first_rank[c.id] or 0) for c in sub]
         members += [(n.id, rank[n.id]) for n in inner]
         rows = _rows(members)
         rows_of[cid] = rows
         if cid is None:
             break
+        first_rank[cid] = min(known, default=None)
         w = max((sum(sizes[m].w for m in row) + _HGAP * (len(row) - 1) for row in rows), default=60)
         h = sum(max(sizes[m].h for m in row) for row in rows) + _GAP * max(len(rows) - 1, 0)
-        label = next(c.label for c in picture.clusters if c.id == cid)
+        label = labels[cid]
         sizes[cid] = _Box(0, 0, max(w, _text_width(label)) + 2 * _PAD, h + _HEAD + 2 * _PAD)
     placed: dict[str, _Box] = {}
     _place(None, 20.0, 20.0, rows_of, sizes, placed, picture)
@@ -638,6 +734,8 @@ def graph_svg(target: Any) -> str:
             "loop": ("#fff8ec", "#d9a24a", ""),
             "sequential": ("#fafafa", "#9aa0a6", ""),
             "graph": ("#f5f7fa", "#5f6368", ' stroke-dasharray="5,3"'),
+            "switch": ("#faf5ff", "#a142f4", ""),
+            "case": ("#ffffff", "#a142f4", ' stroke-dasharray="5,3"'),
         }[cluster.kind]
         body.append(
             f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="8" '
@@ -652,6 +750,7 @@ def graph_svg(target: Any) -> str:
         fill, stroke, rx = {
             "block": ("#e8f0fe", "#4285f4", 6),
             "loop": ("#fde9c9", "#d9a24a", 14),
+            "switch": ("#f3e8fd", "#a142f4", 14),
             "input": ("#e6f4ea", "#34a853", 16),
             "output": ("#fce8e6", "#ea4335", 16),
         }[node.kind]
@@ -665,16 +764,7 @@ def graph_svg(target: Any) -> str:
     return _svg_document(width, height, picture.name, body)
 
 
-def _members(picture: GraphPicture, cid: str) -> list[str]:
-    """Every node inside a cluster, nested clusters included."""
-    inside = {cid}
-    for c in picture.clusters:  # parents come before children
-        if c.parent in inside:
-            inside.add(c.id)
-    return [n.id for n in picture.nodes if n.cluster in inside]
-
-
-def _ranks(picture: GraphPicture) -> dict[str, int]:
+def _ranks(picture: GraphPicture, tree: _Tree) -> dict[str, int]:
     """Longest-path rank of every node over the forward edges (nodes are in program order)."""
     rank = {n.id: 0 for n in picture.nodes}
     preds: dict[str, list[str]] = {}
@@ -682,7 +772,14 @@ def _ranks(picture: GraphPicture) -> dict[str, int]:
         if not e.back:
             preds.setdefault(e.dst, []).append(e.src)
     order = [n.id for n in picture.nodes if n.kind == "input"]
-    order += [n.id for n in picture.nodes if n.kind in ("block", "loop")]
+    # a switch's head comes after every value its cases read from outside, and its cases below it
+    heads = {n.cluster: n.id for n in picture.nodes if n.kind == "switch"}
+    for case in (c for c in picture.clusters if c.kind == "case" and c.parent in heads):
+        head, members = heads[case.parent], set(tree.members(case.id))
+        preds.setdefault(head, []).extend(p for m in members for p in preds.get(m, ()) if p not in members)
+        for member in members:
+            preds.setdefault(member, []).append(head)
+    order += [n.id for n in picture.nodes if n.kind in ("block", "loop", "switch")]
     order += [n.id for n in picture.nodes if n.kind == "output"]
     for nid in order:  # program order is topological for forward edges
         rank[nid] = max([0, *(rank[p] + 1 for p in preds.get(nid, ()) if p in rank)])
@@ -819,7 +916,7 @@ def schedule_svg(
         for piece in run.slices:
             x, ly = left + piece.start * scale, top + piece.stream * lane
             w = (piece.end - piece.start) * scale
-            label = _short(piece.path, run.loop)
+            label = _unit(run.body, piece.path, run.loop)
             fits = label if _text_width(label) * 10 / _FONT < w - 4 else ""
             body.append(
                 f"<g><title>{html.escape(f'{piece.path} (iteration {piece.iteration})')}</title>"

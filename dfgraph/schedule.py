@@ -13,6 +13,11 @@ u's stream right after u and a wait on v's stream right before v, unless it is a
 earlier waits (vector clocks decide). Every iteration forks from stream 0 (each side stream waits on
 an event recorded on stream 0 before the iteration's first op) and joins back (stream 0 waits on an
 event recorded after each side stream's last op), so iteration i + 1 starts only after iteration i ends.
+
+A switch in a loop body is one unit of the body's schedule, like a nested loop: it reads what its key and
+its cases read (its slots) and writes its outputs, it mutates what any block of any case mutates, and its
+chosen case runs serially on the unit's stream. Only the chosen case runs, so waits and events before
+and after the unit hold whichever case it is; loops inside a case get schedules of their own.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from types import MappingProxyType
 import attrs
 
 from dfgraph.diagnostics import did_you_mean
-from dfgraph.ir import LoopOp, Lowered, Op
+from dfgraph.ir import CallOp, LoopOp, Lowered, Op, SwitchOp, regions
 
 __all__ = ["AUTO_STREAMS", "RNG", "BodySchedule", "Schedule", "assign", "body_dag", "schedule_program"]
 
@@ -39,6 +44,8 @@ class BodySchedule:
     n_streams: int
     waits: tuple[tuple[str, str], ...]
     events: tuple[str, ...]
+    # (path, case keys) of each node that is a switch: one unit whose chosen case runs on its stream
+    switches: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Derived lookup tables; excluded from eq/hash/repr because they follow from the fields above.
     _index: Mapping[str, int] = attrs.field(init=False, eq=False, hash=False, repr=False)
 
@@ -89,6 +96,16 @@ class BodySchedule:
             last[stream] = node
         return tuple((s, last[s]) for s in self.side_streams)
 
+    def cases_of(self, path: str) -> tuple[str, ...]:
+        """The case keys of a node that is a switch unit; () for a block or a loop."""
+        self.stream_of(path)
+        return next((keys for node, keys in self.switches if node == path), ())
+
+    def label(self, path: str) -> str:
+        """How pictures and tables name a node: its path, and a switch unit's cases after it."""
+        keys = self.cases_of(path)
+        return f"{path} [switch: {' | '.join(keys)}]" if keys else path
+
     def waits_for(self, path: str) -> tuple[str, ...]:
         """The producers whose events are waited on right before `path` runs."""
         self.stream_of(path)  # validates the path
@@ -125,7 +142,7 @@ def _table(body: BodySchedule) -> list[str]:
     events = set(body.events)
     header = ("#", "stream", "block", "waits for", "records event")
     rows = [
-        (str(i), str(s), node, ", ".join(waits.get(node, ())), "yes" if node in events else "no")
+        (str(i), str(s), body.label(node), ", ".join(waits.get(node, ())), "yes" if node in events else "no")
         for i, (node, s) in enumerate(zip(body.nodes, body.assignment, strict=True))
     ]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
@@ -185,14 +202,20 @@ def assign(
     *,
     max_streams: int | None = None,
     pinned: Iterable[str] = (),
+    switches: Mapping[str, Sequence[str]] | None = None,
 ) -> BodySchedule:
-    """Nimble-style stream assignment for one loop body."""
+    """Nimble-style stream assignment for one loop body; `switches` maps the nodes that are switch units
+    to their case keys (for tables and pictures: a unit is scheduled like any node)."""
     order = tuple(nodes)
     index = _index_nodes(order)
     if max_streams is not None and max_streams < 1:
         raise ValueError(f"max_streams must be at least 1 (or None for uncapped), got {max_streams}")
     succ, preds, edge_list = _check_edges(order, index, edges)
     pinned_ids = [_lookup(index, p, "pinned block") for p in pinned]
+    units = tuple(
+        (order[_lookup(index, node, "switch unit")], tuple(map(str, keys)))
+        for node, keys in (switches or {}).items()
+    )
     n = len(order)
     if n == 0:
         return BodySchedule((), (), (), 1, (), ())
@@ -209,6 +232,7 @@ def assign(
         n_streams=max(groups) + 1,
         waits=tuple((order[v], order[u]) for v, u in waits),
         events=tuple(order[u] for u in events),
+        switches=units,
     )
 
 
@@ -374,31 +398,40 @@ def max_streams_of(streams: str | int) -> int:
 
 
 def schedule_program(lowered: Lowered, max_streams: int | None) -> Schedule:
-    """One BodySchedule per loop of a lowered program (nested loops included)."""
+    """One BodySchedule per loop of a lowered program (nested loops, and loops inside switch cases,
+    included); a switch in a loop body is one unit of that body's schedule."""
     ops = list(lowered.ops())
-    for op in reversed(ops):  # inner ops before the loops around them: each loop unions its body's once
-        if isinstance(op, LoopOp):
-            op.meta["mutates"] = frozenset().union(*(child.meta["mutates"] for child in op.body.ops))
+    for op in reversed(ops):  # inner ops before the loops and switches around them: each unions once
+        if isinstance(op, LoopOp | SwitchOp):
+            inner = (child.meta["mutates"] for region in regions(op) for child in region.ops)
+            op.meta["mutates"] = frozenset().union(*inner)
         else:
             op.meta["mutates"] = _mutated(op)
     bodies: dict[str, BodySchedule] = {}
     for op in ops:
         if isinstance(op, LoopOp):
             nodes, edges, pinned = body_dag(op)
-            body = bodies[op.path] = assign(nodes, edges, max_streams=max_streams, pinned=pinned)
+            switches = {
+                s.path: [case.key for case in s.cases] for s in op.body.ops if isinstance(s, SwitchOp)
+            }
+            body = bodies[op.path] = assign(
+                nodes, edges, max_streams=max_streams, pinned=pinned, switches=switches
+            )
             op.meta["schedule"] = body
     return Schedule(bodies)
 
 
 def body_dag(loop: LoopOp) -> tuple[list[str], list[tuple[str, str]], list[str]]:
-    """The DAG of one loop body: its top-level ops (a nested loop is one node), data edges within an
-    iteration, order edges between ops that mutate the same resource, and the ops pinned to stream 0."""
+    """The DAG of one loop body: its top-level ops (a nested loop or a switch is one node), data edges
+    within an iteration, order edges between ops that mutate the same resource, and the ops pinned to
+    stream 0."""
     ops = loop.body.ops
     edges: dict[tuple[str, str], None] = {}
     last_user: dict[str, Op] = {}
     pinned: list[str] = []
     for op in ops:
-        for slot in op.inputs:  # a nested loop's inputs include whatever its body reads from here
+        # a nested loop's or a switch's slots include whatever its body or cases read from here
+        for slot in op.inputs:
             source = loop.body.top_level(slot.value.producer) if slot.value.kind == "op" else None
             if source is not None and source is not op:
                 edges[(source.path, op.path)] = None
@@ -412,11 +445,15 @@ def body_dag(loop: LoopOp) -> tuple[list[str], list[tuple[str, str]], list[str]]
 
 
 def _mutated(op: Op) -> frozenset[str]:
-    """The resources an op (or, for a loop, any op inside it) declares it mutates; `op.meta["mutates"]`
-    when schedule_program recorded it (then loops nested deep are not walked once per enclosing loop)."""
+    """The resources an op (for a loop or a switch, any call inside it) declares it mutates;
+    `op.meta["mutates"]` when schedule_program recorded it (then ops nested deep are not walked once per
+    enclosing loop)."""
     known: frozenset[str] | None = op.meta.get("mutates")
     if known is not None:
         return known
-    ops = op.body.walk() if isinstance(op, LoopOp) else (op,)  # a walk, not recursion: loops nest deep
-    calls = (inner for inner in ops if not isinstance(inner, LoopOp))
+    if isinstance(op, LoopOp | SwitchOp):  # a walk, not recursion: loops and switches nest deep
+        inside = (inner for region in regions(op) for inner in region.walk())
+        calls: Iterable[Op] = (inner for inner in inside if isinstance(inner, CallOp))
+    else:
+        calls = (op,)
     return frozenset(str(r) for inner in calls for r in getattr(inner.block, "mutates", ()))

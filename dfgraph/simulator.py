@@ -5,6 +5,10 @@ event waits, ops, event records, join) for all iterations, a random runnable str
 command each step, and vector clocks (one per stream, snapshotted by records and merged by waits) prove
 that every DAG edge, and every iteration boundary, is ordered by happens-before. Values computed by an
 optional `run` are compared with a serial execution by the tests.
+
+A switch in a loop body is one node of its schedule (`BodySchedule.switches` names its cases) and is
+simulated as one op: whichever case is chosen runs on the unit's stream, between the unit's waits and its
+event, so proving the unit's edges proves them for every case.
 """
 
 from __future__ import annotations

@@ -1,6 +1,12 @@
-"""The capture emitter (device="cuda", capture=True): every loop body runs its capturable segments (runs
-of blocks without `mutates`) as CUDA graphs through a `dfgraph.capture.Segment`; it extends the serial
-emitter by overriding region emission for loop bodies."""
+"""The capture emitter (device="cuda", capture=True): every loop body, and every case of a switch inside a
+loop, runs its capturable segments (runs of blocks without `mutates`) as CUDA graphs through a
+`dfgraph.capture.Segment`; it extends the serial emitter by overriding region emission.
+
+A CUDA graph cannot hold a data-dependent branch, so a switch is never inside a segment: segments end
+before it and start after it, the branch itself (the `if`/`elif` on the key) runs on the host, and each
+case's own runs of capturable blocks are segments of their own, replayed only when that case is chosen.
+A block whose output decides control flow on the host (a switch's key, a loop's `until=` flag) runs
+eagerly: replayed from a graph, its Python result would stay the one seen at capture time."""
 
 from __future__ import annotations
 
@@ -9,21 +15,22 @@ from dfgraph.codegen.common import LineInfo
 from dfgraph.codegen.names import literal, tuple_text
 from dfgraph.codegen.serial import Loops, SerialEmitter
 from dfgraph.codegen.writer import Writer
-from dfgraph.ir import CallOp, LoopOp, Nested, Op, Region
+from dfgraph.ir import CallOp, LoopOp, Nested, Op, Region, SwitchOp
 
 
 class CaptureEmitter(SerialEmitter):
-    """Loop bodies as segments replayed from CUDA graphs, blocks with `mutates` run eagerly between."""
+    """Loop bodies (and the cases of switches in them) as segments replayed from CUDA graphs; blocks with
+    `mutates`, blocks deciding control flow, loops and switches run eagerly between them."""
 
     def region(self, w: Writer, region: Region, loops: Loops) -> Nested[None]:
-        """A loop body: each maximal run of capturable calls becomes one segment."""
-        owner = region.owner
-        if not isinstance(owner, LoopOp):  # the top level, or a switch case: run eagerly
+        """A loop body or a case inside a loop: each maximal run of capturable calls becomes one segment."""
+        loop = enclosing_loop(region)
+        if loop is None:  # the top level, or a case of a switch outside every loop: eager
             yield from super().region(w, region, loops)
             return
         for group in segments(region):
             if isinstance(group, list):
-                self.segment(w, group, owner, loops)
+                self.segment(w, group, loop, loops)
             else:
                 yield self.op(w, group, loops)
 
@@ -43,6 +50,9 @@ class CaptureEmitter(SerialEmitter):
                     value.kind == "op" and loop.body.top_level(value.producer) is not None
                 )
         kept = {c.final.id for c in loop.carried} | {o.final.id for o in loop.outs} | self.output_ids
+        owner = ops[0].region.owner
+        if isinstance(owner, SwitchOp):  # what a case leaves is read after the switch, through its outs
+            kept |= {f.id for out in owner.outs for f in out.finals if f is not None}
         outs = list(
             dict.fromkeys(
                 self.var(value)
@@ -74,13 +84,35 @@ class CaptureEmitter(SerialEmitter):
         self.hook(w, "block_end", label, "{" + ", ".join(f"{literal(o)}: {o}" for o in outs) + "}")
 
 
+def enclosing_loop(region: Region) -> LoopOp | None:
+    """The innermost loop whose body is `region` or holds the switch case `region` is; None outside loops."""
+    owner = region.owner
+    while isinstance(owner, SwitchOp):
+        owner = owner.region.owner
+    return owner if isinstance(owner, LoopOp) else None
+
+
+def decides_control(op: Op) -> bool:
+    """Whether the host branches on an output of `op`: a switch's key (read now, or as a carried value by
+    the next iteration), or its loop's `until=` flag."""
+    loop = op.region.owner
+    read = list(op.outputs)
+    if isinstance(loop, LoopOp):
+        if loop.until_value is not None and loop.until_value in op.outputs:
+            return True
+        read += [c.phi for c in loop.carried if c.final in op.outputs]
+    return any(isinstance(reader, SwitchOp) and k == 0 for value in read for reader, k in value.readers)
+
+
 def capturable(op: Op) -> bool:
-    """A call of a block without Python-side state (no `mutates`) can be replayed from a CUDA graph."""
-    return isinstance(op, CallOp) and not tuple(getattr(op.block, "mutates", ()))
+    """A call of a block without Python-side state (no `mutates`) whose outputs the host does not branch
+    on can be replayed from a CUDA graph."""
+    return isinstance(op, CallOp) and not tuple(getattr(op.block, "mutates", ())) and not decides_control(op)
 
 
 def segments(region: Region) -> list[list[CallOp] | Op]:
-    """The region's ops in order, maximal runs of capturable calls grouped into lists."""
+    """The region's ops in order, maximal runs of capturable calls grouped into lists (a loop or a switch
+    between them ends one run and starts the next)."""
     groups: list[list[CallOp] | Op] = []
     for op in region.ops:
         if not capturable(op):

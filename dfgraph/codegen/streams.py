@@ -1,7 +1,12 @@
 """The streams emitter (device="cuda"): each loop body the schedule spreads over several CUDA streams runs
 on them. It extends the serial emitter at four points: streams and events made before the loop, a fork
 at the top of each iteration, each op on its stream after its waits (region emission), a join before
-the carried copies, and outputs made on a side stream handed to the main stream after the loop."""
+the carried copies, and outputs made on a side stream handed to the main stream after the loop.
+
+A switch in a scheduled body is one unit of the schedule (dfgraph.schedule): its waits come before the
+`if`/`elif` and its event after it, all on the unit's stream, and the chosen case runs inside the unit's
+stream context, serially. Its slots hold everything its cases read, so each value a case reads from
+another stream is kept for the unit's stream whichever case runs."""
 
 from __future__ import annotations
 
@@ -96,7 +101,8 @@ class StreamsEmitter(SerialEmitter):
                 w.line(f"_rt.keep({self.var(out.value)}, {plan.stream_var[0]})")
 
     def region(self, w: Writer, region: Region, loops: Loops) -> Nested[None]:
-        """A scheduled body: each op on its stream, after its waits, then its event if anyone waits."""
+        """A scheduled body: each op (a call, a nested loop, a switch) on its stream, after its waits, then
+        its event if anyone waits; the regions inside a switch's cases are emitted serially."""
         plan = self.plans.get(id(region))
         if plan is None:
             yield from super().region(w, region, loops)
