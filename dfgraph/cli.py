@@ -347,8 +347,10 @@ def _tree(blk: Any, label: str, indent: str, lines: list[str]) -> None:
             children = [*selector, *((f"case {key!r}", case) for key, case in blk.cases.items())]
         elif isinstance(blk, df.Bound):
             children = [(str(getattr(blk.block, "name", "block")), blk.block)]
-        else:
+        elif isinstance(blk, df.Graph):
             children = list(blk.nodes.items())
+        else:
+            children = []
         for name, child in children:
             _tree(child, name, indent + "  ", lines)
         if isinstance(blk, df.Graph):

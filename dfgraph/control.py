@@ -323,8 +323,8 @@ def switches_text(block: Any) -> str:
         if name not in conditional:
             continue
         for op, _port in consumers(value):
-            for switch, index in case_chain(op):
-                seen = needs.setdefault((switch.id, index), [])
+            for owner, index in case_chain(op):
+                seen = needs.setdefault((owner.id, index), [])
                 if name not in seen:
                     seen.append(name)
     lines = ["Switches:"]
@@ -334,7 +334,8 @@ def switches_text(block: Any) -> str:
         if switch.on is not None:
             how = f"on {switch.on!r}"
         elif isinstance(selector, FirstGiven):
-            how = f"on the first given of {', '.join(t for _, t in selector.triggers)} ({op.path}/{switch.selector_name})"
+            triggers = ", ".join(t for _, t in selector.triggers)
+            how = f"on the first given of {triggers} ({op.path}/{switch.selector_name})"
         else:
             reads = ", ".join(p.name for p in selector.inputs) or "no inputs"
             how = f"on selector {op.path}/{switch.selector_name} (reads {reads})"
