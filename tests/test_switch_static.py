@@ -452,3 +452,45 @@ def test_switch_outputs_follow_the_rules(drawn: tuple[list[dict[str, type]], set
     if found:
         missing = [f"'k{i}'" for i, w in enumerate(written) if read not in w]
         assert all(m in found[0].message for m in missing)
+
+
+@st.composite
+def mistyped_switch(draw: st.DrawFn) -> tuple[Any, str, str]:
+    """A loop whose body is a switch (maybe nested in a case of another) carrying x: int, where exactly one
+    case writes x as str. Returns the loop, the path of the mistyped block and the case key."""
+    depth = draw(st.integers(1, 3))
+    n = draw(st.integers(1, 4))
+    bad = draw(st.integers(0, n - 1))
+    keys = [f"k{i}" for i in range(n)]
+    cases: dict[str, Any] = {}
+    for i, key in enumerate(keys):
+        cases[key] = _Carrier(str if i == bad else int)
+    block: Any = Switch(cases, on="m0")
+    path_of_bad = f"loop/switch/{keys[bad]}"
+    for level in range(1, depth):
+        others = {f"o{j}": _Carrier(int) for j in range(draw(st.integers(0, 2)))}
+        block = Switch({"deep": block, **others}, on=f"m{level}", name="switch")
+        path_of_bad = path_of_bad.replace("loop/switch/", "loop/switch/deep/", 1)
+    return df.Loop(block, times="n"), path_of_bad, keys[bad]
+
+
+class _Carrier:
+    """A protocol block reading x: int and writing x typed `typ`."""
+
+    def __init__(self, typ: type) -> None:
+        self.name = "carrier"
+        self.inputs = (df.Port("x", int),)
+        self.outputs = (df.Port("x", typ),)
+
+    def __call__(self, **kw: Any) -> dict[str, Any]:
+        return {"x": kw["x"]}
+
+
+@settings(max_examples=40, deadline=None)
+@given(mistyped_switch())
+def test_a_mistyped_case_is_always_df101_at_that_case(drawn: tuple[Any, str, str]) -> None:
+    loop, path_of_bad, key = drawn
+    report = df.check(loop)
+    assert [d.code for d in report.diagnostics] == ["DF101"]
+    [d] = report.diagnostics
+    assert f"{path_of_bad}.x (case {key!r} of switch" in d.message
