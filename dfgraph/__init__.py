@@ -42,7 +42,7 @@ from dfgraph.hooks import Hook
 from dfgraph.ir import IRError, verify
 from dfgraph.lowering import interface as _interface
 from dfgraph.lowering import lower
-from dfgraph.ports import REQUIRED, Port
+from dfgraph.ports import REQUIRED, WHEN_CHOSEN, Port
 from dfgraph.program import Program, compile_block
 from dfgraph.schedule import RNG
 from dfgraph.types import describe as describe_type
@@ -53,6 +53,7 @@ __all__ = [
     "REGISTRY",
     "REQUIRED",
     "RNG",
+    "WHEN_CHOSEN",
     "Block",
     "BlockError",
     "Bound",

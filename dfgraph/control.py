@@ -21,7 +21,7 @@ from dfgraph.diagnostics import did_you_mean
 from dfgraph.errors import InputError
 from dfgraph.ir import SwitchOp, case_chain, consumers
 from dfgraph.lowering import input_ports, lower
-from dfgraph.ports import REQUIRED, Port
+from dfgraph.ports import WHEN_CHOSEN, Port
 
 __all__ = ["FirstGiven", "first_given", "specialize", "switches_text"]
 
@@ -65,15 +65,7 @@ class FirstGiven:
         keys = tuple(dict.fromkeys([*(key for key, _ in pairs), self.default]))
         names = tuple(dict.fromkeys(trigger for _, trigger in pairs))
         self.inputs: tuple[Port, ...] = tuple(
-            Port(
-                trigger,
-                object | None,
-                None,
-                doc="given (not None): runs case "
-                + " or ".join(repr(k) for k, t in pairs if t == trigger)
-                + " unless an earlier trigger is given",
-            )
-            for trigger in names
+            Port(t, object | None, None, doc=_trigger_doc(t, pairs)) for t in names
         )
         self.outputs: tuple[Port, ...] = (Port("key", typing.cast(Any, Literal)[keys]),)
 
@@ -112,6 +104,13 @@ class FirstGiven:
     def __repr__(self) -> str:
         rule = ", ".join(f"{key!r}: {trigger!r}" for key, trigger in self.triggers)
         return f"first_given({{{rule}}}, default={self.default!r})"
+
+
+def _trigger_doc(trigger: str, pairs: list[tuple[str, str]]) -> str:
+    first = next(k for k, (_, t) in enumerate(pairs) if t == trigger)
+    earlier = ", ".join(t for _, t in pairs[:first])
+    unless = f" (and {earlier} not given)" if earlier else ""
+    return f"a trigger: given (not None){unless}, case {pairs[first][0]!r} runs"
 
 
 def first_given(triggers: Mapping[str, str], *, default: str, name: str = "first_given") -> FirstGiven:
@@ -245,9 +244,18 @@ class _Specializer:
         nodes = {
             node: self.rewrite(blk, node_scopes[node], f"{path}/{node}") for node, blk in graph.nodes.items()
         }
-        if all(nodes[node] is blk for node, blk in graph.nodes.items()):
+        changed = {node for node, blk in graph.nodes.items() if nodes[node] is not blk}
+        if not changed:
             return graph
-        return _replaced(graph, nodes=FrozenDict(nodes))
+        # an edge into a port the rewritten node no longer has (the key of a resolved Switch) is dropped
+        ports = {node: {p.name for p in nodes[node].inputs} for node in changed}
+        edges = tuple(
+            (source, target)
+            for source, target in graph.edges
+            if target.rpartition(".")[0] not in ports
+            or target.rpartition(".")[2] in ports[target.rpartition(".")[0]]
+        )
+        return _replaced(graph, nodes=FrozenDict(nodes), edges=edges)
 
     def _switch(self, switch: Switch, scope: dict[str, Any], path: str, at_root: bool) -> Any:
         key = self._key(switch, scope, path)
@@ -317,7 +325,7 @@ def switches_text(block: Any) -> str:
     switches = [op for op in lowered.ops() if isinstance(op, SwitchOp)]
     if not switches:
         return ""
-    conditional = {p.name for p in input_ports(lowered) if p.default is not REQUIRED and _when_chosen(p)}
+    conditional = {p.name for p in input_ports(lowered) if p.default is WHEN_CHOSEN}
     needs: dict[tuple[int, int], list[str]] = {}
     for name, value in lowered.inputs.items():
         if name not in conditional:
@@ -343,18 +351,19 @@ def switches_text(block: Any) -> str:
         for index, case in enumerate(op.cases):
             trigger = ""
             if isinstance(selector, FirstGiven):
-                named = [t for k, t in selector.triggers if k == case.key]
-                trigger = f" (when {named[0]} is given)" if named else ""
-                if not named and case.key == selector.default:
-                    trigger = " (default: no trigger given)"
+                trigger = _trigger_rule(selector, case.key)
             needed = needs.get((op.id, index), [])
-            text = ", ".join(needed) if needed else "no input of its own"
-            lines.append(f"    case {case.key!r}{trigger}: needs {text}")
+            text = f": needs {', '.join(needed)}" if needed else ""
+            lines.append(f"    case {case.key!r}{trigger}{text}")
     return "\n".join(lines)
 
 
-def _when_chosen(port: Port) -> bool:
-    """True for an input needed only when a case reading it is chosen (its default is WHEN_CHOSEN)."""
-    from dfgraph.ports import WHEN_CHOSEN
-
-    return port.default is WHEN_CHOSEN
+def _trigger_rule(selector: FirstGiven, key: str) -> str:
+    """When a `first_given` selector picks `key`: ' (when image is not None and mask_image is None)'."""
+    earlier: list[str] = []
+    for k, trigger in selector.triggers:
+        if k == key and trigger not in earlier:
+            unless = "".join(f" and {t} is None" for t in dict.fromkeys(earlier))
+            return f" (when {trigger} is not None{unless})"
+        earlier.append(trigger)
+    return " (default: every trigger is None)" if key == selector.default else " (never chosen)"
