@@ -1,5 +1,4 @@
-"""Example graphs: the counter loops of the Modular Diffusers loop guide, a small guided-update graph,
-and the same loop started by a Switch (img2img when an image is given, else text2img).
+"""Example graphs: the counter loops of the Modular Diffusers loop guide, and a small guided-update graph.
 
 Run `python -m dfgraph_blocks.examples` (or `make demo`) to check them, show their generated code and run
 them.
@@ -73,30 +72,9 @@ guided_step = df.Graph(
     name="step",
 )
 
-denoise = df.Loop(guided_step, over="timesteps", item="t", name="denoise")
-guided_loop = df.Sequential(make_timesteps, denoise, name="guided_loop")
-
-
-@df.block(outputs="value")
-def from_seed(seed: int) -> float:
-    """text2img's start: a state drawn from a seed (stands in for random latents)."""
-    return float(seed % 7) + 1.0
-
-
-@df.block(outputs="value")
-def from_image(image: float, strength: float = 0.5) -> float:
-    """img2img's start: a given state, partly kept (stands in for encoding and noising an image)."""
-    return image * strength
-
-
-# The start of the loop depends on whether `image` is given: Modular Diffusers' AutoPipelineBlocks rule
-# (the first case whose trigger input is not None, else the default) as a Switch with a trigger selector.
-prepare = df.Switch(
-    {"img2img": from_image, "text2img": from_seed},
-    on=df.first_given({"img2img": "image"}, default="text2img"),
-    name="prepare",
+guided_loop = df.Sequential(
+    make_timesteps, df.Loop(guided_step, over="timesteps", item="t", name="denoise"), name="guided_loop"
 )
-auto_loop = df.Sequential(prepare, make_timesteps, denoise, name="auto_loop")
 
 
 @df.block(outputs="x")
@@ -109,12 +87,7 @@ def halve(x: float) -> float:
 # and carry= names a misspelt variable (DF003 with a did-you-mean).
 miswired = df.Loop(df.Sequential(add_one, halve), times="num_steps", carry=("xx",), name="miswired")
 
-EXAMPLES = {
-    "counter_one": counter_one,
-    "counter_two": counter_two,
-    "guided_loop": guided_loop,
-    "auto_loop": auto_loop,
-}
+EXAMPLES = {"counter_one": counter_one, "counter_two": counter_two, "guided_loop": guided_loop}
 
 
 def main() -> None:
@@ -127,15 +100,6 @@ def main() -> None:
     print("counter_two(num_steps=10, x=0) ->", df.compile(counter_two)(num_steps=10, x=0, output="x"))
     result = df.compile(guided_loop)(num_steps=5, value=1.0, cond_weight=0.9, uncond_weight=0.5)
     print("guided_loop(num_steps=5, value=1.0, ...) ->", result["value"])
-    print("\n== auto_loop: a Switch picks the start (img2img when image is given, else text2img)")
-    auto = df.compile(auto_loop)
-    print(auto.doc)
-    weights = {"num_steps": 5, "cond_weight": 0.9, "uncond_weight": 0.5}
-    print("auto_loop(seed=3, ...) ->", auto(seed=3, **weights, output="value"))
-    print("auto_loop(image=4.0, ...) ->", auto(image=4.0, **weights, output="value"))
-    text2img = df.compile(df.specialize(auto_loop, image=None))  # the Switch resolved: one workflow
-    print("specialize(auto_loop, image=None) inputs:", df.ports_text(text2img.inputs))
-    print("  (seed=3, ...) ->", text2img(seed=3, **weights, output="value"))
     print("\n== miswired (expected to fail the check):")
     print(df.check(miswired))
 

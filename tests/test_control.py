@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import dfgraph as df
 from dfgraph import cli
 from dfgraph.control import FirstGiven
-from dfgraph_blocks import examples
+from dfgraph_blocks import control_demo as examples
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -520,7 +520,7 @@ def test_prog_doc_shows_each_switch_its_cases_triggers_and_inputs() -> None:
 def test_describe_shows_the_switch_in_the_structure_and_its_cases() -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = cli.main(["describe", "dfgraph_blocks.examples:auto_loop"])
+        status = cli.main(["describe", "dfgraph_blocks.control_demo:auto_loop"])
     text = out.getvalue()
     assert status == 0
     assert "      prepare  Switch(2 cases, on=selector 'first_given')" in text
@@ -535,14 +535,25 @@ def test_describe_shows_the_switch_in_the_structure_and_its_cases() -> None:
 # -- the README's example -------------------------------------------------------------------------------
 
 
-def readme_control_flow_example() -> str:
-    section = README.read_text().split("## Control flow", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    return next(b for b in blocks if "df.specialize" in b)
+def readme_section() -> str:
+    return README.read_text().split("\n## Control flow\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_control_flow_example_specializes() -> None:
+    example = next(b for b in re.findall(r"```python\n(.*?)```", readme_section(), flags=re.S))
+    namespace: dict[str, Any] = {}
+    exec(example.split("prog = df.compile(pipe)")[0], namespace)  # the definitions
+    text2img = df.compile(df.specialize(namespace["pipe"], mode="text2img"))
+    assert [p.name for p in text2img.inputs] == ["seed", "num_steps"]
+    assert text2img(seed=8, num_steps=2, output="latents") == 2.0  # 8 -> 4 -> 2 (until= not reached)
+    shown = re.search(r"```\n(Switches:.*?)```", readme_section(), flags=re.S)
+    assert shown is not None
+    assert df.compile(namespace["pipe"]).doc.endswith(shown.group(1).rstrip())  # the shown doc is real
 
 
 @needs_switch_runtime
 def test_the_readme_control_flow_example_runs() -> None:
+    example = next(b for b in re.findall(r"```python\n(.*?)```", readme_section(), flags=re.S))
     namespace: dict[str, Any] = {}
-    exec(readme_control_flow_example(), namespace)  # asserts inside
-    assert isinstance(namespace["auto"], df.Switch)
+    exec(example, namespace)  # asserts inside
+    assert isinstance(namespace["auto"], df.Switch) and "Switches:" in namespace["auto_pipe"].doc
