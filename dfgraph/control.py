@@ -122,14 +122,17 @@ def first_given(triggers: Mapping[str, str], *, default: str, name: str = "first
 # -- specialize -----------------------------------------------------------------------------------------
 
 
-def specialize(block: Any, /, **values: Any) -> Any:
-    """`block` with every Switch that `values` decide replaced by its chosen case, and those inputs bound.
+def specialize(block: Any, cases: Mapping[str, str] | None = None, /, **values: Any) -> Any:
+    """`block` with every Switch that `values` (or `cases`) decide replaced by its chosen case, and the
+    given inputs it still reads bound.
 
     A Switch is decided when its `on` name reads one of the given values (a graph input, not a value an
     earlier block wrote), or its selector reads only given values (the selector is called on them; a
-    `first_given` selector needs only the triggers up to the first given one that is not None). The
-    chosen case takes the Switch's place and name: its path is the Switch's path (the `/key` segment is
-    dropped). Given names the result still reads are bound (`Bound`); `block` itself is unchanged.
+    `first_given` selector needs only the triggers up to the first given one that is not None), or
+    `cases` maps its path (as `prog.doc` shows it) to a key: that choice binds nothing, so the inputs
+    stay inputs. The chosen case takes the Switch's place and name: its path is the Switch's path (the
+    `/key` segment is dropped). Given names the result still reads are bound (`Bound`); `block` itself
+    is unchanged.
     """
     root = str(getattr(block, "name", "block"))
     known = {p.name for p in block.inputs}
@@ -140,13 +143,41 @@ def specialize(block: Any, /, **values: Any) -> Any:
             + "; ".join(f"unknown input {name!r}{did_you_mean(name, known)}" for name in unknown)
             + f". Inputs: {', '.join(sorted(known)) or '(none)'}"
         )
-    result = _Specializer().rewrite(block, dict(values), root, at_root=True)
+    chosen = _checked_cases(block, cases)
+    result = _Specializer(chosen).rewrite(block, dict(values), root, at_root=True)
     still_read = {p.name for p in result.inputs}
     bound = {name: value for name, value in values.items() if name in still_read}
     if bound or (isinstance(block, Switch) and not isinstance(result, Composite)):
         # a leaf case chosen at the root is named (in paths, and as the program) after the Switch
         return Bound(result, bound, name=block.name if isinstance(block, Switch) else None)
     return result
+
+
+def _checked_cases(block: Any, cases: Mapping[str, str] | None) -> dict[str, str]:
+    """`cases` as a dict of switch path -> key; a path that names no Switch of `block` is DF006."""
+    if cases is None:
+        return {}
+    if not isinstance(cases, Mapping):
+        raise definition_error(
+            str(getattr(block, "name", "block")),
+            f"specialize's cases map switch paths to keys, got {safe_repr(cases)}",
+            "write df.specialize(graph, {'graph/prepare': 'img2img'})",
+        )
+    paths = (
+        [op.path for op in lower(block).ops() if isinstance(op, SwitchOp)]
+        if isinstance(block, Composite)
+        else []
+    )
+    for path in cases:
+        if path not in paths:
+            listed = ", ".join(repr(p) for p in paths) or "none"
+            raise definition_error(
+                str(path),
+                f"specialize: no Switch at path {safe_repr(path)}"
+                + (did_you_mean(path, paths) if isinstance(path, str) else "")
+                + f"; the switches are at {listed}",
+            )
+    return dict(cases)
 
 
 def _replaced(composite: Composite, **attributes: Any) -> Any:
@@ -189,7 +220,11 @@ def writes(blk: Any) -> set[str]:
 
 
 class _Specializer:
-    """The rewrite: each block with the values its reads see (`scope`: name -> value) and its path."""
+    """The rewrite: each block with the values its reads see (`scope`: name -> value) and its path;
+    `cases` are the keys chosen by switch path."""
+
+    def __init__(self, cases: dict[str, str]) -> None:
+        self.cases = cases
 
     def rewrite(self, blk: Any, scope: dict[str, Any], path: str, *, at_root: bool = False) -> Any:
         """`blk` with the Switches `scope` decides resolved (the same object when nothing changed)."""
@@ -272,14 +307,17 @@ class _Specializer:
     def _key(self, switch: Switch, scope: dict[str, Any], path: str) -> str | None:
         """The key `scope` decides for `switch`, or None when it does not decide it."""
         selector = switch.selector
-        if switch.on is not None:
+        key: object
+        if path in self.cases:
+            key, source = self.cases[path], "chosen by specialize's cases"
+        elif switch.on is not None:
             if switch.on not in scope:
                 return None
             key, source = scope[switch.on], f"{switch.on}={safe_repr(scope[switch.on])}"
         elif isinstance(selector, FirstGiven):
             key = selector.choose({t: scope[t] for _, t in selector.triggers if t in scope})
             if key is None:
-                return None
+                return None  # a trigger it must look at is not given
             source = f"selector {switch.selector_name!r}"
         else:
             try:

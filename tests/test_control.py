@@ -271,6 +271,31 @@ def _const_mode() -> str:
     return "add"
 
 
+def test_cases_choose_by_switch_path_and_bind_nothing() -> None:
+    flat = df.specialize(nested, {"g/loop/step": "sub", "g/loop/step/sub": "abs"})
+    assert list(switches(flat)) == [] and not isinstance(flat, df.Bound)
+    assert call_paths(flat) == ["g/start", "g/loop/step"]
+    assert df.compile(flat)(x0=-7, n=2) == {"x": 7}
+    # a trigger switch resolved to its trigger's case: the trigger stays an input (needed by the case)
+    img2img = df.specialize(examples.auto_loop, {"auto_loop/prepare": "img2img"})
+    prog = df.compile(img2img)
+    assert {"image", "strength"} <= {p.name for p in prog.inputs} and "seed" not in {
+        p.name for p in prog.inputs
+    }
+    run = {"num_steps": 3, "cond_weight": 0.9, "uncond_weight": 0.5}
+    assert prog(image=4.0, **run, output="value") == pytest.approx(hand_written_auto_loop(image=4.0, **run))
+    # cases and values together; the path of a switch inside an unchosen case is not an error
+    assert list(switches(df.specialize(nested, {"g/loop/step/sub": "abs"}, mode="add"))) == []
+    with pytest.raises(
+        df.WiringError, match=r"no Switch at path 'g/loop/stpe'; did you mean 'g/loop/step' or .*; the switches are at 'g/loop/step', "
+    ):
+        df.specialize(nested, {"g/loop/stpe": "add"})
+    with pytest.raises(df.WiringError, match=r"switch 'g/loop/step' has no case 'div' \(chosen by"):
+        df.specialize(nested, {"g/loop/step": "div"})
+    with pytest.raises(df.WiringError, match="map switch paths to keys"):
+        df.specialize(nested, ["g/loop/step"])  # type: ignore[arg-type]
+
+
 # -- specialize: selectors ------------------------------------------------------------------------------
 
 
@@ -546,6 +571,9 @@ def test_the_readme_control_flow_example_specializes() -> None:
     text2img = df.compile(df.specialize(namespace["pipe"], mode="text2img"))
     assert [p.name for p in text2img.inputs] == ["seed", "num_steps"]
     assert text2img(seed=8, num_steps=2, output="latents") == 2.0  # 8 -> 4 -> 2 (until= not reached)
+    img2img = df.compile(df.specialize(namespace["pipe"], {"pipe/prepare": "img2img"}))
+    assert [p.name for p in img2img.inputs] == ["image", "strength", "num_steps"]
+    assert img2img(image=8.0, num_steps=1, output="latents") == 2.0
     shown = re.search(r"```\n(Switches:.*?)```", readme_section(), flags=re.S)
     assert shown is not None
     assert df.compile(namespace["pipe"]).doc.endswith(shown.group(1).rstrip())  # the shown doc is real
