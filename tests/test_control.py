@@ -287,7 +287,9 @@ def test_cases_choose_by_switch_path_and_bind_nothing() -> None:
     # cases and values together; the path of a switch inside an unchosen case is not an error
     assert list(switches(df.specialize(nested, {"g/loop/step/sub": "abs"}, mode="add"))) == []
     with pytest.raises(
-        df.WiringError, match=r"no Switch at path 'g/loop/stpe'; did you mean 'g/loop/step' or .*; the switches are at 'g/loop/step', "
+        df.WiringError,
+        match=r"no Switch at path 'g/loop/stpe'; did you mean 'g/loop/step' or .*; "
+        r"the switches are at 'g/loop/step', ",
     ):
         df.specialize(nested, {"g/loop/stpe": "add"})
     with pytest.raises(df.WiringError, match=r"switch 'g/loop/step' has no case 'div' \(chosen by"):
@@ -555,6 +557,50 @@ def test_describe_shows_the_switch_in_the_structure_and_its_cases() -> None:
     )
     assert "        case 'text2img'  (seed: int) -> (value: float)" in text
     assert text.rstrip().endswith("\n".join("  " + line for line in AUTO_SWITCHES.splitlines()))
+
+
+def test_check_finds_a_module_level_graph_with_a_switch_and_locates_findings_in_cases(tmp_path: Path) -> None:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cli.main(["check", "dfgraph_blocks.control_demo"])
+    # auto_loop is checked; prepare (a Switch nested in it) is checked as part of it, not alone
+    assert status == 0 and out.getvalue() == "dfgraph_blocks.control_demo:auto_loop: 0 errors, 0 warnings\n"
+    module = tmp_path / "switchy.py"
+    module.write_text(
+        "import dfgraph as df\n"
+        "\n"
+        "@df.block(outputs='y')\n"
+        "def good(x: int) -> int:\n"
+        "    return x\n"
+        "\n"
+        "@df.block(outputs='y')\n"
+        "def bad(x: str) -> str:\n"
+        "    return x\n"
+        "\n"
+        "@df.block(outputs='x')\n"
+        "def make() -> int:\n"
+        "    return 1\n"
+        "\n"
+        "sw = df.Sequential(make, df.Switch({'a': good, 'b': bad}, on='mode'), name='sw')\n"
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), _on_path(tmp_path):
+        status = cli.main(["check", "switchy"])
+    text = out.getvalue()
+    assert status == 1
+    assert "switchy.py:7: sw/switch/b.x: error[DF001]" in text  # at the case's def, not the Sequential
+
+
+@contextlib.contextmanager
+def _on_path(folder: Path) -> Iterator[None]:
+    import sys
+
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("switchy", None)
 
 
 # -- the README's example -------------------------------------------------------------------------------
