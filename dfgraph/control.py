@@ -4,8 +4,8 @@ AutoPipelineBlocks: the first case whose trigger input is not None, else a defau
 (the switches of a block, their cases and the inputs each case needs, as `prog.doc` and `dfgraph describe`
 show them).
 
-`specialize` rewrites the composite tree; it never lowers to change anything (composites are plain data),
-so the block it returns is an ordinary composite: compile it, check it, pickle it, specialize it again.
+`specialize` rewrites the composite tree (composites are plain data, so it copies what changes and shares
+the rest): the block it returns is an ordinary composite to compile, check, pickle or specialize again.
 """
 
 from __future__ import annotations
