@@ -298,6 +298,131 @@ def test_cases_choose_by_switch_path_and_bind_nothing() -> None:
         df.specialize(nested, ["g/loop/step"])  # type: ignore[arg-type]
 
 
+# -- specialize: random nestings ---------------------------------------------------------------------
+# A tree of steps on one int `x`: leaves add or multiply, Sequentials chain, Loops repeat (times=n<i>),
+# Switches choose on m<i>. `evaluate` is the same tree run by hand.
+
+
+def adder(k: int) -> Any:
+    @df.block(outputs="x", name=f"add{k}")
+    def step(x: int) -> int:
+        return x + k
+
+    return step
+
+
+def multiplier(k: int) -> Any:
+    @df.block(outputs="x", name=f"mul{k}")
+    def step(x: int) -> int:
+        return x * k
+
+    return step
+
+
+def trees(depth: int) -> st.SearchStrategy[tuple[Any, ...]]:
+    leaf = st.tuples(st.sampled_from(["add", "mul"]), st.integers(-3, 3))
+    if depth == 0:
+        return leaf
+    child = trees(depth - 1)
+    return st.one_of(
+        leaf,
+        st.tuples(st.just("seq"), st.lists(child, min_size=1, max_size=3)),
+        st.tuples(st.just("loop"), child, st.integers(0, 2)),
+        st.tuples(st.just("switch"), st.dictionaries(st.sampled_from(["a", "b", "c"]), child, min_size=1)),
+    )
+
+
+class Built:
+    """A random tree as a block, with the inputs it reads besides x and the keys its switches may take."""
+
+    def __init__(self, tree: tuple[Any, ...]) -> None:
+        self.counts: dict[str, int] = {}
+        self.keys: dict[str, list[str]] = {}
+        self.ids: dict[int, str] = {}
+        self.block = self.build(tree)
+
+    def build(self, tree: tuple[Any, ...]) -> Any:
+        kind = tree[0]
+        if kind in ("add", "mul"):
+            return (adder if kind == "add" else multiplier)(tree[1])
+        if kind == "seq":
+            return df.Sequential({f"s{k}": self.build(t) for k, t in enumerate(tree[1])}, name="seq")
+        name = f"{'n' if kind == 'loop' else 'm'}{len(self.counts) + len(self.keys)}"
+        self.ids[id(tree)] = name
+        if kind == "loop":
+            self.counts[name] = tree[2]
+            return df.Loop(self.build(tree[1]), times=name, name=f"loop_{name}")
+        self.keys[name] = list(tree[1])
+        return df.Switch({k: self.build(t) for k, t in tree[1].items()}, on=name, name=f"sw_{name}")
+
+    def evaluate(self, tree: tuple[Any, ...], x: int, modes: dict[str, str]) -> int:
+        kind = tree[0]
+        if kind == "add":
+            return x + tree[1]
+        if kind == "mul":
+            return x * tree[1]
+        if kind == "seq":
+            for t in tree[1]:
+                x = self.evaluate(t, x, modes)
+            return x
+        name = self.ids[id(tree)]
+        if kind == "loop":
+            for _ in range(self.counts[name]):
+                x = self.evaluate(tree[1], x, modes)
+            return x
+        return self.evaluate(tree[1][modes[name]], x, modes)
+
+    def remaining(self, tree: tuple[Any, ...], given: dict[str, str]) -> set[str]:
+        """The switches specialize must leave: those reached whose m<i> is not given."""
+        kind = tree[0]
+        if kind in ("add", "mul"):
+            return set()
+        if kind == "seq":
+            return set().union(*(self.remaining(t, given) for t in tree[1]))
+        if kind == "loop":
+            return self.remaining(tree[1], given)
+        name = self.ids[id(tree)]
+        if name in given:
+            return self.remaining(tree[1][given[name]], given)
+        return {f"sw_{name}"}.union(*(self.remaining(t, given) for t in tree[1].values()))
+
+
+def run_inputs(prog: df.Program, built: Built, x: int, modes: dict[str, str]) -> dict[str, Any]:
+    every: dict[str, Any] = {"x": x, **built.counts, **modes}
+    return {p.name: every[p.name] for p in prog.inputs}
+
+
+@settings(max_examples=60, deadline=None)
+@given(tree=trees(3), x=st.integers(-20, 20), data=st.data())
+def test_specialize_random_nestings_equals_the_tree_run_by_hand(
+    tree: tuple[Any, ...], x: int, data: Any
+) -> None:
+    built = Built(tree)
+    modes = {name: data.draw(st.sampled_from(keys)) for name, keys in built.keys.items()}
+    flat = df.specialize(built.block, **modes)
+    assert list(switches(flat)) == []
+    prog = df.compile(flat)
+    assert prog(**run_inputs(prog, built, x, {}), output="x") == built.evaluate(tree, x, modes)
+    # given some of the keys: exactly the switches whose key is not given and that are reached remain
+    some = {name: key for name, key in modes.items() if data.draw(st.booleans())}
+    partly = df.specialize(built.block, **some)
+    assert {s.name for s in switches(partly)} == built.remaining(tree, some)
+
+
+@needs_switch_runtime
+@settings(max_examples=40, deadline=None)
+@given(tree=trees(3), x=st.integers(-20, 20), data=st.data())
+def test_random_nestings_specialized_or_not_run_the_same(tree: tuple[Any, ...], x: int, data: Any) -> None:
+    built = Built(tree)
+    modes = {name: data.draw(st.sampled_from(keys)) for name, keys in built.keys.items()}
+    some = {name: key for name, key in modes.items() if data.draw(st.booleans())}
+    whole = df.compile(built.block)
+    partly = df.compile(df.specialize(built.block, **some))
+    expected = built.evaluate(tree, x, modes)
+    assert whole(**run_inputs(whole, built, x, modes), output="x") == expected
+    assert partly(**run_inputs(partly, built, x, modes), output="x") == expected
+
+
 # -- specialize: selectors ------------------------------------------------------------------------------
 
 
