@@ -299,8 +299,8 @@ def test_cases_choose_by_switch_path_and_bind_nothing() -> None:
 
 
 # -- specialize: random nestings ---------------------------------------------------------------------
-# A tree of steps on one int `x`: leaves add or multiply, Sequentials chain, Loops repeat (times=n<i>),
-# Switches choose on m<i>. `evaluate` is the same tree run by hand.
+# A tree of steps on one int `x`: leaves add or multiply, Sequentials chain, Graphs wrap one node, Loops
+# repeat (times=n<i>), Switches choose on m<i>. `evaluate` is the same tree run by hand.
 
 
 def adder(k: int) -> Any:
@@ -328,6 +328,7 @@ def trees(depth: int) -> st.SearchStrategy[tuple[Any, ...]]:
         leaf,
         st.tuples(st.just("seq"), st.lists(child, min_size=1, max_size=3)),
         st.tuples(st.just("loop"), child, st.integers(0, 2)),
+        st.tuples(st.just("graph"), child),
         st.tuples(st.just("switch"), st.dictionaries(st.sampled_from(["a", "b", "c"]), child, min_size=1)),
     )
 
@@ -347,6 +348,8 @@ class Built:
             return (adder if kind == "add" else multiplier)(tree[1])
         if kind == "seq":
             return df.Sequential({f"s{k}": self.build(t) for k, t in enumerate(tree[1])}, name="seq")
+        if kind == "graph":
+            return df.Graph({"node": self.build(tree[1])}, name="graph")
         name = f"{'n' if kind == 'loop' else 'm'}{len(self.counts) + len(self.keys)}"
         self.ids[id(tree)] = name
         if kind == "loop":
@@ -365,6 +368,8 @@ class Built:
             for t in tree[1]:
                 x = self.evaluate(t, x, modes)
             return x
+        if kind == "graph":
+            return self.evaluate(tree[1], x, modes)
         name = self.ids[id(tree)]
         if kind == "loop":
             for _ in range(self.counts[name]):
@@ -379,7 +384,7 @@ class Built:
             return set()
         if kind == "seq":
             return set().union(*(self.remaining(t, given) for t in tree[1]))
-        if kind == "loop":
+        if kind in ("loop", "graph"):
             return self.remaining(tree[1], given)
         name = self.ids[id(tree)]
         if name in given:
