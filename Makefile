@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dfgraph check dfgraph_blocks.examples:counter_one dfgraph_blocks.examples:counter_two dfgraph_blocks.examples:guided_loop
+	$(BIN)/dfgraph check dfgraph_blocks.examples:counter_one dfgraph_blocks.examples:counter_two dfgraph_blocks.examples:guided_loop dfgraph_blocks.control_demo:auto_loop
 	$(BIN)/python -m dfgraph_blocks.examples
+	$(BIN)/dfgraph describe dfgraph_blocks.control_demo:auto_loop
+	$(BIN)/python -m dfgraph_blocks.control_demo
 	$(BIN)/dfgraph check dfgraph_blocks.diffusion.demo:tiny_text2img
 	$(BIN)/python -m dfgraph_blocks.diffusion.demo --steps 20 --out out/text2img.png
 

@@ -10,6 +10,12 @@ loop = df.Loop(df.Sequential(add_one, add_one), times="num_steps")
 prog = df.compile(loop)                      # raises df.WiringError listing every error
 assert prog(num_steps=10, x=0, output="x") == 20
 
+Control flow: `Switch(cases, on=name | selector)` runs one case, `Loop(..., until="stop")` ends early,
+`first_given({"img2img": "image"}, default="text2img")` is the trigger selector of Modular Diffusers'
+AutoPipelineBlocks, `specialize(block, mode="img2img")` resolves the Switches given values decide (the
+given inputs it still reads are bound, as `Bound` does), and `switches_text(block)` describes the cases.
+An input only some cases read has the default `WHEN_CHOSEN`: needed only when one of them is chosen.
+
 Everything in `__all__` is the public API; `blocks/` and the CLI use nothing else. Beside the graph
 builders, the compiler and the errors: `RNG` (the resource random blocks name in `mutates=`), `is_block`
 and `Composite` (what is a block), `ports_text` and `describe_type` (ports and types as the messages
@@ -28,14 +34,15 @@ from dfgraph import program as _program
 from dfgraph.block import Block, FunctionBlock, Note, block
 from dfgraph.check import check
 from dfgraph.codegen import ports_text
-from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
+from dfgraph.compose import Bound, Composite, Graph, Loop, Sequential, Switch, is_block
+from dfgraph.control import first_given, specialize, switches_text
 from dfgraph.diagnostics import REGISTRY, Code, Diagnostic, Report, Severity, did_you_mean, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
 from dfgraph.hooks import Hook
 from dfgraph.ir import IRError, verify
 from dfgraph.lowering import interface as _interface
 from dfgraph.lowering import lower
-from dfgraph.ports import REQUIRED, Port
+from dfgraph.ports import REQUIRED, WHEN_CHOSEN, Port
 from dfgraph.program import Program, compile_block
 from dfgraph.schedule import RNG
 from dfgraph.types import describe as describe_type
@@ -46,8 +53,10 @@ __all__ = [
     "REGISTRY",
     "REQUIRED",
     "RNG",
+    "WHEN_CHOSEN",
     "Block",
     "BlockError",
+    "Bound",
     "Code",
     "Composite",
     "Diagnostic",
@@ -64,6 +73,7 @@ __all__ = [
     "Report",
     "Sequential",
     "Severity",
+    "Switch",
     "WiringError",
     "__version__",
     "block",
@@ -71,11 +81,14 @@ __all__ = [
     "compile",
     "describe_type",
     "did_you_mean",
+    "first_given",
     "is_assignable",
     "is_block",
     "lower",
     "ports_text",
     "select_codes",
+    "specialize",
+    "switches_text",
     "type_union",
     "verify",
 ]

@@ -34,7 +34,7 @@ class UsageError(Exception):
 
 def is_block(obj: object) -> bool:
     """True for a composite, or an object with name, inputs and outputs that can be called."""
-    if isinstance(obj, df.Sequential | df.Loop | df.Graph):
+    if isinstance(obj, df.Composite):
         return True
     try:
         return all(hasattr(obj, a) for a in ("name", "inputs", "outputs")) and callable(obj)
@@ -83,7 +83,7 @@ def _defined_in(obj: Any, module: ModuleType) -> bool:
     """True when `obj` was made in `module`: a block whose function or class is there, a composite built
     there, or one built by a function elsewhere (a factory) unless it is a global of the module it was
     built in (then it was imported from there)."""
-    if not isinstance(obj, df.Sequential | df.Loop | df.Graph):
+    if not isinstance(obj, df.Composite):
         return bool(getattr(obj, "__module__", None) == module.__name__)
     where = findings.defined_at(obj)
     if where is None:
@@ -312,6 +312,9 @@ def describe(blk: Any) -> str:
     lines.append(f"  outputs: {df.ports_text(blk.outputs) or '(none)'}")
     lines.append("  structure:")
     _tree(blk, str(getattr(blk, "name", "block")), "    ", lines)
+    switches = df.switches_text(blk)
+    if switches:
+        lines.extend("  " + line for line in switches.splitlines())
     return "\n".join(lines)
 
 
@@ -323,19 +326,31 @@ def _kind(blk: Any) -> str:
         return f"Sequential({len(blk.children)} blocks)"
     if isinstance(blk, df.Graph):
         return f"Graph({len(blk.nodes)} nodes, {len(blk.edges)} edges)"
+    if isinstance(blk, df.Switch):
+        on = repr(blk.on) if blk.on is not None else f"selector {blk.selector_name!r}"
+        return f"Switch({len(blk.cases)} cases, on={on})"
+    if isinstance(blk, df.Bound):
+        return f"Bound({', '.join(blk.values) or 'nothing'})"
     return "block"
 
 
 def _tree(blk: Any, label: str, indent: str, lines: list[str]) -> None:
-    if isinstance(blk, df.Sequential | df.Loop | df.Graph):
+    if isinstance(blk, df.Composite):
         lines.append(f"{indent}{label}  {_kind(blk)}")
         children: list[tuple[str, Any]]
         if isinstance(blk, df.Sequential):
             children = list(blk.children)
         elif isinstance(blk, df.Loop):
             children = [(str(getattr(blk.body, "name", "body")), blk.body)]
-        else:
+        elif isinstance(blk, df.Switch):
+            selector = [] if blk.selector is None else [(f"{blk.selector_name} (selector)", blk.selector)]
+            children = [*selector, *((f"case {key!r}", case) for key, case in blk.cases.items())]
+        elif isinstance(blk, df.Bound):
+            children = [(str(getattr(blk.block, "name", "block")), blk.block)]
+        elif isinstance(blk, df.Graph):
             children = list(blk.nodes.items())
+        else:
+            children = []
         for name, child in children:
             _tree(child, name, indent + "  ", lines)
         if isinstance(blk, df.Graph):

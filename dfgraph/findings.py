@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from dfgraph import REGISTRY, Diagnostic, Graph, Loop, Sequential, Severity
+from dfgraph import REGISTRY, Bound, Composite, Diagnostic, Graph, Loop, Sequential, Severity, Switch
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FORMATS = ("text", "json", "github", "sarif")
@@ -47,12 +47,17 @@ def children(blk: Any) -> Mapping[str, Any]:
         return dict(blk.children)
     if isinstance(blk, Graph):
         return dict(blk.nodes)
+    if isinstance(blk, Switch):  # the selector and each case by key
+        selector = {} if blk.selector is None else {blk.selector_name: blk.selector}
+        return {**selector, **blk.cases}
+    if isinstance(blk, Bound):  # transparent in paths
+        return children(blk.block)
     return {}
 
 
 def defined_at(blk: Any) -> tuple[str, int] | None:
     """Where a block was defined: a composite where it was built, a function block its def, else its class."""
-    if isinstance(blk, Sequential | Loop | Graph):
+    if isinstance(blk, Composite):
         where = getattr(blk, "defined_at", None)
         return where if isinstance(where, tuple) and len(where) == 2 else None
     try:

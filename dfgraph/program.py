@@ -203,10 +203,16 @@ class Program:
 
     @property
     def doc(self) -> str:
-        """Inputs with types, defaults and docs; outputs with types."""
+        """Inputs with types, defaults and docs; outputs with types; each switch with its cases and the
+        inputs each case needs (dfgraph.control.switches_text)."""
+        from dfgraph.control import switches_text
+        from dfgraph.ports import WHEN_CHOSEN
+
         lines = [f"{self.name}({ports_text(self.inputs)})", "", "Inputs:"]
         for p in self.inputs:
             default = "required" if p.required else f"default {p.default!r}"
+            if p.default is WHEN_CHOSEN:
+                default = "required when a case reading it is chosen"
             readers = ", ".join(self._readers.get(p.name, ()))
             doc = f" — {p.doc}" if p.doc else ""
             lines.append(f"  {p.name}: {types.describe(p.type)} ({default}){doc}  [read by {readers}]")
@@ -216,6 +222,9 @@ class Program:
         lines.extend(f"  {p.name}: {types.describe(p.type)}" for p in self.outputs)
         if not self.outputs:
             lines.append("  (none)")
+        switches = switches_text(self.block)
+        if switches:
+            lines.append(switches)
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
