@@ -416,7 +416,9 @@ class Bound(Composite):
             name if name is not None else getattr(block, "name", "bound"), "name=", "bound"
         )
         if not isinstance(values, Mapping):
-            raise definition_error(self.name, f"values must be a mapping name -> value, got {safe_repr(values)}")
+            raise definition_error(
+                self.name, f"values must be a mapping name -> value, got {safe_repr(values)}"
+            )
         self.values: dict[str, Any] = FrozenDict(
             {_check_name(k, "a bound name", self.name): v for k, v in values.items()}
         )

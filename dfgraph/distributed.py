@@ -304,38 +304,45 @@ def _ray_calls(
     actors = start(min(workers, len(jobs)))
     queue = collections.deque(jobs)
     attempts: collections.Counter[int] = collections.Counter()
-    in_flight: dict[Any, tuple[int, Any, int, dict[str, Any]]] = {}  # ref -> (slot, actor, index, job)
+    # ref -> (submission number, slot, actor, index, job); an actor runs its calls in submission order
+    in_flight: dict[Any, tuple[int, int, Any, int, dict[str, Any]]] = {}
+    submitted = 0
     try:
         while queue or in_flight:
             for slot, actor in enumerate(actors):
-                load = sum(1 for s, a, _, _ in in_flight.values() if s == slot and a is actor)
+                load = sum(1 for _, s, a, _, _ in in_flight.values() if s == slot and a is actor)
                 for _ in range(_IN_FLIGHT - load):
                     if not queue:
                         break
                     k, job = queue.popleft()
-                    in_flight[actor.call.remote(job)] = (slot, actor, k, job)
+                    in_flight[actor.call.remote(job)] = (submitted, slot, actor, k, job)
+                    submitted += 1
             (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            slot, actor, k, job = in_flight.pop(ref)
+            _, slot, actor, k, job = in_flight[ref]
             try:
                 status, payload = ray.get(ref)
             except died as exc:
-                if actors[slot] is actor:  # the first of its calls to fail replaces the worker
-                    ray.kill(actor)
-                    actors[slot] = start(1)[0]
-                attempts[k] += 1
-                if attempts[k] <= retries:
-                    queue.appendleft((k, job))
+                # The worker died: replace it. Its first call in flight was running and is charged an
+                # attempt; the calls queued behind it go back to the queue uncharged.
+                lost = sorted((v for v in in_flight.values() if v[2] is actor), key=lambda v: v[0])
+                for r in [r for r, v in in_flight.items() if v[2] is actor]:
+                    del in_flight[r]
+                ray.kill(actor)
+                actors[slot] = start(1)[0]
+                _, _, _, running, running_job = lost[0]
+                attempts[running] += 1
+                queue.extendleft((k, job) for _, _, _, k, job in reversed(lost[1:]))
+                if attempts[running] <= retries:
+                    queue.appendleft((running, running_job))
                     continue
-                yield (
-                    k,
-                    WorkerError(
-                        f"job {k}: its worker died on each of {attempts[k]} attempts: {_first_line(exc)}"
-                    ),
-                )
+                message = f"its worker died on each of {attempts[running]} attempts: {_first_line(exc)}"
+                yield running, WorkerError(f"job {running}: {message}")
                 continue
             except ray.exceptions.RayError as exc:  # e.g. a job or result that cannot be serialized
+                del in_flight[ref]
                 yield k, WorkerError(f"job {k}: {_first_line(exc)}")
                 continue
+            del in_flight[ref]
             yield k, payload if status == "ok" else _rebuild(k, payload)
     finally:
         for actor in actors:
