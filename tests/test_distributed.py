@@ -222,6 +222,18 @@ def test_tensors_are_safetensors_beside_plain_values_and_images_are_png(tmp_path
     assert png.name == "000002.png" and image_module.open(png).getpixel((3, 1)) == (255, 0, 0)
 
 
+def test_tensors_go_to_torch_save_without_safetensors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # `from safetensors.torch import` fails
+    path = distributed.save_result(tmp_path, 0, {"latents": torch.ones(2), "steps": 4})
+    assert path.name == "000000.pt"
+    loaded = torch.load(path)
+    assert torch.equal(loaded["latents"], torch.ones(2)) and loaded["steps"] == 4
+    assert distributed.done_jobs(tmp_path) == {0}
+
+
 # -- dfgraph run ---------------------------------------------------------------------------------------------
 
 JOBS_MODULE = """

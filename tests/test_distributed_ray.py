@@ -64,6 +64,13 @@ def build_crash() -> Any:
     return crash
 
 
+def build_on_the_driver_only() -> Any:
+    """Builds where DFGRAPH_TEST_DRIVER is set: in the driver, not in workers started before it was."""
+    if "DFGRAPH_TEST_DRIVER" not in os.environ:
+        raise RuntimeError("no such device here")
+    return logged_square
+
+
 def build_tiny_text2img() -> Any:
     """Tiny text2img taking a seed: the generator and the prompt embeddings made from it in the graph."""
     import torch
@@ -119,6 +126,17 @@ def test_a_killed_worker_is_replaced_and_its_job_retried(tmp_path: Path) -> None
     dead = results[6]
     assert isinstance(dead, WorkerError)
     assert str(dead).startswith("job 6: its worker died on each of 2 attempts")
+
+
+def test_workers_that_cannot_build_stop_the_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DFGRAPH_TEST_DRIVER", "1")  # the workers' environment is the one Ray started with
+    with pytest.raises(
+        WorkerError, match=r"a worker could not build the program: (?s:.*)no such device here"
+    ):
+        map_calls(
+            build_on_the_driver_only, [{"x": 1, "log": str(tmp_path / "log")}], workers=1, progress=False
+        )
+    assert not (tmp_path / "log").exists()
 
 
 def test_tiny_text2img_with_seeds_equals_serial_calls() -> None:
