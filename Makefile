@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[diffusion,testing]" --group dev
+	$(BIN)/python -m pip install --quiet -e ".[diffusion,testing,ray]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -441,6 +441,75 @@ def _cmd_schedule(target: str, streams: str, fmt: str = "text") -> int:
     return 0
 
 
+def _read_jobs(path: Path) -> list[Any]:
+    """The jobs of a JSON Lines file: one JSON object a line (blank lines skipped); UsageError if bad."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"--jobs {path}: {exc.strerror or exc}") from exc
+    jobs = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                jobs.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--jobs {path}:{number}: not JSON: {exc.msg}") from exc
+    return jobs
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """`dfgraph run`: one result file per job in --out, skipping jobs whose result exists; exit 1 when
+    any job failed."""
+    from dfgraph import distributed
+
+    try:
+        jobs = _read_jobs(args.jobs)
+    except UsageError as exc:
+        print(f"dfgraph run: error: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    done = distributed.done_jobs(out)
+    todo = [k for k in range(len(jobs)) if k not in done]
+    outputs = [name for names in args.output or () for name in names.split(",") if name]
+    output: str | list[str] | None = outputs[0] if len(outputs) == 1 else (outputs or None)
+    failed: list[int] = []
+    written = 0
+    try:
+        calls = distributed.iter_calls(
+            args.target,
+            [jobs[k] for k in todo],
+            numbers=todo,
+            workers=args.workers,
+            gpus_per_worker=args.gpus_per_worker,
+            output=output,
+            progress=not args.quiet,
+            retries=args.retries,
+        )
+        for k, result in calls:
+            error = result if isinstance(result, Exception) else None
+            if error is None:
+                try:
+                    distributed.save_result(
+                        out, k, result, name=outputs[0] if len(outputs) == 1 else "output"
+                    )
+                    written += 1
+                except Exception as exc:
+                    error = exc
+            if error is not None:
+                failed.append(k)
+                print(f"error: {error}", file=sys.stderr)
+    except Exception as exc:  # each job's failure is yielded: what raises is loading the target, or workers
+        print(f"{args.target}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    there = len(jobs) - len(todo)
+    print(
+        f"dfgraph run: {len(jobs)} jobs: {written} written to {out}, {there} already there, "
+        f"{len(failed)} failed",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `dfgraph` command."""
     top = argparse.ArgumentParser(prog="dfgraph", description="Check and describe dfgraph graphs.")
@@ -510,6 +579,30 @@ def parser() -> argparse.ArgumentParser:
         default="text",
         help="text, a Mermaid sequence diagram, or a Chrome/Perfetto trace of a simulated run",
     )
+    p_run = sub.add_parser(
+        "run",
+        help="run a program once per job (JSON Lines), on Ray workers; one result file per job",
+        description="Each line of --jobs is a JSON object of inputs; job k's result is written to "
+        "DIR/<k>.json (plain values), .png (a PIL image) or .safetensors (tensors; .pt without "
+        "safetensors). Jobs whose result file exists are skipped (resume). Exit status: 0 every job "
+        "written, 1 some job failed, 2 usage errors or a target that cannot be loaded.",
+    )
+    p_run.add_argument("target", metavar="MODULE:ATTR", help="a block, program or a function building one")
+    p_run.add_argument(
+        "--jobs", type=Path, required=True, metavar="JOBS.jsonl", help="one JSON object a line"
+    )
+    p_run.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder of result files")
+    p_run.add_argument(
+        "--workers", type=int, default=0, help="Ray workers (default 0: in this process; also without Ray)"
+    )
+    p_run.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs each worker holds (default 0)")
+    p_run.add_argument(
+        "--retries", type=int, default=1, help="retries of a job whose worker died (default 1)"
+    )
+    p_run.add_argument(
+        "--output", action="append", metavar="NAMES", help="write only these outputs (comma-separated)"
+    )
+    p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return top
 
 
@@ -521,6 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, "")  # like `python -m`: modules of the current directory are importable
     if args.command == "check":
         return _cmd_check(args, arguments)
+    if args.command == "run":
+        return _cmd_run(args)
     if args.command == "schedule":
         return _cmd_schedule(args.target, args.streams, args.format)
     return _cmd_describe(args.target, args.source, args.ir, args.format)

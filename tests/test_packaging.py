@@ -35,6 +35,7 @@ CORE_FLOORS = {
 EXTRAS = {
     "diffusion": {"torch": "2.6", "diffusers": "0.40", "transformers": "5.0", "pillow": "10.0"},
     "testing": {"hypothesis": "6.100"},
+    "ray": {"ray": "2.60"},
 }
 # the library's folder in the repository, and the name it installs under
 LIBRARY = ("blocks", "dfgraph_blocks")
