@@ -27,26 +27,6 @@ from dfgraph_blocks import control_demo as examples
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def _switch_programs_run() -> bool:
-    """True when compiled programs run Switches (the run-time half, merged from another branch)."""
-
-    @df.block(outputs="y")
-    def one(x: int) -> int:
-        return x + 1
-
-    try:
-        return bool(df.compile(df.Switch({"a": one}, on="mode"))(mode="a", x=1) == {"y": 2})
-    except Exception:
-        return False
-
-
-# The comparisons with unspecialized programs need switches to run; until that half is merged they must
-# fail (strict), and once it is they run as ordinary tests.
-needs_switch_runtime = pytest.mark.xfail(
-    not _switch_programs_run(), reason="compiled Switches do not run on this branch yet", strict=True
-)
-
-
 # -- blocks ---------------------------------------------------------------------------------------------
 
 
@@ -146,7 +126,6 @@ def test_specialize_through_graph_loop_and_nested_switch_equals_the_hand_written
     assert prog(**inputs, output="x") == reference(mode, sign, n, x0, factor, step)
 
 
-@needs_switch_runtime
 @settings(max_examples=40, deadline=None)
 @given(
     mode=st.sampled_from(MODES),
@@ -238,7 +217,6 @@ def test_a_name_written_before_the_switch_is_not_the_given_value() -> None:
     assert [s.name for s in switches(df.specialize(carried, mode="add"))] == ["first"]
 
 
-@needs_switch_runtime
 def test_a_partly_specialized_program_runs_its_remaining_switches() -> None:
     @df.block(outputs="mode")
     def flip(mode: str) -> str:
@@ -414,7 +392,6 @@ def test_specialize_random_nestings_equals_the_tree_run_by_hand(
     assert {s.name for s in switches(partly)} == built.remaining(tree, some)
 
 
-@needs_switch_runtime
 @settings(max_examples=40, deadline=None)
 @given(tree=trees(3), x=st.integers(-20, 20), data=st.data())
 def test_random_nestings_specialized_or_not_run_the_same(tree: tuple[Any, ...], x: int, data: Any) -> None:
@@ -620,7 +597,6 @@ def test_the_demo_example_specialized_equals_the_hand_written_loop() -> None:
     assert img2img(**run, output="value") == pytest.approx(hand_written_auto_loop(image=4.0, **run))
 
 
-@needs_switch_runtime
 def test_the_demo_example_runs_as_one_program() -> None:
     run = {"num_steps": 4, "cond_weight": 0.9, "uncond_weight": 0.5}
     auto = df.compile(examples.auto_loop)
@@ -755,7 +731,6 @@ def test_the_readme_control_flow_example_specializes() -> None:
     assert df.compile(namespace["pipe"]).doc.endswith(shown.group(1).rstrip())  # the shown doc is real
 
 
-@needs_switch_runtime
 def test_the_readme_control_flow_example_runs() -> None:
     example = next(b for b in re.findall(r"```python\n(.*?)```", readme_section(), flags=re.S))
     namespace: dict[str, Any] = {}

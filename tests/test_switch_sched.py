@@ -23,19 +23,12 @@ import dfgraph as df
 import dfgraph.cuda
 from dfgraph import render
 from dfgraph.codegen.capture import enclosing_loop, segments
-from dfgraph.codegen.serial import SerialEmitter
 from dfgraph.compose import Switch
 from dfgraph.ir import FusedOp, LoopOp, SwitchOp, case_chain, verify
 from dfgraph.passes import hooks_pass
 from dfgraph.schedule import schedule_program
 from dfgraph.simulator import simulate
 from dfgraph.testing import dags
-
-# Running a switch needs the serial emitter's if/elif (h-run's branch, merged by the lead with this one);
-# on this branch alone the tests that run compiled switches wait for it. Delete this after the merge.
-runs_switches = pytest.mark.skipif(
-    not hasattr(SerialEmitter, "switch"), reason="the serial emitter does not emit switches on this branch"
-)
 
 # -- a recording CUDA runtime: streams and events as vector clocks (no torch, no GPU) --------------------
 
@@ -237,7 +230,6 @@ def _case_launches(keys: list[str], chosen: str, names: list[str]) -> dict[int, 
     return found
 
 
-@runs_switches
 def test_streams_order_the_switch_unit_and_run_its_case_on_the_units_stream(rec: Recorder) -> None:
     inputs = {"keys": KEYS, "x": 1.0}
     serial = df.compile(guided_body())(**inputs)
@@ -267,7 +259,6 @@ def test_streams_order_the_switch_unit_and_run_its_case_on_the_units_stream(rec:
     assert any(n < branch for n in waits)
 
 
-@runs_switches
 def test_a_switch_on_a_side_stream_records_its_event_after_the_branch(rec: Recorder) -> None:
     loop = _independent_switch(())
     inputs = {"keys": ["one", "two", "two"], "x": 2.0}
@@ -296,7 +287,6 @@ def test_a_switch_on_a_side_stream_records_its_event_after_the_branch(rec: Recor
     assert len(lines[record]) - len(lines[record].lstrip()) == indent + 4  # after the else, same context
 
 
-@runs_switches
 def test_a_streamed_loop_inside_a_case_forks_from_the_units_stream(rec: Recorder) -> None:
     half = traced("ia", ["y"], lambda y: y * 0.5, "p")
     more = traced("ib", ["y"], lambda y: y + 2.0, "q")
@@ -380,7 +370,6 @@ def test_random_switch_units_keep_every_edge_of_their_cases(
     simulate(body, 2, random.Random(data.draw(st.integers(0, 99), label="seed")))
 
 
-@runs_switches
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     dags(max_nodes=7, prefix="n"),
@@ -486,7 +475,6 @@ def _fusion_inputs(mode: str) -> dict[str, Any]:
     }
 
 
-@runs_switches
 def test_two_calls_in_one_case_fuse_and_the_fused_program_equals_the_unfused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -510,7 +498,6 @@ def test_two_calls_in_one_case_fuse_and_the_fused_program_equals_the_unfused(
     assert switch.cases[index].key == "guided" and op.region is switch.cases[index].body
 
 
-@runs_switches
 def test_calls_in_different_cases_or_across_the_switch_never_fuse() -> None:
     torch = pytest.importorskip("torch")
     unet, _, step = _fusion_blocks()
@@ -544,7 +531,6 @@ def _rename(out: str) -> Any:
     return keep
 
 
-@runs_switches
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(["guided", "plain"]), min_size=0, max_size=4))
 def test_fused_switches_in_loops_equal_unfused_for_any_key_sequence(
@@ -681,7 +667,6 @@ def _capture_inputs() -> dict[str, Any]:
     }
 
 
-@runs_switches
 @pytest.mark.parametrize("on", ["selector", "block", "carried"])
 def test_capture_segments_end_before_a_switch_and_each_case_is_captured_alone(
     fake_capture: FakeCapture, on: str
@@ -709,7 +694,6 @@ def test_capture_segments_end_before_a_switch_and_each_case_is_captured_alone(
     assert lines[branch + 1] == "noise, = _segment_2_graph.run(_segment_2, (scaled, weight))"
 
 
-@runs_switches
 def test_a_switch_on_an_input_captures_only_the_chosen_cases_segments(fake_capture: FakeCapture) -> None:
     torch = pytest.importorskip("torch")
     prog = df.compile(_capture_loop("input"), device="cuda", capture=True)
@@ -732,7 +716,6 @@ def test_a_switch_outside_every_loop_runs_eagerly(fake_capture: FakeCapture) -> 
     assert isinstance(groups[2], SwitchOp)  # the switch ends the run before it
 
 
-@runs_switches
 def test_the_until_flag_is_computed_eagerly(fake_capture: FakeCapture) -> None:
     torch = pytest.importorskip("torch")
 
@@ -766,7 +749,6 @@ def test_the_hooks_pass_finds_progress_loops_inside_cases() -> None:
     assert {"loop_start", "iteration_end", "loop_end"} <= dispatcher.events
 
 
-@runs_switches
 def test_dfgraph_verify_runs_after_every_pass_with_switches(
     monkeypatch: pytest.MonkeyPatch, rec: Recorder
 ) -> None:
@@ -781,7 +763,6 @@ def test_dfgraph_verify_runs_after_every_pass_with_switches(
     assert prog(keys=KEYS, x=1.0) == df.compile(guided_body())(keys=KEYS, x=1.0)
 
 
-@runs_switches
 def test_hooks_see_only_the_chosen_cases_blocks() -> None:
     from dfgraph.hooks import Trace
 
