@@ -28,7 +28,7 @@ from dfgraph import program as _program
 from dfgraph.block import Block, FunctionBlock, Note, block
 from dfgraph.check import check
 from dfgraph.codegen import ports_text
-from dfgraph.compose import Composite, Graph, Loop, Sequential, is_block
+from dfgraph.compose import Bound, Composite, Graph, Loop, Sequential, Switch, is_block
 from dfgraph.diagnostics import REGISTRY, Code, Diagnostic, Report, Severity, did_you_mean, select_codes
 from dfgraph.errors import BlockError, GraphError, InputError, WiringError
 from dfgraph.hooks import Hook
@@ -48,6 +48,7 @@ __all__ = [
     "RNG",
     "Block",
     "BlockError",
+    "Bound",
     "Code",
     "Composite",
     "Diagnostic",
@@ -64,6 +65,7 @@ __all__ = [
     "Report",
     "Sequential",
     "Severity",
+    "Switch",
     "WiringError",
     "__version__",
     "block",
