@@ -12,7 +12,16 @@ import attrs
 from dfgraph import shapes, types
 from dfgraph.block import safe_repr
 from dfgraph.compose import block_name, is_block
-from dfgraph.diagnostics import REGISTRY, TYPE_CODES, Diagnostic, Report, Severity, Site, select_codes
+from dfgraph.diagnostics import (
+    REGISTRY,
+    TYPE_CODES,
+    Diagnostic,
+    Report,
+    Severity,
+    Site,
+    did_you_mean,
+    select_codes,
+)
 from dfgraph.errors import WiringError
 from dfgraph.ir import (
     CallOp,
@@ -21,6 +30,7 @@ from dfgraph.ir import (
     LoopOp,
     Lowered,
     Op,
+    SwitchOp,
     Value,
     consumers,
     gc_paused,
@@ -67,6 +77,8 @@ class _Checker:
         for op in ops:
             if isinstance(op, LoopOp):
                 self._loop(op)
+            elif isinstance(op, SwitchOp):
+                self._switch(op)
             elif isinstance(op, CallOp):
                 for slot in op.inputs:
                     self.at = (Site(op.path, slot.port.name, "input"),)
@@ -85,6 +97,62 @@ class _Checker:
             for source in (out.final, out.init):
                 if source is not None and spec is not None:
                     self._shapes(source, spec, ("v", out.value.id), f"{op.path}.{out.value.name}")
+
+        until = op.until_value
+        if until is not None and until.kind != "error" and not types.is_assignable(until.type, bool):
+            self.error(
+                "DF404",
+                op.path,
+                f"until= of loop {op.path!r} names {until.name!r}, which {until.where} writes as "
+                f"{types.describe(until.type)}, not bool",
+                f"make {until.where} return bool (True ends the loop)",
+                _produced_at(until),
+            )
+
+    def _switch(self, op: SwitchOp) -> None:
+        """The key is a str; Literal keys match the cases; no one reads a name only some cases write."""
+        key = op.inputs[0]
+        self.at = (Site(op.path),)
+        if key.value.kind not in ("input", "error"):
+            self._edge(key.value, key.port, op.id, f"{op.path} (key)")
+        self.at = ()
+        values = types.literal_values(key.value.type)
+        if values is not None:
+            cases = list(op.switch.cases)
+            for value in values:
+                if value not in cases:
+                    self.error(
+                        "DF402",
+                        op.path,
+                        f"switch {op.path!r} is on {key.value.name!r} ({types.describe(key.value.type)}), "
+                        f"but no case handles {value!r}" + did_you_mean(str(value), cases),
+                        f"add a case {value!r}, or narrow the key's type",
+                        _produced_at(key.value),
+                    )
+            for case in cases:
+                if case not in values:
+                    self.warn(
+                        "DF403",
+                        f"{op.path}/{case}",
+                        f"case {case!r} of switch {op.path!r} is never chosen: the key "
+                        f"{key.value.name!r} is {types.describe(key.value.type)}",
+                        "remove the case, or widen the key's type",
+                    )
+        for out in op.outs:
+            if not out.partial:
+                continue
+            missing = [c.key for c, f in zip(op.cases, out.finals, strict=True) if f is None]
+            for reader, k in out.value.readers:
+                where = f"{reader.path}.{reader.inputs[k].port.name}"
+                self.error(
+                    "DF401",
+                    where,
+                    f"{where} reads {out.value.name!r}, which switch {op.path!r} writes only in some cases: "
+                    f"{_cases(missing)} do{'es' if len(missing) == 1 else ''} not write it, and it has no "
+                    "value before the switch",
+                    f"write {out.value.name!r} in every case, or give it a value before the switch",
+                    _produced_at(out.value),
+                )
 
     def _edge(self, value: Value, port: Port, scope: Hashable, where: str) -> None:
         # A carried value's init may be an outer loop's phi, and so on outward: follow that chain in a
@@ -106,15 +174,16 @@ class _Checker:
                 if value.id in self.changed:
                     continue
                 self.changed.add(value.id)
+                final, case = _wrong_case(carried.final, port.type)  # through a switch: the case at fault
                 self.error(
                     "DF101",
                     where,
                     f"loop-carried {value.name!r} changes type across an iteration: {where} reads it as "
-                    f"{types.describe(port.type)}, but {carried.final.where} writes "
-                    f"{types.describe(carried.final.type)} for the next iteration",
-                    f"make {carried.final.where} return {types.describe(port.type)}, "
-                    f"or widen {where} to accept {types.describe(carried.final.type)}",
-                    _produced_at(carried.final),
+                    f"{types.describe(port.type)}, but {final.where}{case} writes "
+                    f"{types.describe(final.type)} for the next iteration",
+                    f"make {final.where} return {types.describe(port.type)}, "
+                    f"or widen {where} to accept {types.describe(final.type)}",
+                    _produced_at(final),
                 )
             else:
                 self._typed(carried.final, port, scope, where, type_checked=True)
@@ -230,6 +299,32 @@ class _Checker:
                     )
 
 
+def _wrong_case(value: Value, expected: Any) -> tuple[Value, str]:
+    """The value a switch case leaves that does not fit `expected` (through nested switches), and
+    ' (case K of switch S)'; else `value` itself and '': DF101 names the case at fault."""
+    case = ""
+    while isinstance(value.producer, SwitchOp):
+        op = value.producer
+        out = next(o for o in op.outs if o.value is value)
+        bad = next(
+            (
+                (f, c.key)
+                for f, c in zip(out.finals, op.cases, strict=True)
+                if f is not None and not types.is_assignable(f.type, expected)
+            ),
+            None,
+        )
+        if bad is None:
+            break
+        value, case = bad[0], f" (case {bad[1]!r} of switch {op.path!r})"
+    return value, case
+
+
+def _cases(keys: list[str]) -> str:
+    """'case 'a'' or 'cases 'a', 'b''."""
+    return f"case{'s' if len(keys) > 1 else ''} {', '.join(map(repr, keys))}"
+
+
 def _produced_at(value: Value) -> tuple[Site, ...]:
     """The output port a value comes from, when a block or loop produced it."""
     if value.kind == "op" and value.producer is not None:
@@ -242,7 +337,8 @@ def _written_in_loops_around(op: Op) -> set[str]:
     names: set[str] = set()
     loop = op.region.owner
     while loop is not None:
-        names.update(v.name for inner in loop.body.walk() for v in inner.outputs)
+        if isinstance(loop, LoopOp):
+            names.update(v.name for inner in loop.body.walk() for v in inner.outputs)
         loop = loop.region.owner
     return names
 

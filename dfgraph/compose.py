@@ -7,10 +7,11 @@ program come from the layers above, which `import dfgraph` connects here (`conne
 
 from __future__ import annotations
 
+import enum
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 from dfgraph.block import definition_error, name_problem, name_tuple, safe_repr
 from dfgraph.ports import Port
@@ -403,6 +404,27 @@ class Switch(Composite):
         return f"Switch({', '.join(self.cases)}, on={on}, name={self.name!r})"
 
 
+class Constants:
+    """The leaf block a `Bound` lowers to first: no inputs; its outputs are the bound values."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.name = "bound"
+        self.values = dict(values)
+        self.inputs: tuple[Port, ...] = ()
+        self.outputs = tuple(Port(k, _constant_type(v)) for k, v in self.values.items())
+
+    def __call__(self) -> dict[str, Any]:
+        """The bound values, by name."""
+        return dict(self.values)
+
+
+def _constant_type(value: object) -> Any:
+    """A bound value's type: a Literal of it when it can be one (so it meets Literal ports)."""
+    if value is None or isinstance(value, str | bytes | bool | int | enum.Enum):
+        return Literal[value]
+    return type(value)
+
+
 class Bound(Composite):
     """`block` with the inputs named in `values` fixed to those values (they are no longer inputs).
 
@@ -416,7 +438,9 @@ class Bound(Composite):
             name if name is not None else getattr(block, "name", "bound"), "name=", "bound"
         )
         if not isinstance(values, Mapping):
-            raise definition_error(self.name, f"values must be a mapping name -> value, got {safe_repr(values)}")
+            raise definition_error(
+                self.name, f"values must be a mapping name -> value, got {safe_repr(values)}"
+            )
         self.values: dict[str, Any] = FrozenDict(
             {_check_name(k, "a bound name", self.name): v for k, v in values.items()}
         )

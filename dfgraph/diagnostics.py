@@ -87,6 +87,16 @@ REGISTRY: dict[str, Code] = {
             "ranks differ",
         ),
         Code("DF302", _E, "tensor dtype mismatch (jaxtyping): the dtype families do not intersect"),
+        Code(
+            "DF401",
+            _E,
+            "a name only some cases of a Switch write (and that had no value before it) is read later; "
+            "the cases that do not write it are named",
+        ),
+        Code("DF402", _E, "a Switch on a `Literal[...]` key: a key value with no case"),
+        Code("DF403", _W, "a Switch on a `Literal[...]` key: a case no key value reaches"),
+        Code("DF404", _E, "`until=` does not name a `bool` output of the loop body"),
+        Code("DF405", _E, "a Switch selector without exactly one output (the key)"),
     )
 }
 

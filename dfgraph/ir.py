@@ -485,19 +485,26 @@ def format_ir(lowered: Lowered, indent: str = "  ") -> str:
 def _ir_lines(lowered: Lowered, indent: str) -> list[str]:
     lines = [f"graph {lowered.name}"]
     lines.extend(f"input {value!r}: {types.describe(value.type)}" for value in lowered.inputs.values())
-    stack: list[tuple[Iterator[Op], int, LoopOp | None]] = [(iter(lowered.root.ops), 0, None)]
+    # each entry: what is left to print at one depth -- ops, and ready-made lines (headers, outputs)
+    stack: list[tuple[Iterator[Op | str], int]] = [(iter(lowered.root.ops), 0)]
     while stack:
-        ops, depth, owner = stack[-1]
-        op = next(ops, None)
-        if op is None:
+        items, depth = stack[-1]
+        item = next(items, None)
+        if item is None:
             stack.pop()
-            if owner is not None:
-                lines.extend(indent * depth + out.format() for out in owner.outs)
             continue
-        lines.append(indent * depth + op.format())
-        if isinstance(op, LoopOp):
-            lines.extend(indent * (depth + 1) + c.format() for c in op.carried)
-            stack.append((iter(op.body.ops), depth + 1, op))
+        if isinstance(item, str):
+            lines.append(indent * depth + item)
+            continue
+        lines.append(indent * depth + item.format())
+        if isinstance(item, LoopOp):
+            lines.extend(indent * (depth + 1) + c.format() for c in item.carried)
+            stack.append((iter([*item.body.ops, *(out.format() for out in item.outs)]), depth + 1))
+        elif isinstance(item, SwitchOp):
+            stack.append((iter([out.format() for out in item.outs]), depth + 1))
+            for case in reversed(item.cases):
+                stack.append((iter(case.body.ops), depth + 2))
+                stack.append((iter([case.format()]), depth + 1))
     lines.extend(f"output {name} = {value!r}" for name, value in lowered.outputs.items())
     return lines
 
@@ -520,7 +527,8 @@ def verify(lowered: Lowered) -> None:
     Slots and readers agree both ways; every value read is produced before its reader (an input, an
     earlier op of an enclosing region, or a phi, index or item of an enclosing loop); no pending
     placeholder survives; each value's producer owns it; fused members are detached; every op's region
-    lists it; loop carried names and outputs are consistent. One pass over the ops, no recursion."""
+    lists it; loop carried names and outputs are consistent; a switch's outputs come from its cases (a
+    value made in one case is visible in that case only). One pass over the ops, no recursion."""
     with gc_paused():
         problems = _Verifier(lowered).run()
     if problems:
@@ -535,6 +543,9 @@ class _Verifier:
         # "after P, inside P's region" is two comparisons however deep the loops nest.
         self.pre: dict[Op, int] = {}
         self.post: dict[Op, int] = {}
+        # each region's ops (nested ones included) are numbered first..last: a value produced in a region
+        # is visible to later ops of that region only (not to a sibling case of a switch)
+        self.span: dict[Region, tuple[int, int]] = {}
         self.phi_of: dict[Value, LoopOp] = {}
         self.member_of: dict[Op, FusedOp] = {}
         self.values: dict[Value, None] = {}  # every value met, in order
@@ -567,14 +578,18 @@ class _Verifier:
         if root.owner is not None:
             self.problems.append(f"the root region is owned by {root.owner.path!r}")
         counter = 0
-        stack: list[tuple[Region, Iterator[Op], LoopOp | None]] = [(root, iter(root.ops), None)]
+        stack: list[tuple[Region, Iterator[Op], Op | None, int]] = [(root, iter(root.ops), None, -1)]
         while stack:
-            region, ops, owner = stack[-1]
+            region, ops, owner, first = stack[-1]
+            if first < 0:  # the region starts now: its sibling regions before it are numbered
+                first = counter
+                stack[-1] = (region, ops, owner, first)
             op = next(ops, None)
             if op is None:
                 stack.pop()
-                if owner is not None:
-                    self.post[owner] = counter - 1
+                self.span[region] = (first, counter - 1)
+                if owner is not None and (not stack or stack[-1][2] is not owner):
+                    self.post[owner] = counter - 1  # after its last region
                 continue
             if op in self.pre:
                 self.problems.append(f"op {op.path!r} is listed twice")
@@ -591,15 +606,20 @@ class _Verifier:
                 for member in op.members:
                     self.member_of[member] = op
             if isinstance(op, LoopOp):
-                if op.body.owner is not op:
-                    self.problems.append(f"the body region of loop {op.path!r} names another owner")
-                if op.body.depth != region.depth + 1:
-                    self.problems.append(
-                        f"the body of loop {op.path!r} has depth {op.body.depth}, not {region.depth + 1}"
-                    )
                 for c in op.carried:
                     self.phi_of[c.phi] = op
-                stack.append((op.body, iter(op.body.ops), op))
+            owned = regions(op)
+            for inner in owned:
+                if inner.owner is not op:
+                    self.problems.append(f"a region of {op.path!r} names another owner")
+                if inner.depth != region.depth + 1:
+                    self.problems.append(
+                        f"a region of {op.path!r} has depth {inner.depth}, not {region.depth + 1}"
+                    )
+                if inner.conditional != (region.conditional or isinstance(op, SwitchOp)):
+                    self.problems.append(f"a region of {op.path!r} has conditional={inner.conditional}")
+            for inner in reversed(owned):  # the first region is numbered first
+                stack.append((inner, iter(inner.ops), op, -1))
         for detached, fused in self.member_of.items():
             if detached in self.pre:
                 self.problems.append(
@@ -620,6 +640,44 @@ class _Verifier:
                 )
         if isinstance(op, LoopOp):
             self._loop(op)
+        elif isinstance(op, SwitchOp):
+            self._switch(op)
+
+    def _switch(self, op: SwitchOp) -> None:
+        add = self.problems.append
+        if not op.inputs:
+            add(f"switch {op.path!r} has no key input")
+        if not op.cases:
+            add(f"switch {op.path!r} has no case")
+        slots = {id(slot) for slot in op.inputs}
+        outs = [out.value for out in op.outs]
+        if outs != op.outputs:
+            add(
+                f"the switch outputs of {op.path!r} ({_values(outs)}) differ from its outputs "
+                f"({_values(op.outputs)})"
+            )
+        for out in op.outs:
+            if len(out.finals) != len(op.cases):
+                add(
+                    f"switch output {out.value!r} of {op.path!r} has {len(out.finals)} finals "
+                    f"for {len(op.cases)} cases"
+                )
+                continue
+            if out.init_slot is not None and id(out.init_slot) not in slots:
+                add(
+                    f"switch output {out.value!r} of {op.path!r}: its value before is not read by "
+                    "an input slot"
+                )
+            for case, final in zip(op.cases, out.finals, strict=True):
+                if final is None:
+                    continue
+                self._note(final)
+                producer = final.producer
+                if final.kind != "op" or producer is None or producer.region is not case.body:
+                    add(
+                        f"switch output {out.value!r} of {op.path!r}: the final value {final!r} of case "
+                        f"{case.key!r} is not produced in that case"
+                    )
 
     def _loop(self, op: LoopOp) -> None:
         add = self.problems.append
@@ -669,6 +727,8 @@ class _Verifier:
                     f"final value {out.final!r} is{'' if out.final in finals else ' not'} a carried final"
                 )
             self._final(op, out.final, f"loop output {out.value!r}")
+        if op.until_value is not None:
+            self._final(op, op.until_value, "the until= value")
 
     def _final(self, op: LoopOp, final: Value, what: str) -> None:
         """A body's final value is written by an op of the body itself (at its top level)."""
@@ -714,9 +774,9 @@ class _Verifier:
             return False
         if reader is None:
             return producer.region is self.lowered.root
-        owner = producer.region.owner
-        inside = owner is None or self.pre[owner] < self.pre.get(reader, -1) <= self.post[owner]
-        return inside and self.pre.get(reader, -1) > self.post[producer]
+        first, last = self.span.get(producer.region, (0, -1))
+        at = self.pre.get(reader, -1)
+        return first <= at <= last and at > self.post[producer]
 
     def _readers(self) -> None:
         """Each reader entry points at a live op's slot holding the value; each slot is listed once."""

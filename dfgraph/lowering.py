@@ -8,6 +8,7 @@ lower on an explicit stack (`run_nested`), never by Python recursion.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable
 from types import GeneratorType
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 from dfgraph import types
 from dfgraph.block import block_notes, call_spec, name_problem, safe_repr
-from dfgraph.compose import Graph, Loop, Sequential
+from dfgraph.compose import Bound, Constants, Graph, Loop, Sequential, Switch
 from dfgraph.diagnostics import Diagnostic, Severity, did_you_mean
 from dfgraph.errors import exception_text
 from dfgraph.ir import (
@@ -28,18 +29,21 @@ from dfgraph.ir import (
     Op,
     Region,
     Slot,
+    SwitchOp,
+    SwitchOut,
     Value,
     ValueKind,
     common_default,
     gc_paused,
     run_nested,
 )
-from dfgraph.ports import Port
+from dfgraph.ports import REQUIRED, WHEN_CHOSEN, Port
 
 __all__ = [
     "Lowerer",
     "derive_node_interfaces",
     "descendants",
+    "input_default",
     "input_ports",
     "interface",
     "lower",
@@ -226,6 +230,10 @@ class Lowerer:
             return self._loop(blk, scope, path, region)
         if isinstance(blk, Graph):
             return self._graph(blk, scope, path, region)
+        if isinstance(blk, Switch):
+            return self._switch(blk, scope, path, region)
+        if isinstance(blk, Bound):
+            return self._bound(blk, scope, path, region)
         return self._call(blk, scope, path, region)
 
     # -- leaves ---------------------------------------------------------------------------------------
@@ -408,6 +416,17 @@ class Lowerer:
                 self.captures[(op.id, len(op.inputs) - 1)] = placeholder
 
         self._check_declared_carry(loop, op, path, body_scope, written)
+        if loop.until is not None:
+            op.until_value = written.get(loop.until)
+            if op.until_value is None:
+                self.error(
+                    "DF404",
+                    path,
+                    f"until= names {loop.until!r}, which the body of loop {path!r} does not write"
+                    + did_you_mean(loop.until, written),
+                    "until= names a bool output of the body: the loop ends after an iteration that "
+                    "wrote True",
+                )
 
         result: dict[str, Value] = {}
         carried = {c.name: c for c in op.carried}
@@ -477,6 +496,87 @@ class Lowerer:
                 "but carry= omits it",
                 f"add {name!r} to carry=",
             )
+
+    # -- Switch -----------------------------------------------------------------------------------------
+
+    def _switch(self, sw: Switch, scope: Scope, path: str, region: Region) -> Nested[dict[str, Value]]:
+        key = self._switch_key(sw, scope, path, region)
+        key_value: Value = yield key  # a selector's output, lowered just before the switch
+        op = SwitchOp(self._next_id(), path, sw, region)
+        port = Port(sw.on or "key", str, doc=f"chooses the case of switch {path!r}")
+        op.inputs.append(Slot(port, key_value))
+        key_value.readers.append((op, 0))
+        written: list[dict[str, Value]] = []
+        for key_name, case_block in sw.cases.items():
+            case = op.add_case(key_name)
+            # a case reads through to the switch's scope; what it writes stays in the case
+            outs = yield self._child(case_block, _NodeScope(scope, {}), f"{path}/{key_name}", case.body)
+            written.append(outs)
+        self._capture(op)
+        names = list(dict.fromkeys(name for outs in written for name in outs))
+        result: dict[str, Value] = {}
+        for name in names:
+            finals = tuple(outs.get(name) for outs in written)
+            typ = functools.reduce(types.union, [f.type for f in finals if f is not None])
+            start: Slot | None = None
+            if any(f is None for f in finals):
+                prior = scope.peek(name)
+                if prior is not None:  # the cases that do not write it pass the earlier value through
+                    self.read(scope, name, op, Port(name, prior.type))
+                    start = op.inputs[-1]
+                    known = start.port.type if prior.kind == "pending" else _known_type(prior, op)
+                    typ = types.union(known, typ)
+            out = self.value(name, typ, "op", op, f"{path}.{name}")
+            op.outputs.append(out)
+            op.outs.append(SwitchOut(out, finals, start))
+            result[name] = out
+        region.ops.append(op)
+        return result
+
+    def _switch_key(self, sw: Switch, scope: Scope, path: str, region: Region) -> Any:
+        """The key's value: the name read in `scope`, or a selector's one output (lowered here)."""
+        if sw.selector is None:
+            assert sw.on is not None
+            return scope.read(sw.on)
+        return self._selected(sw, scope, f"{path}/{sw.selector_name}", region)
+
+    def _selected(self, sw: Switch, scope: Scope, path: str, region: Region) -> Nested[Value]:
+        outs: dict[str, Value] = yield self._child(sw.selector, scope, path, region)
+        if len(outs) == 1:
+            return next(iter(outs.values()))
+        self.error(
+            "DF405",
+            path,
+            f"the selector of switch {path.rsplit('/', 1)[0]!r} has {len(outs)} outputs "
+            f"({', '.join(outs) or 'none'}); a selector has exactly one, the key",
+            "give the selector block one output: the key of the case to run",
+        )
+        return self.value("key", Any, "error", None, path)
+
+    @staticmethod
+    def _capture(op: SwitchOp) -> None:
+        """Give the switch an input slot for every value from outside that its cases read (once each).
+
+        Ops at a case's top level read outside values directly; nested loops and switches read theirs
+        through their own slots, so the top levels are enough."""
+        seen: set[int] = set()
+        for case in op.cases:
+            inside: set[int] = set()
+            for inner in case.body.ops:
+                for slot in inner.inputs:
+                    value = slot.value
+                    if value.id not in inside and value.id not in seen and value.kind != "error":
+                        seen.add(value.id)
+                        op.inputs.append(Slot(Port(value.name, slot.port.type, slot.port.default), value))
+                        value.readers.append((op, len(op.inputs) - 1))
+                inside.update(v.id for v in inner.outputs)
+
+    # -- Bound ------------------------------------------------------------------------------------------
+
+    def _bound(self, bound: Bound, scope: Scope, path: str, region: Region) -> Nested[dict[str, Value]]:
+        constants = self._call(Constants(bound.values), scope, f"{path}/bound", region)
+        outs: dict[str, Value] = yield self._child(bound.block, _NodeScope(scope, constants), path, region)
+        return outs
 
     # -- Graph ------------------------------------------------------------------------------------------
 
@@ -855,7 +955,7 @@ def derive_node_interfaces(blk: Any) -> None:
         if expanded:
             finished.append(current)
             continue
-        if id(current) in seen or not isinstance(current, Sequential | Loop | Graph):
+        if id(current) in seen or not isinstance(current, Sequential | Loop | Graph | Switch | Bound):
             continue
         seen.add(id(current))
         if current is not blk and current._interface is not None:
@@ -865,12 +965,73 @@ def derive_node_interfaces(blk: Any) -> None:
             stack.extend((child, False) for _, child in reversed(current.children))
         elif isinstance(current, Loop):
             stack.append((current.body, False))
+        elif isinstance(current, Switch):
+            stack.extend((case, False) for case in reversed(current.cases.values()))
+            if current.selector is not None:
+                stack.append((current.selector, False))
+        elif isinstance(current, Bound):
+            stack.append((current.block, False))
         else:
             nodes.update(id(node) for node in current.nodes.values())
             stack.extend((node, False) for node in reversed(current.nodes.values()))
     for node in finished:
         if node is not blk and id(node) in nodes:
             node.inputs  # noqa: B018 -- derives and caches the interface
+
+
+def input_default(value: Value) -> Any:
+    """The default of a program input: the one its readers that always run share (REQUIRED when they
+    differ or one has none). An input only switch cases read defaults to their shared default, or to
+    WHEN_CHOSEN (needed only when a case reading it runs) where that would be REQUIRED."""
+    always: list[Port] = []
+    sometimes: list[Port] = []
+    for op, k in value.readers:
+        port = op.inputs[k].port
+        if op.region.conditional or (k > 0 and isinstance(op, SwitchOp)):
+            sometimes.append(port)
+        else:
+            always.append(port)
+    if always:
+        return common_default(always)
+    if not sometimes:
+        return REQUIRED
+    default = common_default(sometimes)
+    if default is not REQUIRED:
+        return default
+    return REQUIRED if _needed_by_every_case(value) else WHEN_CHOSEN
+
+
+def _needed_by_every_case(value: Value) -> bool:
+    """Whether every way through the switches reads `value`: a switch whose every case reads it reads it
+    as surely as a block beside the switch does (and so on outward)."""
+    reading: set[Region] = set()  # regions in which it is read, directly or by every case of a switch
+    work: list[Region] = []
+
+    def mark(region: Region) -> None:
+        if region not in reading:
+            reading.add(region)
+            work.append(region)
+
+    for op, k in value.readers:
+        if not isinstance(op, SwitchOp) or k == 0:
+            mark(op.region)
+            continue
+        for out in op.outs:  # an init slot: read by the cases that pass the value through
+            if out.init_slot is op.inputs[k]:
+                for case, final in zip(op.cases, out.finals, strict=True):
+                    if final is None:
+                        mark(case.body)
+    while work:
+        region = work.pop()
+        if not region.conditional:
+            return True
+        owner = region.owner
+        if isinstance(owner, SwitchOp):
+            if all(case.body in reading for case in owner.cases):
+                mark(owner.region)
+        elif owner is not None:
+            mark(owner.region)  # a loop inside a case reads it through its own slot as well
+    return False
 
 
 def input_ports(lowered: Lowered) -> tuple[Port, ...]:
@@ -880,7 +1041,7 @@ def input_ports(lowered: Lowered) -> tuple[Port, ...]:
         readers = [op.inputs[k].port for op, k in value.readers]
         if not readers:
             continue
-        ports.append(Port(name, value.type, common_default(readers), _first_doc(readers)))
+        ports.append(Port(name, value.type, input_default(value), _first_doc(readers)))
     return tuple(ports)
 
 

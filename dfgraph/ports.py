@@ -30,6 +30,27 @@ class _Required:
 REQUIRED: Final = _Required()
 
 
+class _WhenChosen:
+    """The default of a program input only some switch cases read: not required, but a case that reads
+    it may run only when it is given (else an InputError naming the case)."""
+
+    _instance: _WhenChosen | None = None
+
+    def __new__(cls) -> _WhenChosen:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "WHEN_CHOSEN"
+
+    def __reduce__(self) -> str:
+        return "WHEN_CHOSEN"
+
+
+WHEN_CHOSEN: Final = _WhenChosen()
+
+
 def _codes(spec: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(select_codes(spec)))
 

@@ -713,6 +713,17 @@ def _literal_values(hint: object) -> set[tuple[type, object]] | None:
     return values
 
 
+def literal_values(hint: object) -> list[object] | None:
+    """The values a Literal (or a union of Literals) admits, in order; None for any other type."""
+    members = get_args(hint) if is_union(hint) else (hint,)
+    values: list[object] = []
+    for member in members:
+        if get_origin(member) is not Literal:
+            return None
+        values.extend(v for v in get_args(member) if v not in values)
+    return values
+
+
 _LITERAL_OR_UNION: tuple[object, ...] = (Literal, *_UNION_ORIGINS)
 _active: set[tuple[object, object, int]] = set()
 

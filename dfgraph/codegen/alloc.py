@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dfgraph.ir import LoopOp, Lowered, Op, Region, Value
+from dfgraph.ir import LoopOp, Lowered, Op, Region, SwitchOp, Value
 
 
 class Allocation:
@@ -101,10 +101,12 @@ class _Allocator:
         if init.kind == "input" and op.region.owner is not None:
             return False
         outer = op.region.owner
-        if outer is not None and (
+        if isinstance(outer, LoopOp) and (
             any(c.final is init for c in outer.carried) or any(o.final is init for o in outer.outs)
         ):
             return False  # the enclosing loop reads it after this loop (its next carried value, its output)
+        if isinstance(outer, SwitchOp) and any(init in o.finals for o in outer.outs):
+            return False  # the enclosing switch reads it after this loop (the value its case leaves)
         start = self.position[op.id]
         uses_here = 0
         for reader, _ in init.readers:

@@ -17,12 +17,13 @@ class CaptureEmitter(SerialEmitter):
 
     def region(self, w: Writer, region: Region, loops: Loops) -> Nested[None]:
         """A loop body: each maximal run of capturable calls becomes one segment."""
-        if region.owner is None:
+        owner = region.owner
+        if not isinstance(owner, LoopOp):  # the top level, or a switch case: run eagerly
             yield from super().region(w, region, loops)
             return
         for group in segments(region):
             if isinstance(group, list):
-                self.segment(w, group, region.owner, loops)
+                self.segment(w, group, owner, loops)
             else:
                 yield self.op(w, group, loops)
 

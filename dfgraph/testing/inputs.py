@@ -17,9 +17,9 @@ from hypothesis.strategies import SearchStrategy
 from dfgraph import boundary, types
 from dfgraph.block import Block
 from dfgraph.diagnostics import did_you_mean
-from dfgraph.ir import LoopOp, consumers
+from dfgraph.ir import LoopOp, SwitchOp, consumers
 from dfgraph.lowering import lower
-from dfgraph.ports import Port
+from dfgraph.ports import WHEN_CHOSEN, Port
 from dfgraph.program import Program
 
 MAX_LOOP_STEPS = 8  # inputs_for draws an external times= count from 0..MAX_LOOP_STEPS
@@ -55,7 +55,14 @@ def inputs_for(
             fields.append((port.name, overrides[port.name], False))
             continue
         strategy = _input_strategy(port, readers.get(port.name, [port.type]), controls.get(port.name))
-        if strategy is None:  # not drawable, but optional: leave it out
+        if port.default is WHEN_CHOSEN:  # needed when its case runs: always drawn, never left out
+            if strategy is None:
+                raise InvalidArgument(
+                    f"inputs_for: cannot draw input {port.name!r} of type {types.describe(port.type)}, "
+                    f"which a switch case reads; pass a strategy for it: inputs_for(..., {port.name}=...)"
+                )
+            fields.append((port.name, strategy, False))
+        elif strategy is None:  # not drawable, but optional: leave it out
             fields.append((port.name, st.just(port.default), True))
         else:
             fields.append((port.name, strategy, not port.required))
@@ -78,6 +85,7 @@ class _Control:
 
     kind: str
     item_hint: Any = Any
+    keys: tuple[str, ...] = ()  # kind "key": the case keys of the switches it chooses for
 
 
 def _reader_hints(blk: object) -> tuple[dict[str, list[Any]], dict[str, _Control]]:
@@ -93,6 +101,9 @@ def _reader_hints(blk: object) -> tuple[dict[str, list[Any]], dict[str, _Control
     }
     controls: dict[str, _Control] = {}
     for op in lowered.ops():
+        if isinstance(op, SwitchOp) and op.inputs[0].value.kind == "input":
+            keys = controls.get(op.inputs[0].value.name, _Control("key")).keys
+            controls[op.inputs[0].value.name] = _Control("key", keys=(*keys, *op.switch.cases))
         if not isinstance(op, LoopOp) or op.inputs[0].value.kind != "input":
             continue
         control = op.inputs[0].value
@@ -110,7 +121,9 @@ def _input_strategy(
 ) -> SearchStrategy[Any] | None:
     """The values of one input: drawn from its port type, checked against every other reader's type."""
     base: SearchStrategy[Any] | None
-    if control is not None and control.kind == "times" and types.is_assignable(int, port.type):
+    if control is not None and control.kind == "key":  # a switch key: one of the cases' keys
+        base = st.sampled_from(sorted(set(control.keys)))
+    elif control is not None and control.kind == "times" and types.is_assignable(int, port.type):
         base = st.integers(0, MAX_LOOP_STEPS)
     elif control is not None and control.kind == "over" and types.is_assignable(list[Any], port.type):
         item = _from_hint(control.item_hint)
