@@ -125,6 +125,7 @@ class _Context:
     matched: set[str] = field(default_factory=set)  # the "Class.port" keys of ignore= that found a port
     switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
+    pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
 
 
 class ModularLeaf:
@@ -208,18 +209,20 @@ class BlockSelector:
         inputs: tuple[df.Port, ...],
         keys: Mapping[str, str],
         skip_key: str | None,
+        absent: Iterable[str] = (),
     ) -> None:
         self.modular = modular
         self.name = name
         self.inputs = inputs
         self.keys = dict(keys)  # diffusers block name -> case key
         self.skip_key = skip_key
+        self.absent = tuple(absent)  # triggers the pipeline's state never holds: always None
         choices = (*self.keys.values(), *([skip_key] if skip_key is not None else []))
         self.outputs = (df.Port("block_name", Literal.__getitem__(choices), doc="the case to run"),)
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         """The key of the block diffusers' ConditionalPipelineBlocks.__call__ would run."""
-        chosen = self.modular.select_block(**inputs)
+        chosen = self.modular.select_block(**inputs, **dict.fromkeys(self.absent))
         if chosen is None:
             chosen = self.modular.default_block_name
         key = self.skip_key if chosen is None else self.keys.get(str(chosen))
@@ -322,6 +325,7 @@ def from_modular(
         components = types.SimpleNamespace(**components)  # blocks read components as attributes
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
     ctx.switches = trigger_inputs is None and workflow is None
+    ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
     ctx.ignore = _suppressions(ignore, modular_blocks)
     root = name if name is not None else type(modular_blocks).__name__
     converted = _convert(modular_blocks, _identifier(root), ctx)
@@ -335,6 +339,14 @@ def from_modular(
         if dot and cls in ctx.converted and key not in ctx.matched:
             raise ValueError(f"ignore= names {key!r}, but the converted {cls} has no port {port!r}")
     return converted
+
+
+def _pipeline_inputs(blocks: Any) -> set[str]:
+    """The names ModularPipeline.__call__ puts in the state (the blocks' combined inputs)."""
+    try:
+        return {str(p.name) for p in blocks.inputs if p.name}
+    except Exception:  # a malformed sub-block: converting it reports it, naming its path
+        return set()
 
 
 def _suppressions(spec: Suppressions | None, blocks: Any) -> dict[str, tuple[str, ...]]:
@@ -514,13 +526,16 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
     ctx.written, ctx.tagged, ctx.types = before_written | every, tagged, {**before_types, **types}
     ctx.active.update(dict.fromkeys(every, True))
     declared = {p.name: p.default for p in block.inputs if p.name}
-    ports = []
+    ports, absent = [], []
     for trigger in dict.fromkeys(t for t in block.block_trigger_inputs if t is not None):
-        default = None
-        if trigger not in before_written:  # read from the caller, as a pipeline input
+        if trigger in before_written:  # an earlier block's output
+            ports.append(df.Port(trigger, Any, doc="a trigger input of the block"))
+        elif trigger in ctx.pipeline_inputs:  # read from the caller, with the pipeline's default
             default = ctx.first_default.setdefault(trigger, declared.get(trigger))
-        ports.append(df.Port(trigger, Any, default, "a trigger input of the block"))
-    selector = BlockSelector(block, _identifier("select_block", cases), tuple(ports), keys, skip)
+            ports.append(df.Port(trigger, Any, default, "a trigger input of the block"))
+        else:  # ModularPipeline.__call__ drops an input no block declares: the state never holds it
+            absent.append(trigger)
+    selector = BlockSelector(block, _identifier("select_block", cases), tuple(ports), keys, skip, absent)
     _suppress(selector, type(block).__name__, ctx)
     return df.Switch(cases, on=selector, name=name)
 

@@ -503,6 +503,18 @@ class ByMode(ConditionalPipelineBlocks):
         return None
 
 
+class FlipNegate(Negate):
+    @property
+    def inputs(self) -> list[InputParam]:
+        return [InputParam("x", type_hint=float, required=True), InputParam("flip", type_hint=bool)]
+
+
+class AutoFlip(AutoPipelineBlocks):  # as OptionalY, with the trigger declared as an input
+    block_classes = (FlipNegate,)
+    block_names = ("negate",)
+    block_trigger_inputs = ("flip",)
+
+
 def auto_pipeline() -> Any:
     return seq(encode=AutoEncode(), start=AutoStart(), mode=ByMode())
 
@@ -560,18 +572,26 @@ def test_the_switches_choose_what_diffusers_runs(inputs: dict[str, Any]) -> None
         )
 
 
+def test_a_trigger_no_block_declares_is_never_given_as_in_modular_pipeline() -> None:
+    blocks = seq(first=Double(), maybe=OptionalY())  # `flip` is no block's InputParam
+    program = df.compile(from_modular(blocks, components={}))
+    assert [p.name for p in program.inputs] == ["x"]  # ModularPipeline.__call__ drops flip too
+    assert program(x=3.0, output="y") == blocks.init_pipeline()(x=3.0, output="y") == 6.0
+
+
 def test_a_skipped_block_passes_earlier_values_through() -> None:
-    blocks = seq(first=Double(), maybe=OptionalY())
+    blocks = seq(first=Double(), maybe=AutoFlip())
     program = df.compile(from_modular(blocks, components={}))
     pipeline = blocks.init_pipeline()
     for flip in (None, True):
         assert program(x=3.0, flip=flip, output="y") == pipeline(x=3.0, flip=flip, output="y")
+    assert program(x=3.0, output="y") == 6.0 and program(x=3.0, flip=True, output="y") == -3.0
+
+    class Lost(AutoFlip):
+        def select_block(self, **kwargs: Any) -> str | None:
+            return "nowhere"
+
     with pytest.raises(df.BlockError, match="select_block returned 'nowhere'"):
-
-        class Lost(AutoY):
-            def select_block(self, **kwargs: Any) -> str | None:
-                return "nowhere"
-
         df.compile(from_modular(Lost(), components={}))(x=1.0, flip=True)
 
 
@@ -579,7 +599,7 @@ def test_specialize_resolves_the_switches_like_get_execution_blocks() -> None:
     specialize = getattr(df, "specialize", None)
     if specialize is None:  # df.specialize is h-api's (dfgraph/control.py); the lead merges it
         pytest.skip("df.specialize is not exported yet")
-    blocks = seq(auto=AutoY(), maybe=OptionalY())
+    blocks = seq(first=Double(), maybe=AutoFlip())
     graph = from_modular(blocks, components={})
     for flip in (None, True):
         flat = specialize(graph, flip=flip)
@@ -632,8 +652,12 @@ def sdxl() -> Any:
 
 
 def _leaf_classes(block: Any) -> list[type]:
+    """The diffusers classes of the leaves of a converted block with no Switch left, in order."""
+    assert not isinstance(block, df.Switch), f"{block.name} is still a Switch"
     if isinstance(block, ModularLeaf):
         return [type(block.modular)]
+    if isinstance(block, df.Bound):
+        return _leaf_classes(block.block)
     children = block.body.children if isinstance(block, df.Loop) else getattr(block, "children", ())
     return [cls for _, child in children for cls in _leaf_classes(child)]
 

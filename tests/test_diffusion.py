@@ -424,8 +424,8 @@ def test_sd_auto_specialized_is_each_workflow_alone(parts: Any) -> None:
     graph = specialize(sd_auto(unet=unet, scheduler=tiny.scheduler("ddim"), vae=vae), image=None)
     alone = text2img(unet=unet, scheduler=tiny.scheduler("ddim"), vae=vae)
     # the same inputs, types and defaults (image is bound; strength was read by img2img's case only)
-    assert {p.name: (p.type, p.default) for p in graph.inputs} == {
-        p.name: (p.type, p.default) for p in alone.inputs
+    assert {p.name: (df.describe_type(p.type), p.default) for p in graph.inputs} == {
+        p.name: (df.describe_type(p.type), p.default) for p in alone.inputs
     }
     inputs = auto_inputs(torch.float32, 7.5, None)
     ours = df.compile(graph)(generator=generator(), **inputs)
