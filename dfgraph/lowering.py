@@ -510,7 +510,7 @@ class Lowerer:
         for key_name, case_block in sw.cases.items():
             case = op.add_case(key_name)
             # a case reads through to the switch's scope; what it writes stays in the case
-            outs = yield self._child(case_block, _NodeScope(scope, {}), f"{path}/{key_name}", case.body)
+            outs = yield self._child(case_block, scope, f"{path}/{key_name}", case.body)
             written.append(outs)
         self._capture(op)
         names = list(dict.fromkeys(name for outs in written for name in outs))
