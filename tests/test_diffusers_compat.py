@@ -734,6 +734,37 @@ def test_sdxl_error_paths(sdxl: Any) -> None:
     assert "'strength'" in strength.message and "0.3" in strength.message and "0.9999" in strength.message
 
 
+def test_sdxl_auto_blocks_check_as_one_graph_of_switches(sdxl: Any) -> None:
+    """Every workflow in one graph: the known findings once each, plus the correlated-switch ones."""
+    graph = from_modular(sdxl, name="sdxl")
+    assert [(n, type(c).__name__) for n, c in graph.children] == [
+        ("text_encoder", "ModularLeaf"),
+        ("ip_adapter", "Switch"),
+        ("vae_encoder", "Switch"),
+        ("denoise", "Sequential"),
+        ("decode", "Switch"),
+    ]
+    report = df.check(graph)
+    codes = collections.Counter(report.codes())
+    del codes["DF202"]
+    assert codes == {"DF001": 25, "DF206": 1}
+    assert collections.Counter(d.path.rpartition(".")[2] for d in report.errors) == {
+        "t": 12,  # loose, as in every workflow: 3 sub-blocks of each of the 4 denoising loops
+        "crops_coords": 2,  # real
+        "ip_adapter_embeds": 1,  # real
+        "negative_ip_adapter_embeds": 1,  # real
+        "controlnet_cond": 2,  # loose
+        # correlated switches (docs/modular_findings.md): None only on paths diffusers never takes
+        "image_latents": 1,
+        "conditioning_scale": 2,
+        "guess_mode": 2,
+        "controlnet_keep": 2,
+    }
+    [latents] = [d for d in report.errors if d.path.endswith(".image_latents")]
+    assert latents.path == "sdxl/denoise/before_denoise/inpaint/prepare_latents.image_latents"
+    assert "Tensor | None (from sdxl/vae_encoder.image_latents)" in latents.message
+
+
 def test_hunyuan_image2video_loses_its_image_embeddings() -> None:
     """A real diffusers bug found statically: the T2V latents step overwrites the SigLIP embeddings."""
     from diffusers.modular_pipelines import HunyuanVideo15AutoBlocks
