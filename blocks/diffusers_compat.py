@@ -6,6 +6,7 @@
 
     sdxl = from_modular(StableDiffusionXLAutoBlocks(), workflow="image2image")
     print(dfgraph.check(sdxl))          # or, from a module holding `sdxl`: dfgraph check mymodule:sdxl
+    every = from_modular(StableDiffusionXLAutoBlocks())   # all workflows, a df.Switch per auto block
 
 Mapping (Modular Diffusers -> dfgraph):
 
@@ -44,15 +45,31 @@ Mapping (Modular Diffusers -> dfgraph):
   `latents`). Not modelled: the wrapper's own code around the loop (guider enable, warm-up count), and
   values sub-blocks pass through the shared `BlockState` without declaring them (SDXL's `scaled_latents`
   and `noise_pred`).
-- Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) are resolved statically, exactly
-  as diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
+- Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) become `df.Switch`es, chosen
+  at run time exactly as `ConditionalPipelineBlocks.__call__` chooses: a `BlockSelector` calls the
+  block's own `select_block(**triggers)` on the `block_trigger_inputs` (an earlier block's output, or a
+  pipeline input with the pipeline's default; a trigger no block declares as an input is always None,
+  as `ModularPipeline.__call__` drops such an input), then falls back to `default_block_name`. Each
+  sub-block is a case keyed by its name made an identifier (paths: `decode/non_inpaint/...`); a block
+  without a default gets a `skip` case that runs nothing. A name some cases write and others leave
+  unset, with no value before the block, is set to None by the cases that leave it (`state.get` gives
+  None in diffusers), so the Switch output is `T | None`. An AutoPipelineBlocks case whose trigger an
+  earlier block writes starts with a `given` block that reads the trigger narrowed to its type without
+  None (the case runs only when it is not None). Not modelled: the correlation between two switches (a
+  later case triggered by `mask` reads `image_latents`, which an earlier switch sets exactly when
+  `mask_image` was given): such a reader of a `T | None` output is a DF001 the checker cannot rule out.
+- Build-time resolution, `trigger_inputs=` or `workflow=`: conditional blocks are resolved exactly as
+  diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
   trigger inputs given plus the names written by the blocks converted so far (present = True), falling
   back to `default_block_name`; a skipped block (no match, no default) is left out. The chosen branch
   becomes `df.Sequential({branch: converted}, name=key)`, so paths show it (`decode/non_inpaint`).
-  `workflow="inpainting"` takes the trigger inputs from the blocks' `_workflow_map`; with neither, the
-  blocks resolve as with no trigger input (the default workflow). dfgraph has no run-time conditional,
-  and checking every branch wired together would report conflicts that can never happen; to check every
-  workflow use `from_modular_workflows`.
+  `workflow="inpainting"` takes the trigger inputs from the blocks' `_workflow_map` (as `get_workflow`);
+  `trigger_inputs={}` is the default workflow; `from_modular_workflows` converts every workflow.
+  On the Switch form, `df.specialize(converted, **values)` resolves the Switches whose triggers the
+  given values decide (a trigger given as None or not None), binding those inputs: with every trigger
+  input of a pipeline given, it selects the blocks `get_execution_blocks` selects; Switches triggered by
+  an intermediate (`image_latents`) stay run-time Switches (diffusers assumes it present once an
+  earlier resolved block declares it).
 
 Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all blocks, one diffusers
 class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
