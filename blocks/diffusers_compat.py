@@ -6,6 +6,7 @@
 
     sdxl = from_modular(StableDiffusionXLAutoBlocks(), workflow="image2image")
     print(dfgraph.check(sdxl))          # or, from a module holding `sdxl`: dfgraph check mymodule:sdxl
+    every = from_modular(StableDiffusionXLAutoBlocks())   # all workflows, a df.Switch per auto block
 
 Mapping (Modular Diffusers -> dfgraph):
 
@@ -44,15 +45,31 @@ Mapping (Modular Diffusers -> dfgraph):
   `latents`). Not modelled: the wrapper's own code around the loop (guider enable, warm-up count), and
   values sub-blocks pass through the shared `BlockState` without declaring them (SDXL's `scaled_latents`
   and `noise_pred`).
-- Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) are resolved statically, exactly
-  as diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
+- Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) become `df.Switch`es, chosen
+  at run time exactly as `ConditionalPipelineBlocks.__call__` chooses: a `BlockSelector` calls the
+  block's own `select_block(**triggers)` on the `block_trigger_inputs` (an earlier block's output, or a
+  pipeline input with the pipeline's default; a trigger no block declares as an input is always None,
+  as `ModularPipeline.__call__` drops such an input), then falls back to `default_block_name`. Each
+  sub-block is a case keyed by its name made an identifier (paths: `decode/non_inpaint/...`); a block
+  without a default gets a `skip` case that runs nothing. A name some cases write and others leave
+  unset, with no value before the block, is set to None by the cases that leave it (`state.get` gives
+  None in diffusers), so the Switch output is `T | None`. An AutoPipelineBlocks case whose trigger an
+  earlier block writes starts with a `given` block that reads the trigger narrowed to its type without
+  None (the case runs only when it is not None). Not modelled: the correlation between two switches (a
+  later case triggered by `mask` reads `image_latents`, which an earlier switch sets exactly when
+  `mask_image` was given): such a reader of a `T | None` output is a DF001 the checker cannot rule out.
+- Build-time resolution, `trigger_inputs=` or `workflow=`: conditional blocks are resolved exactly as
+  diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
   trigger inputs given plus the names written by the blocks converted so far (present = True), falling
   back to `default_block_name`; a skipped block (no match, no default) is left out. The chosen branch
   becomes `df.Sequential({branch: converted}, name=key)`, so paths show it (`decode/non_inpaint`).
-  `workflow="inpainting"` takes the trigger inputs from the blocks' `_workflow_map`; with neither, the
-  blocks resolve as with no trigger input (the default workflow). dfgraph has no run-time conditional,
-  and checking every branch wired together would report conflicts that can never happen; to check every
-  workflow use `from_modular_workflows`.
+  `workflow="inpainting"` takes the trigger inputs from the blocks' `_workflow_map` (as `get_workflow`);
+  `trigger_inputs={}` is the default workflow; `from_modular_workflows` converts every workflow.
+  On the Switch form, `df.specialize(converted, **values)` resolves the Switches whose triggers the
+  given values decide (a trigger given as None or not None), binding those inputs: with every trigger
+  input of a pipeline given, it selects the blocks `get_execution_blocks` selects; Switches triggered by
+  an intermediate (`image_latents`) stay run-time Switches (diffusers assumes it present once an
+  earlier resolved block declares it).
 
 Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all blocks, one diffusers
 class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
@@ -77,7 +94,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -86,7 +103,7 @@ from dfgraph import Note, did_you_mean, select_codes
 
 Suppressions = str | Iterable[str] | Mapping[str, str | Iterable[str]]
 
-__all__ = ["LoopSpec", "ModularLeaf", "from_modular", "from_modular_workflows"]
+__all__ = ["BlockSelector", "LoopSpec", "ModularLeaf", "from_modular", "from_modular_workflows"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,9 @@ class _Context:
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "", "Class" or "Class.port" -> codes
     converted: set[str] = field(default_factory=set)  # the classes of the leaves and loops converted
     matched: set[str] = field(default_factory=set)  # the "Class.port" keys of ignore= that found a port
+    switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
+    types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
+    pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
 
 
 class ModularLeaf:
@@ -194,7 +214,76 @@ class ModularLeaf:
         return f"<ModularLeaf {self.name}: {type(self.modular).__name__}({ins}) -> ({outs})>"
 
 
-Converted = ModularLeaf | df.Sequential | df.Loop
+class BlockSelector:
+    """The selector of a converted conditional block: diffusers' `select_block` on the trigger inputs at
+    run time, then `default_block_name`; its one output is the case key (`skip_key` when neither names a
+    block, as diffusers then skips the block)."""
+
+    def __init__(
+        self,
+        modular: Any,
+        name: str,
+        inputs: tuple[df.Port, ...],
+        keys: Mapping[str, str],
+        skip_key: str | None,
+        absent: Iterable[str] = (),
+    ) -> None:
+        self.modular = modular
+        self.name = name
+        self.inputs = inputs
+        self.keys = dict(keys)  # diffusers block name -> case key
+        self.skip_key = skip_key
+        self.absent = tuple(absent)  # triggers the pipeline's state never holds: always None
+        choices = (*self.keys.values(), *([skip_key] if skip_key is not None else []))
+        self.outputs = (df.Port("block_name", Literal.__getitem__(choices), doc="the case to run"),)
+
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """The key of the block diffusers' ConditionalPipelineBlocks.__call__ would run."""
+        chosen = self.modular.select_block(**inputs, **dict.fromkeys(self.absent))
+        if chosen is None:
+            chosen = self.modular.default_block_name
+        key = self.skip_key if chosen is None else self.keys.get(str(chosen))
+        if key is None:
+            raise ValueError(
+                f"{type(self.modular).__name__}.select_block returned {chosen!r}, which is none of its "
+                f"blocks ({', '.join(map(repr, self.keys))})"
+            )
+        return {"block_name": key}
+
+    def __repr__(self) -> str:
+        return (
+            f"<BlockSelector {self.name}: {type(self.modular).__name__} on {[p.name for p in self.inputs]}>"
+        )
+
+
+class _Unset:
+    """Writes None for the names a case leaves unset that another case writes: diffusers' state.get."""
+
+    def __init__(self, name: str, names: Iterable[str]) -> None:
+        self.name = name
+        self.inputs: tuple[df.Port, ...] = ()
+        self.outputs = tuple(df.Port(n, type(None), doc="not set by this case: None") for n in names)
+
+    def __call__(self) -> dict[str, Any]:
+        """None for each name."""
+        return {p.name: None for p in self.outputs}
+
+
+class _Given:
+    """The head of an AutoPipelineBlocks case whose trigger an earlier block writes: the case runs only when
+    the trigger is not None, so it reads the trigger narrowed to its type without None."""
+
+    def __init__(self, name: str, trigger: str, typ: Any) -> None:
+        self.name = name
+        self.inputs = (df.Port(trigger, Any, doc="the trigger of this case: not None when it runs"),)
+        self.outputs = (df.Port(trigger, typ, doc="the trigger, not None"),)
+
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """The trigger value, unchanged."""
+        return dict(inputs)
+
+
+Converted = ModularLeaf | df.Sequential | df.Loop | df.Switch
 
 
 class _LoopInputs:
@@ -252,6 +341,8 @@ def from_modular(
     if isinstance(components, Mapping):
         components = types.SimpleNamespace(**components)  # blocks read components as attributes
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
+    ctx.switches = trigger_inputs is None and workflow is None
+    ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
     ctx.ignore = _suppressions(ignore, modular_blocks)
     root = name if name is not None else type(modular_blocks).__name__
     converted = _convert(modular_blocks, _identifier(root), ctx)
@@ -265,6 +356,14 @@ def from_modular(
         if dot and cls in ctx.converted and key not in ctx.matched:
             raise ValueError(f"ignore= names {key!r}, but the converted {cls} has no port {port!r}")
     return converted
+
+
+def _pipeline_inputs(blocks: Any) -> set[str]:
+    """The names ModularPipeline.__call__ puts in the state (the blocks' combined inputs)."""
+    try:
+        return {str(p.name) for p in blocks.inputs if p.name}
+    except Exception:  # a malformed sub-block: converting it reports it, naming its path
+        return set()
 
 
 def _suppressions(spec: Suppressions | None, blocks: Any) -> dict[str, tuple[str, ...]]:
@@ -351,7 +450,7 @@ def _convert(block: Any, name: str, ctx: _Context) -> Converted | None:
     ctx.path.append(name)
     try:
         if isinstance(block, mp.ConditionalPipelineBlocks):
-            return _conditional(block, name, ctx)
+            return _switch(block, name, ctx) if ctx.switches else _conditional(block, name, ctx)
         if isinstance(block, mp.LoopSequentialPipelineBlocks):
             return _loop(block, name, ctx)
         if block.sub_blocks:
@@ -385,6 +484,94 @@ def _conditional(block: Any, name: str, ctx: _Context) -> Converted | None:
     return None if branch is None else df.Sequential({branch_name: branch}, name=name)
 
 
+def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
+    """A conditional block as a df.Switch: one case per sub-block, a `BlockSelector`, and a "skip" case
+    (no default block) that runs nothing. A name some case writes and another leaves unset, with no value
+    before the block, is written None by the cases that leave it (what diffusers' state.get gives)."""
+    mp = _diffusers()
+    before_written, before_tagged = set(ctx.written), _copy_tagged(ctx.tagged)
+    before_types = dict(ctx.types)
+    triggers = dict(zip(block.block_names, block.block_trigger_inputs, strict=False))
+    auto = isinstance(block, mp.AutoPipelineBlocks)
+    keys: dict[str, str] = {}
+    cases: dict[str, Any] = {}
+    writes: dict[str, set[str]] = {}
+    types: dict[str, Any] = {}
+    tagged = _copy_tagged(before_tagged)
+    for block_name, sub in block.sub_blocks.items():
+        key = _identifier(str(block_name), cases)
+        keys[str(block_name)] = key
+        ctx.written, ctx.tagged, ctx.types = (
+            set(before_written),
+            _copy_tagged(before_tagged),
+            dict(before_types),
+        )
+        trigger = triggers.get(block_name) if auto else None
+        given = None
+        if trigger is not None and trigger in before_written:  # an earlier block writes the trigger
+            given = _Given("given", trigger, _without_none(before_types.get(trigger, Any)))
+            ctx.types[trigger] = given.outputs[0].type
+        case = _convert(sub, key, ctx)
+        if given is not None:
+            children = dict(case.children) if isinstance(case, df.Sequential) else {key: case}
+            case = df.Sequential({_identifier(given.name, children): given, **children}, name=key)
+        cases[key] = case
+        writes[key] = ctx.written - before_written
+        for written in writes[key]:
+            types[written] = (
+                df.type_union(types[written], ctx.types[written]) if written in types else ctx.types[written]
+            )
+        for kind, names in ctx.tagged.items():
+            tagged.setdefault(kind, {}).update(names)
+    skip = None if block.default_block_name is not None else _identifier("skip", cases)
+    if skip is not None:
+        cases[skip], writes[skip] = None, set()
+    every: set[str] = set().union(*writes.values())
+    for key, case in list(cases.items()):
+        unset = sorted(every - writes[key])
+        for missing in unset:
+            types[missing] = df.type_union(types[missing], type(None))
+        if not unset and case is not None:
+            continue
+        filler = _Unset(_identifier("unset", {key}), unset)
+        if case is None:
+            cases[key] = filler
+        elif isinstance(case, df.Sequential):
+            cases[key] = df.Sequential({**dict(case.children), filler.name: filler}, name=key)
+        else:
+            cases[key] = df.Sequential({key: case, filler.name: filler}, name=key)
+    ctx.written, ctx.tagged, ctx.types = before_written | every, tagged, {**before_types, **types}
+    ctx.active.update(dict.fromkeys(every, True))
+    declared = {p.name: p.default for p in block.inputs if p.name}
+    ports, absent = [], []
+    for trigger in dict.fromkeys(t for t in block.block_trigger_inputs if t is not None):
+        if trigger in before_written:  # an earlier block's output
+            ports.append(df.Port(trigger, Any, doc="a trigger input of the block"))
+        elif trigger in ctx.pipeline_inputs:  # read from the caller, with the pipeline's default
+            default = ctx.first_default.setdefault(trigger, declared.get(trigger))
+            ports.append(df.Port(trigger, Any, default, "a trigger input of the block"))
+        else:  # ModularPipeline.__call__ drops an input no block declares: the state never holds it
+            absent.append(trigger)
+    selector = BlockSelector(block, _identifier("select_block", cases), tuple(ports), keys, skip, absent)
+    _suppress(selector, type(block).__name__, ctx)
+    return df.Switch(cases, on=selector, name=name)
+
+
+def _copy_tagged(tagged: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {kind: dict(names) for kind, names in tagged.items()}
+
+
+def _without_none(typ: Any) -> Any:
+    """`typ` less None: `T | None` -> T (Any stays Any)."""
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(typ) if a is not type(None)]
+        result: Any = rest[0]
+        for arg in rest[1:]:
+            result = df.type_union(result, arg)
+        return result
+    return typ
+
+
 def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
     spec = ctx.loops.get(type(block).__name__) or _detect_loop(block, "/".join(ctx.path))
     head_inputs = tuple(_input_port(p, ctx)[0] for p in block.loop_inputs if p.name)
@@ -410,6 +597,7 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
     for out in block.loop_intermediate_outputs:
         ctx.active[out.name] = True
         ctx.written.add(out.name)
+        ctx.types.setdefault(out.name, _output_port(out)[0].type)
     sequential = df.Sequential(body, name=f"{name}_body")
     if spec.over is not None:
         return df.Loop(sequential, over=spec.over, item=spec.item, index=spec.index, name=name)
@@ -452,6 +640,7 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
             notes.append(_untyped_note("output", out.name, cls))
         if out.kwargs_type:
             ctx.tagged.setdefault(out.kwargs_type, {})[out.name] = out.type_hint
+        ctx.types[out.name] = port.type
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
     leaf = ModularLeaf(

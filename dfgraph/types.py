@@ -1012,9 +1012,18 @@ def _describe_arg(arg: object) -> str:
     return describe(arg)
 
 
-@cached
 def describe(hint: object) -> str:
     """A short readable name: int, list[int], int | None, Float[Tensor, 'b 4 h w'], Any."""
+    try:
+        args = get_args(hint)
+    except Exception:
+        args = ()
+    # keyed by the arguments in order too: `X | None == None | X`, but each is written as it is given
+    return _describe(hint, args)
+
+
+@cached
+def _describe(hint: object, ordered: tuple[object, ...]) -> str:
     try:
         if hint is Any or hint is inspect.Parameter.empty:
             return "Any"

@@ -245,7 +245,8 @@ def test_text2img_captured_on_a_gpu_matches_eager() -> None:
         )
         if capture:
             assert program.captured == (
-                ("text2img/denoise/step/cond+uncond", "text2img/denoise/step/guidance"),
+                ("text2img/denoise/cfg/step/cond+uncond", "text2img/denoise/cfg/step/guidance"),
+                ("text2img/denoise/single/step/cond",),  # the guidance-off case's loop
             )
     assert torch.allclose(results[0], results[1], atol=1e-5)
 
@@ -291,6 +292,10 @@ def test_text2img_captures_the_unet_and_guidance(rt: FakeCapture, guidance_scale
             )
         )
     # scale_model_input and the scheduler step mutate the scheduler: they run eagerly around the graph
-    assert program.captured == (("text2img/denoise/step/cond+uncond", "text2img/denoise/step/guidance"),)
+    # guidance on or off is a Switch between two loops: each loop body has its own captured segment
+    assert program.captured == (
+        ("text2img/denoise/cfg/step/cond+uncond", "text2img/denoise/cfg/step/guidance"),
+        ("text2img/denoise/single/step/cond",),
+    )
     assert torch.equal(results[0], results[1])
     assert (rt.warmups, rt.captures, rt.replays) == (1, 1, 4)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import collections
+import functools
 import textwrap
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -16,6 +17,7 @@ import torch
 from diffusers.modular_pipelines import (
     AutoPipelineBlocks,
     ComponentSpec,
+    ConditionalPipelineBlocks,
     InputParam,
     LoopSequentialPipelineBlocks,
     ModularPipelineBlocks,
@@ -28,7 +30,13 @@ import dfgraph as df
 from dfgraph.cli import main as dfgraph_main
 from dfgraph.ir import LoopOp
 from dfgraph.lowering import lower
-from dfgraph_blocks.diffusers_compat import LoopSpec, ModularLeaf, from_modular, from_modular_workflows
+from dfgraph_blocks.diffusers_compat import (
+    BlockSelector,
+    LoopSpec,
+    ModularLeaf,
+    from_modular,
+    from_modular_workflows,
+)
 
 # -- small modular blocks, written the way diffusers' guide writes them ---------------------------------
 
@@ -391,7 +399,8 @@ def test_kwargs_type_inputs_read_the_fields_written_before() -> None:
 
 
 def test_conditional_blocks_resolve_statically_like_get_execution_blocks() -> None:
-    default = from_modular(seq(auto=AutoY()), name="pipe", components={})
+    # trigger_inputs= (or workflow=) resolves at build time; {} is the default workflow
+    default = from_modular(seq(auto=AutoY()), trigger_inputs={}, name="pipe", components={})
     assert isinstance(default, df.Sequential)
     [(name, branch)] = default.children
     assert name == "auto"
@@ -399,11 +408,11 @@ def test_conditional_blocks_resolve_statically_like_get_execution_blocks() -> No
     assert df.compile(default)(x=2.0, output="y") == 4.0
     flipped = from_modular(seq(auto=AutoY()), trigger_inputs={"flip": True}, components={})
     assert df.compile(flipped)(x=2.0, output="y") == -2.0
-    skipped = from_modular(seq(first=Double(), maybe=OptionalY()))
+    skipped = from_modular(seq(first=Double(), maybe=OptionalY()), trigger_inputs={})
     assert isinstance(skipped, df.Sequential)
     assert [n for n, _ in skipped.children] == ["first"]
     with pytest.raises(ValueError, match="no block would run"):
-        from_modular(OptionalY())
+        from_modular(OptionalY(), trigger_inputs={})
 
 
 def test_a_later_reader_without_default_gets_the_pipeline_default() -> None:
@@ -413,6 +422,188 @@ def test_a_later_reader_without_default_gets_the_pipeline_default() -> None:
     # Two declared defaults disagree: diffusers silently uses the first one for both readers.
     report = df.check(from_modular(seq(a=Width(1024), b=Width(512))))
     assert report.codes() == ["DF206"]
+
+
+# -- conditional blocks as df.Switch: diffusers' choice at run time -------------------------------------
+
+
+class Encode(ModularPipelineBlocks):
+    @property
+    def inputs(self) -> list[InputParam]:
+        return [InputParam("image", type_hint=float, required=True)]
+
+    @property
+    def intermediate_outputs(self) -> list[OutputParam]:
+        return [OutputParam("image_latents", type_hint=float)]
+
+    def __call__(self, components: Any, state: Any) -> Any:
+        return _run(self, lambda s: setattr(s, "image_latents", 10 * s.image), components, state)
+
+
+class AutoEncode(AutoPipelineBlocks):  # no default: skipped without an image
+    block_classes = (Encode,)
+    block_names = ("encode",)
+    block_trigger_inputs = ("image",)
+
+
+class FromLatents(ModularPipelineBlocks):
+    @property
+    def inputs(self) -> list[InputParam]:
+        return [
+            InputParam("x", type_hint=float, required=True),
+            InputParam("image_latents", type_hint=float, required=True),
+        ]
+
+    @property
+    def intermediate_outputs(self) -> list[OutputParam]:
+        return [OutputParam("y", type_hint=float)]
+
+    def __call__(self, components: Any, state: Any) -> Any:
+        return _run(self, lambda s: setattr(s, "y", s.x + s.image_latents), components, state)
+
+
+class AutoStart(AutoPipelineBlocks):  # triggered by an intermediate, as SDXL's img2img latents step
+    block_classes = (FromLatents, Double)
+    block_names = ("img2img", "text2img")
+    block_trigger_inputs = ("image_latents", None)
+
+
+class Halve(ModularPipelineBlocks):
+    @property
+    def inputs(self) -> list[InputParam]:
+        # a trigger no block declares is dropped by ModularPipeline.__call__ ("Unexpected input")
+        return [InputParam("y", type_hint=float, required=True), InputParam("mode", type_hint=str)]
+
+    @property
+    def intermediate_outputs(self) -> list[OutputParam]:
+        return [OutputParam("z", type_hint=float)]
+
+    def __call__(self, components: Any, state: Any) -> Any:
+        return _run(self, lambda s: setattr(s, "z", s.y / 2), components, state)
+
+
+class Invert(Halve):
+    def __call__(self, components: Any, state: Any) -> Any:
+        return _run(self, lambda s: setattr(s, "z", -s.y), components, state)
+
+
+class ByMode(ConditionalPipelineBlocks):
+    """A rule on values, not only presence: an input and an intermediate, with a default block."""
+
+    block_classes = (Halve, Invert)
+    block_names = ("halve", "invert")
+    block_trigger_inputs = ("mode", "y")
+    default_block_name = "halve"
+
+    def select_block(self, mode: Any = None, y: Any = None) -> str | None:
+        if mode == "invert" or (mode is None and y is not None and y < 0):
+            return "invert"
+        return None
+
+
+class FlipNegate(Negate):
+    @property
+    def inputs(self) -> list[InputParam]:
+        return [InputParam("x", type_hint=float, required=True), InputParam("flip", type_hint=bool)]
+
+
+class AutoFlip(AutoPipelineBlocks):  # as OptionalY, with the trigger declared as an input
+    block_classes = (FlipNegate,)
+    block_names = ("negate",)
+    block_trigger_inputs = ("flip",)
+
+
+def auto_pipeline() -> Any:
+    return seq(encode=AutoEncode(), start=AutoStart(), mode=ByMode())
+
+
+def test_conditional_blocks_become_switches_without_a_workflow() -> None:
+    graph = from_modular(auto_pipeline(), name="pipe", components={})
+    assert isinstance(graph, df.Sequential)
+    encode, start, mode = (child for _, child in graph.children)
+    assert isinstance(encode, df.Switch) and isinstance(start, df.Switch) and isinstance(mode, df.Switch)
+    assert list(encode.cases) == ["encode", "skip"]  # no default block: diffusers skips it
+    assert list(start.cases) == ["img2img", "text2img"]
+    assert list(mode.cases) == ["halve", "invert"]
+    assert isinstance(mode.selector, BlockSelector)
+    assert [p.name for p in mode.selector.inputs] == ["mode", "y"]
+    assert mode.selector.outputs[0].type == Literal["halve", "invert"]
+    # the skip case sets image_latents to None, as diffusers' state.get gives a later trigger
+    [unset] = [p for p in encode.cases["skip"].outputs]
+    assert (unset.name, unset.type) == ("image_latents", type(None))
+    # the img2img case runs only with image_latents given: it reads it as float, not float | None
+    assert [n for n, _ in start.cases["img2img"].children] == ["given", "img2img"]
+    report = df.check(graph)
+    assert report.ok and not report.warnings, report
+    assert {p.name: p.default for p in graph.inputs} == {"image": None, "x": df.REQUIRED, "mode": None}
+
+
+AUTO = auto_pipeline()
+
+
+@functools.cache
+def auto_program() -> df.Program:
+    return df.compile(from_modular(AUTO, components={}))
+
+
+ABSENT = object()  # the input is not passed at all
+
+
+@pytest.mark.parametrize("image", [ABSENT, None, 1.0, -1.0])
+@pytest.mark.parametrize("mode", [ABSENT, None, "invert", "other"])
+@pytest.mark.parametrize("x", [-3.0, 2.0])
+def test_the_switches_choose_what_diffusers_runs(image: Any, mode: Any, x: float) -> None:
+    inputs = {k: v for k, v in {"x": x, "image": image, "mode": mode}.items() if v is not ABSENT}
+    ours = auto_program()(**inputs)
+    theirs = AUTO.init_pipeline()(**inputs, output=["image_latents", "y", "z"])
+    assert ours["y"] == theirs["y"] and ours["z"] == theirs["z"]
+    assert ours["image_latents"] == theirs["image_latents"]  # None when the encoder was skipped
+    # build-time resolution of the same trigger inputs runs the same blocks, except where the rule reads
+    # a value get_execution_blocks cannot know (y < 0: it sees only that y is present)
+    given_triggers = {k: v for k, v in inputs.items() if k != "x" and v is not None}
+    resolved = from_modular(AUTO, trigger_inputs=given_triggers, components={})
+    if "mode" in given_triggers or ours["y"] >= 0:
+        names = {p.name for p in resolved.inputs}
+        assert (
+            df.compile(resolved)(**{k: v for k, v in inputs.items() if k in names}, output="z") == ours["z"]
+        )
+
+
+def test_a_trigger_no_block_declares_is_never_given_as_in_modular_pipeline() -> None:
+    blocks = seq(first=Double(), maybe=OptionalY())  # `flip` is no block's InputParam
+    program = df.compile(from_modular(blocks, components={}))
+    assert [p.name for p in program.inputs] == ["x"]  # ModularPipeline.__call__ drops flip too
+    assert program(x=3.0, output="y") == blocks.init_pipeline()(x=3.0, output="y") == 6.0
+
+
+def test_a_skipped_block_passes_earlier_values_through() -> None:
+    blocks = seq(first=Double(), maybe=AutoFlip())
+    program = df.compile(from_modular(blocks, components={}))
+    pipeline = blocks.init_pipeline()
+    for flip in (None, True):
+        assert program(x=3.0, flip=flip, output="y") == pipeline(x=3.0, flip=flip, output="y")
+    assert program(x=3.0, output="y") == 6.0 and program(x=3.0, flip=True, output="y") == -3.0
+
+    class Lost(AutoFlip):
+        def select_block(self, **kwargs: Any) -> str | None:
+            return "nowhere"
+
+    with pytest.raises(df.BlockError, match="select_block returned 'nowhere'"):
+        df.compile(from_modular(Lost(), components={}))(x=1.0, flip=True)
+
+
+def test_specialize_resolves_the_switches_like_get_execution_blocks() -> None:
+    specialize = getattr(df, "specialize", None)
+    if specialize is None:  # df.specialize is h-api's (dfgraph/control.py); the lead merges it
+        pytest.skip("df.specialize is not exported yet")
+    blocks = seq(first=Double(), maybe=AutoFlip())
+    graph = from_modular(blocks, components={})
+    for flip in (None, True):
+        flat = specialize(graph, flip=flip)
+        triggers = {} if flip is None else {"flip": flip}
+        expected = _diffusers_leaf_classes(blocks.get_execution_blocks(**triggers))
+        assert _leaf_classes(flat) == expected
+        assert df.compile(flat)(x=2.0, output="y") == blocks.init_pipeline()(x=2.0, flip=flip, output="y")
 
 
 # -- running and errors ---------------------------------------------------------------------------------
@@ -458,8 +649,12 @@ def sdxl() -> Any:
 
 
 def _leaf_classes(block: Any) -> list[type]:
+    """The diffusers classes of the leaves of a converted block with no Switch left, in order."""
+    assert not isinstance(block, df.Switch), f"{block.name} is still a Switch"
     if isinstance(block, ModularLeaf):
         return [type(block.modular)]
+    if isinstance(block, df.Bound):
+        return _leaf_classes(block.block)
     children = block.body.children if isinstance(block, df.Loop) else getattr(block, "children", ())
     return [cls for _, child in children for cls in _leaf_classes(child)]
 
@@ -477,7 +672,8 @@ def test_sdxl_workflows_select_the_blocks_diffusers_selects(sdxl: Any) -> None:
     assert len(converted) == 18
     for workflow, graph in converted.items():
         assert _leaf_classes(graph) == _diffusers_leaf_classes(sdxl.get_workflow(workflow)), workflow
-    assert _leaf_classes(from_modular(sdxl)) == _diffusers_leaf_classes(sdxl.get_execution_blocks())
+    default = from_modular(sdxl, trigger_inputs={})
+    assert _leaf_classes(default) == _diffusers_leaf_classes(sdxl.get_execution_blocks())
 
 
 SDXL_CODES = {  # non-DF202 diagnostics of every workflow (docs/modular_findings.md explains them)
@@ -533,6 +729,37 @@ def test_sdxl_error_paths(sdxl: Any) -> None:
         d for d in df.check(from_modular(sdxl, workflow="inpainting")).warnings if d.code == "DF206"
     ]
     assert "'strength'" in strength.message and "0.3" in strength.message and "0.9999" in strength.message
+
+
+def test_sdxl_auto_blocks_check_as_one_graph_of_switches(sdxl: Any) -> None:
+    """Every workflow in one graph: the known findings once each, plus the correlated-switch ones."""
+    graph = from_modular(sdxl, name="sdxl")
+    assert [(n, type(c).__name__) for n, c in graph.children] == [
+        ("text_encoder", "ModularLeaf"),
+        ("ip_adapter", "Switch"),
+        ("vae_encoder", "Switch"),
+        ("denoise", "Sequential"),
+        ("decode", "Switch"),
+    ]
+    report = df.check(graph)
+    codes = collections.Counter(report.codes())
+    del codes["DF202"]
+    assert codes == {"DF001": 25, "DF206": 1}
+    assert collections.Counter(d.path.rpartition(".")[2] for d in report.errors) == {
+        "t": 12,  # loose, as in every workflow: 3 sub-blocks of each of the 4 denoising loops
+        "crops_coords": 2,  # real
+        "ip_adapter_embeds": 1,  # real
+        "negative_ip_adapter_embeds": 1,  # real
+        "controlnet_cond": 2,  # loose
+        # correlated switches (docs/modular_findings.md): None only on paths diffusers never takes
+        "image_latents": 1,
+        "conditioning_scale": 2,
+        "guess_mode": 2,
+        "controlnet_keep": 2,
+    }
+    [latents] = [d for d in report.errors if d.path.endswith(".image_latents")]
+    assert latents.path == "sdxl/denoise/before_denoise/inpaint/prepare_latents.image_latents"
+    assert "Tensor | None (from sdxl/vae_encoder.image_latents)" in latents.message
 
 
 def test_hunyuan_image2video_loses_its_image_embeddings() -> None:

@@ -2,16 +2,18 @@
 
 `text2img(unet=..., scheduler=...)` is `StableDiffusionPipeline.__call__` from prompt embeddings on: its
 inputs have the pipeline's names and meanings, and with the same components, inputs and generator seed
-it gives the pipeline's latents (the tests hold it to 1e-5). The loop body is an explicit Graph whose
-conditional and unconditional denoiser calls are two independent blocks, so `df.compile(..., fuse=True)`
-batches them into one UNet call and `device="cuda"` can run them on two streams.
+it gives the pipeline's latents (the tests hold it to 1e-5). Classifier-free guidance on or off is a
+`df.Switch` decided once per call, as the pipeline's `do_classifier_free_guidance`: the "cfg" case is a
+loop whose body runs the conditional and unconditional denoiser calls as two independent blocks (so
+`df.compile(..., fuse=True)` batches them into one UNet call and `device="cuda"` can run them on two
+streams); the "single" case is a loop with one denoiser call per step.
 
-    scale ──► cond ────┐
-      │                ├──► guidance ──► step ──► latents (carried)
-      └─────► uncond ──┘
+                           ┌ cfg:    scale ─► cond ─┬─► guidance ─► step ─► latents (carried)
+    guidance_scale > 1 ? ──┤                  uncond┘
+                           └ single: scale ─► cond ─────────────► step ─► latents (carried)
 
-With guidance_scale <= 1 the unconditional branch is switched off (its embeddings are None), so one
-UNet call runs per step, as in the pipeline.
+`sd_auto` is one graph for both workflows: a Switch on whether `image` is given picks text2img's or
+img2img's preparation (timesteps and start latents); the denoising loop and the decoder are shared.
 """
 
 from __future__ import annotations
@@ -22,36 +24,45 @@ import dfgraph as df
 from dfgraph_blocks.diffusion import steps
 
 
-def denoising_step(unet: Any, scheduler: Any) -> df.Graph:
-    """The loop body: scale the latents, predict noise for both branches, guide, take a scheduler step."""
+def denoising_step(unet: Any, scheduler: Any, *, guidance: bool = True) -> df.Graph:
+    """The loop body: scale the latents, predict noise (both branches and guide, or the conditional branch
+    alone when `guidance=False`), take a scheduler step."""
     denoiser = steps.denoiser(unet)  # one block object for both branches: the fusion pass needs that
-    return df.Graph(
-        nodes={
-            "scale": steps.scale_model_input(scheduler, unet),
-            "cond": denoiser,
-            "uncond": denoiser,
-            "guidance": steps.classifier_free_guidance,
-            "step": steps.scheduler_step(scheduler, unet),
-        },
-        edges=[
-            ("scale.latent_model_input", "cond.sample"),
+    nodes: dict[str, Any] = {"scale": steps.scale_model_input(scheduler, unet), "cond": denoiser}
+    edges = [
+        ("scale.latent_model_input", "cond.sample"),
+        ("prompt_embeds", "cond.encoder_hidden_states"),
+    ]
+    if guidance:
+        nodes.update(uncond=denoiser, guidance=steps.classifier_free_guidance)
+        edges += [
             ("scale.latent_model_input", "uncond.sample"),
-            ("prompt_embeds", "cond.encoder_hidden_states"),
-            ("uncond_embeds", "uncond.encoder_hidden_states"),
+            ("negative_prompt_embeds", "uncond.encoder_hidden_states"),
             ("cond.noise_pred", "guidance.noise_pred_text"),
             ("uncond.noise_pred", "guidance.noise_pred_uncond"),
             ("guidance.noise_pred", "step.noise_pred"),
-        ],
-        outputs=["step.latents"],
-        name="step",
-    )
+        ]
+    else:
+        edges.append(("cond.noise_pred", "step.noise_pred"))
+    nodes["step"] = steps.scheduler_step(scheduler, unet)
+    return df.Graph(nodes=nodes, edges=edges, outputs=["step.latents"], name="step")
 
 
-def denoising_loop(unet: Any, scheduler: Any, *, progress: bool = False) -> df.Loop:
-    """The denoising loop: one `denoising_step` per timestep, carrying the latents."""
-    return df.Loop(
-        denoising_step(unet, scheduler), over="timesteps", item="t", progress=progress, name="denoise"
-    )
+def denoising_loop(unet: Any, scheduler: Any, *, progress: bool = False) -> df.Switch:
+    """The denoising loop, one `denoising_step` per timestep carrying the latents: a Switch between the
+    guided loop ("cfg", needs negative_prompt_embeds) and the one-branch loop ("single"), chosen by
+    `guidance_scale` as diffusers' do_classifier_free_guidance."""
+    loops = {
+        case: df.Loop(
+            denoising_step(unet, scheduler, guidance=case == "cfg"),
+            over="timesteps",
+            item="t",
+            progress=progress,
+            name=case,
+        )
+        for case in ("cfg", "single")
+    }
+    return df.Switch(loops, on=steps.guidance_selector(unet), name="denoise")
 
 
 def _pipeline(nodes: dict[str, Any], edges: list[tuple[str, str]], vae: Any | None, name: str) -> df.Graph:
@@ -64,21 +75,37 @@ def _pipeline(nodes: dict[str, Any], edges: list[tuple[str, str]], vae: Any | No
     return df.Graph(nodes, edges, outputs, name=name)
 
 
+def _text2img_prepare(unet: Any, scheduler: Any, vae: Any | None) -> df.Sequential:
+    """text2img's timesteps and initial noise."""
+    scale = steps.vae_scale_factor(vae)
+    return df.Sequential(
+        steps.set_timesteps(scheduler, unet), steps.prepare_latents(scheduler, unet, scale), name="prepare"
+    )
+
+
+def _img2img_prepare(unet: Any, scheduler: Any, vae: Any) -> df.Sequential:
+    """img2img's timesteps (the last `strength` of them) and the noised image latents."""
+    return df.Sequential(
+        steps.preprocess_image(steps.vae_scale_factor(vae)),
+        steps.strength_timesteps(scheduler, unet),
+        steps.encode_image_latents(vae, scheduler, unet),
+        name="prepare",
+    )
+
+
 def text2img(*, unet: Any, scheduler: Any, vae: Any | None = None, progress: bool = False) -> df.Graph:
-    """StableDiffusionPipeline from prompt embeddings: inputs prompt_embeds, negative_prompt_embeds,
-    num_inference_steps, guidance_scale, guidance_rescale, height, width, generator, latents, eta; outputs
-    latents (and image, in [0, 1], when a VAE is given)."""
+    """StableDiffusionPipeline from prompt embeddings: inputs prompt_embeds, negative_prompt_embeds
+    (needed when guidance_scale > 1), num_inference_steps, guidance_scale, guidance_rescale, height, width,
+    generator, latents, eta; outputs latents (and image, in [0, 1], when a VAE is given)."""
     scale = steps.vae_scale_factor(vae)
     nodes: dict[str, Any] = {
         "set_timesteps": steps.set_timesteps(scheduler, unet),
         "prepare_latents": steps.prepare_latents(scheduler, unet, scale),
-        "unconditional": steps.unconditional_embeddings(unet),
         "denoise": denoising_loop(unet, scheduler, progress=progress),
     }
     edges = [
         ("set_timesteps.timesteps", "denoise.timesteps"),
         ("prepare_latents.latents", "denoise.latents"),
-        ("unconditional.uncond_embeds", "denoise.uncond_embeds"),
     ]
     return _pipeline(nodes, edges, vae, "text2img")
 
@@ -90,7 +117,6 @@ def img2img(*, unet: Any, scheduler: Any, vae: Any, progress: bool = False) -> d
         "preprocess": steps.preprocess_image(steps.vae_scale_factor(vae)),
         "set_timesteps": steps.strength_timesteps(scheduler, unet),
         "encode": steps.encode_image_latents(vae, scheduler, unet),
-        "unconditional": steps.unconditional_embeddings(unet),
         "denoise": denoising_loop(unet, scheduler, progress=progress),
     }
     edges = [
@@ -98,6 +124,26 @@ def img2img(*, unet: Any, scheduler: Any, vae: Any, progress: bool = False) -> d
         ("set_timesteps.timesteps", "encode.timesteps"),
         ("set_timesteps.timesteps", "denoise.timesteps"),
         ("encode.latents", "denoise.latents"),
-        ("unconditional.uncond_embeds", "denoise.uncond_embeds"),
     ]
     return _pipeline(nodes, edges, vae, "img2img")
+
+
+def sd_auto(*, unet: Any, scheduler: Any, vae: Any, progress: bool = False) -> df.Graph:
+    """text2img and img2img in one graph: img2img when `image` is given, else text2img (diffusers'
+    AutoPipelineBlocks rule). Inputs: the union of both (image, strength, height, width, latents are
+    needed only by their workflow); outputs latents and image. `df.specialize(graph, image=None)` is the
+    text2img workflow alone."""
+    prepare = df.Switch(
+        {
+            "text2img": _text2img_prepare(unet, scheduler, vae),
+            "img2img": _img2img_prepare(unet, scheduler, vae),
+        },
+        on=steps.image_given,
+        name="prepare",
+    )
+    nodes: dict[str, Any] = {
+        "prepare": prepare,
+        "denoise": denoising_loop(unet, scheduler, progress=progress),
+    }
+    edges = [("prepare.timesteps", "denoise.timesteps"), ("prepare.latents", "denoise.latents")]
+    return _pipeline(nodes, edges, vae, "sd_auto")

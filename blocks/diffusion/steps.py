@@ -18,7 +18,7 @@ component's config when the factory runs, and must be evaluated then.)
 """
 
 import inspect
-from typing import Any
+from typing import Any, Literal
 
 import PIL.Image
 import torch
@@ -171,26 +171,21 @@ def encode_image_latents(vae: Any, scheduler: Any, unet: Any) -> Any:
     return encode_image_latents
 
 
-def unconditional_embeddings(unet: Any) -> Any:
-    """Block: the unconditional branch's embeddings, or None when guidance is off (one branch runs)."""
-    width_emb = unet.config.cross_attention_dim
+def guidance_selector(unet: Any) -> Any:
+    """Selector block: "cfg" (two denoiser branches) or "single", diffusers' do_classifier_free_guidance."""
 
-    @df.block(outputs="uncond_embeds")
-    def unconditional_embeddings(
-        negative_prompt_embeds: Float[Tensor, f"batch sequence {width_emb}"] | None = None,
-        guidance_scale: float = 7.5,
-    ) -> Float[Tensor, f"batch sequence {width_emb}"] | None:
-        """negative_prompt_embeds when guidance_scale > 1, else None (which switches the branch off)."""
-        if not guides(unet, guidance_scale):
-            return None
-        if negative_prompt_embeds is None:
-            raise ValueError(
-                f"guidance_scale={guidance_scale} runs classifier-free guidance, which needs "
-                "negative_prompt_embeds (encode an empty prompt for the pipeline's default)"
-            )
-        return negative_prompt_embeds
+    @df.block(outputs="guidance")
+    def do_classifier_free_guidance(guidance_scale: float = 7.5) -> Literal["cfg", "single"]:
+        """ "cfg" when guidance_scale > 1 (and the UNet has no guidance embedding), else "single"."""
+        return "cfg" if guides(unet, guidance_scale) else "single"
 
-    return unconditional_embeddings
+    return do_classifier_free_guidance
+
+
+@df.block(outputs="workflow")
+def image_given(image: ImageInput | None = None) -> Literal["text2img", "img2img"]:
+    """Selector block: "img2img" when an init image is given, else "text2img" (diffusers' trigger rule)."""
+    return "text2img" if image is None else "img2img"
 
 
 def scale_model_input(scheduler: Any, unet: Any) -> Any:
@@ -219,11 +214,9 @@ def denoiser(unet: Any) -> Any:
     def denoiser(
         sample: Float[Tensor, f"batch {channels_in} latent_height latent_width"],
         t: Tensor,
-        encoder_hidden_states: Float[Tensor, f"batch sequence {width_emb}"] | None,
-    ) -> Float[Tensor, f"batch {channels_out} latent_height latent_width"] | None:
-        """unet(sample, t, encoder_hidden_states); None embeddings switch the branch off (returns None)."""
-        if encoder_hidden_states is None:
-            return None
+        encoder_hidden_states: Float[Tensor, f"batch sequence {width_emb}"],
+    ) -> Float[Tensor, f"batch {channels_out} latent_height latent_width"]:
+        """unet(sample, t, encoder_hidden_states)."""
         with torch.no_grad():
             noise: Tensor = unet(sample, t, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
         return noise
@@ -240,7 +233,8 @@ def classifier_free_guidance(
 ) -> Noise:
     """uncond + guidance_scale * (text - uncond), optionally rescaled (arXiv 2305.08891, section 3.4).
 
-    Without an unconditional prediction (guidance off) the text prediction passes through unchanged."""
+    The library's graphs run this block only in the "cfg" case of their guidance Switch; for hand-built
+    graphs, a missing (None) unconditional prediction passes the text prediction through unchanged."""
     if noise_pred_text is None:
         raise ValueError("the conditional branch produced no prediction (its embeddings were None)")
     if noise_pred_uncond is None:
