@@ -1,4 +1,5 @@
-"""The command line: `dfgraph check TARGET...`, `dfgraph describe TARGET`, `dfgraph schedule TARGET`.
+"""The command line: `dfgraph check TARGET...`, `dfgraph describe TARGET`, `dfgraph schedule TARGET`,
+`dfgraph run TARGET --jobs F.jsonl --out DIR` (dfgraph.distributed).
 
 Exit status in every subcommand: 0 clean, 1 findings (errors), 2 a usage error or a target that cannot be
 loaded. Imports only dfgraph's public names."""
@@ -512,7 +513,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `dfgraph` command."""
-    top = argparse.ArgumentParser(prog="dfgraph", description="Check and describe dfgraph graphs.")
+    top = argparse.ArgumentParser(
+        prog="dfgraph", description="Check, describe, schedule and run dfgraph graphs."
+    )
     top.add_argument("--version", action="version", version=f"dfgraph {df.__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     p_check = sub.add_parser(

@@ -446,4 +446,5 @@ class Bound(Composite):
         )
 
     def __repr__(self) -> str:
-        return f"Bound({getattr(self.block, 'name', self.block)!r}, {', '.join(self.values)})"
+        inner = getattr(self.block, "name", self.block)
+        return f"Bound({inner!r}, {tuple(self.values)!r}, name={self.name!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dfgraph as df
+from dfgraph import cli
 from dfgraph.cli import main
 from dfgraph.findings import Finding, github
 from dfgraph_blocks import examples
@@ -518,6 +520,14 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def readme_command_line() -> str:
     text = README.read_text()
     return text[text.index("## Command line\n") : text.index("## Property testing your graphs")]
+
+
+def test_the_readme_lists_every_subcommand() -> None:
+    listing = re.findall(r"```\n(dfgraph --version.*?)```", readme_command_line(), flags=re.S)[0]
+    subcommands = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(subcommands) == {"check", "describe", "schedule", "run"}
+    for name in subcommands:
+        assert re.search(rf"^dfgraph {name} ", listing, flags=re.M), name
 
 
 def test_the_readme_console_session_is_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
