@@ -1051,7 +1051,12 @@ def input_ports(lowered: Lowered) -> tuple[Port, ...]:
         readers = [op.inputs[k].port for op, k in value.readers]
         if not readers:
             continue
-        ports.append(Port(name, value.type, input_default(value), _first_doc(readers)))
+        default, typ = input_default(value), value.type
+        if default is None and any(op.region.conditional for op, _ in value.readers):
+            # the type narrows over the cases' readers too (`image: Tensor` where it is chosen), but a
+            # reader that always runs accepts the default (`image: Tensor | None = None`): show both
+            typ = types.union(typ, type(None))
+        ports.append(Port(name, typ, default, _first_doc(readers)))
     return tuple(ports)
 
 

@@ -494,3 +494,21 @@ def test_a_mistyped_case_is_always_df101_at_that_case(drawn: tuple[Any, str, str
     assert [d.code for d in report.diagnostics] == ["DF101"]
     [d] = report.diagnostics
     assert f"{path_of_bad}.x (case {key!r} of switch" in d.message
+
+
+def test_a_trigger_input_shows_the_none_its_selector_accepts() -> None:
+    @df.block(outputs="y")
+    def from_image(image: float) -> float:
+        return image
+
+    sw = Switch(
+        {"img2img": from_image, "text2img": double},
+        on=df.first_given({"img2img": "image"}, default="text2img"),
+    )
+    image = ports(sw)["image"]
+    # narrowed by the case (float), defaulting to None by the selector: both shown
+    assert image.default is None and image.type == float | None
+    prog = df.compile(sw)
+    assert prog(image=None, x=2) == {"y": 4} and prog(image=3.0) == {"y": 3.0}
+    with pytest.raises(df.InputError, match="must be float"):
+        prog(image="x")
