@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from dfgraph.diagnostics import Report
 
@@ -30,6 +31,11 @@ class BlockError(GraphError):
         super().__init__(message)
         self.path = path
         self.iterations = iterations
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles (to a worker's caller, say) with its path and iterations; `__cause__` is not pickled."""
+        message = self.args[0] if self.args else ""
+        return (type(self), (message, self.path, self.iterations), self.__dict__)
 
     @property
     def iteration(self) -> int | None:

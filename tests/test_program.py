@@ -285,3 +285,25 @@ def test_inner_loop_carrying_a_value_the_outer_body_captures() -> None:
     graph_body = df.Graph({"inner": inner}, outputs={"halved": "inner.value"}, name="body")
     captured = df.compile(df.Loop(graph_body, times="n", name="outer"))  # value only read: a capture
     assert captured(n=3, m=2, value=8.0) == {"halved": 2.0}
+
+
+def test_a_block_error_pickles_with_its_path_and_iterations() -> None:
+    import pickle
+
+    @df.block(outputs="x")
+    def fails_at_two(x: int, i: int) -> int:
+        if i == 2:
+            raise ValueError("boom")
+        return x
+
+    prog = df.compile(df.Loop(fails_at_two, times="n"))
+    with pytest.raises(df.BlockError) as info:
+        prog(n=4, x=0)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is df.BlockError
+    assert (again.path, again.iterations, str(again)) == (
+        info.value.path,
+        info.value.iterations,
+        str(info.value),
+    )
+    assert again.iteration == 2 and "boom" in str(again)
