@@ -501,9 +501,8 @@ def _assemble(
 ) -> df.Graph:
     """Prompt encoding (with encoders) first, then `nodes` (which make timesteps, latents and time ids), the
     loop and the decoder; the embeddings go where the loop and the preparation read them."""
-    normalize = getattr(steps, "normalize_scheduler", None)  # C1 (the lead's, on branch core13)
-    if normalize is not None:
-        normalize(scheduler)
+    # no steps.normalize_scheduler here: unlike StableDiffusionPipeline, the SDXL pipelines leave a legacy
+    # scheduler config (steps_offset 0, clip_sample True) as it is, and these graphs equal them
     names = (
         "prompt_embeds",
         "negative_prompt_embeds",
