@@ -9,9 +9,11 @@ is built: an SD 1.x UNet here, or an SDXL UNet in text2img, names the missing in
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import diffusers
+import PIL.Image
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,7 +22,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 import dfgraph as df
-from dfgraph_blocks.diffusion import sdxl, sdxl_img2img, sdxl_text2img, steps, text2img, tiny
+from dfgraph.cli import main as dfgraph_main
+from dfgraph_blocks.diffusion import demo, sdxl, sdxl_img2img, sdxl_text2img, steps, text2img, tiny
 
 STEPS = 5
 SEED = 1
@@ -400,3 +403,15 @@ def test_time_ids_are_the_pipelines_rows(
         assert torch.equal(torch.cat([ours[1], ours[0]]), theirs)
     else:
         assert torch.equal(ours[0], positive.repeat(batch, 1))
+
+
+def test_the_sdxl_demo_writes_a_png_from_a_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sdxl.png"
+    demo.main(["sdxl", "--prompt", "a cat", "--steps", "3", "--size", "48", "--out", str(out)])
+    text = capsys.readouterr()
+    assert "check sdxl_text2img: 0 errors, 0 warnings" in text.out
+    assert "fused: sdxl_text2img/denoise/cfg/step/uncond + sdxl_text2img/denoise/cfg/step/cond" in text.out
+    assert "3/3" in text.err  # the loop's progress bar
+    with PIL.Image.open(out) as picture:
+        assert picture.size == (48, 48) and picture.mode == "RGB"
+    assert dfgraph_main(["check", "dfgraph_blocks.diffusion.demo:tiny_sdxl_text2img"]) == 0
