@@ -69,9 +69,17 @@ def _negatives(prompt: list[str], negative_prompt: Prompt | None) -> list[str]:
     return negatives
 
 
-def encode_prompt(text_encoder: Any, tokenizer: Any) -> Any:
+def unconditional(guider: Any | None, guidance_scale: float) -> bool:
+    """Whether to encode the negative prompts: the pipelines' guidance_scale > 1, or with a diffusers
+    guider Modular Diffusers' rule, `guider.num_conditions > 1` (read when the block runs)."""
+    if guider is None:
+        return guidance_scale > 1
+    return bool(guider.num_conditions > 1)
+
+
+def encode_prompt(text_encoder: Any, tokenizer: Any, *, guider: Any | None = None) -> Any:
     """Block: StableDiffusionPipeline.encode_prompt from text (prompt_embeds, and negative_prompt_embeds
-    when guidance_scale > 1, else None)."""
+    when guidance_scale > 1, else None; with `guider`, when it has more than one condition)."""
     width = text_encoder.config.hidden_size
     masked = bool(getattr(text_encoder.config, "use_attention_mask", False))
 
@@ -98,7 +106,7 @@ def encode_prompt(text_encoder: Any, tokenizer: Any) -> Any:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         embeds = encode(prompts)
         negative: Tensor | None = None
-        if guidance_scale > 1:
+        if unconditional(guider, guidance_scale):
             negative = _repeat(
                 encode(_negatives(prompts, negative_prompt), embeds.shape[1]), num_images_per_prompt
             )
@@ -114,12 +122,14 @@ def sdxl_encode_prompt(
     tokenizer_2: Any,
     *,
     force_zeros_for_empty_prompt: bool = True,
+    guider: Any | None = None,
 ) -> Any:
     """Block: StableDiffusionXLPipeline.encode_prompt from text: prompt_embeds (both encoders' penultimate
     hidden states side by side), pooled_prompt_embeds (the second encoder's projection), and their
     negatives when guidance_scale > 1 (zeros when no negative prompt is given and
     force_zeros_for_empty_prompt, the pipeline's config default), else None. text_encoder may be None
-    (the refiner's layout: the second encoder alone)."""
+    (the refiner's layout: the second encoder alone). With `guider`, negatives are made when it has more
+    than one condition, as Modular Diffusers decides."""
     pairs = [(tokenizer, text_encoder), (tokenizer_2, text_encoder_2)] if text_encoder is not None else []
     if not pairs:
         pairs = [(tokenizer_2, text_encoder_2)]
@@ -169,9 +179,10 @@ def sdxl_encode_prompt(
         embeds, pooled = encode([prompts, prompts_2])
         negative: Tensor | None = None
         negative_pooled: Tensor | None = None
-        if guidance_scale > 1 and negative_prompt is None and force_zeros_for_empty_prompt:
+        negatives_needed = unconditional(guider, guidance_scale)
+        if negatives_needed and negative_prompt is None and force_zeros_for_empty_prompt:
             negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-        elif guidance_scale > 1:
+        elif negatives_needed:
             negatives = _negatives(prompts, negative_prompt or "")
             negatives_2 = _negatives(prompts, negative_prompt_2 or negative_prompt or "")
             negative, negative_pooled = encode([negatives, negatives_2], embeds.shape[1])

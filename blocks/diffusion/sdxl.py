@@ -510,7 +510,8 @@ def _assemble(
         "negative_pooled_prompt_embeds",
     )
     if encoders is not None:
-        nodes = {"encode_prompt": prompts.sdxl_encode_prompt(*encoders), **nodes}
+        encode = prompts.sdxl_encode_prompt(*encoders, guider=guider)
+        nodes = {"encode_prompt": encode, **nodes}
         readers = [n for n, block in nodes.items() if "prompt_embeds" in {p.name for p in block.inputs}]
         edges = [
             *((f"encode_prompt.{name}", f"denoise.{name}") for name in names),
