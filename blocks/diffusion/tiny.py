@@ -2,7 +2,9 @@
 
 The shapes are those of Stable Diffusion (4 latent channels, a VAE that scales by 8, cross-attention
 over prompt embeddings) at a size that runs 20 steps on a CPU in a second. Tests, the demo and the
-benchmarks share them, so every comparison with diffusers runs the same weights.
+benchmarks share them, so every comparison with diffusers runs the same weights. Stable Diffusion XL's
+are here too: its UNet with text_time added conditioning, two CLIP text encoders (CLIPTextModel and
+CLIPTextModelWithProjection, from configs) and CLIP tokenizers over a vocabulary written on the fly.
 """
 
 from __future__ import annotations
