@@ -160,3 +160,23 @@ def test_prompt_blocks_carry_the_encoder_widths(sdxl: dict[str, Any], sd: Any) -
     assert "32" in {p.name: df.describe_type(p.type) for p in sd_block.outputs}["prompt_embeds"]
     with pytest.raises(ValueError, match="negative_prompt has batch size 3"):
         block(prompt=["a", "b"], negative_prompt=["x", "y", "z"])
+
+
+def test_with_a_guider_the_negatives_follow_its_conditions(sdxl: dict[str, Any], sd: Any) -> None:
+    """Modular Diffusers' rule: negative embeddings when the guider has more than one condition."""
+    from diffusers.guiders import ClassifierFreeGuidance
+
+    for scale, made in ((5.0, True), (1.0, False)):
+        guider = ClassifierFreeGuidance(guidance_scale=scale)
+        assert prompts.unconditional(guider, guidance_scale=1.0) is made  # the graph's scale is not read
+        block = prompts.sdxl_encode_prompt(
+            sdxl["text_encoder"],
+            sdxl["text_encoder_2"],
+            sdxl["tokenizer"],
+            sdxl["tokenizer_2"],
+            guider=guider,
+        )
+        out = block(prompt="a cat", negative_prompt="dark", guidance_scale=1.0)
+        assert (out[1] is not None) is made and (out[3] is not None) is made
+        sd_out = prompts.encode_prompt(sd.text_encoder, sd.tokenizer, guider=guider)(prompt="a cat")
+        assert (sd_out[1] is not None) is made
