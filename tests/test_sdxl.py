@@ -69,7 +69,7 @@ def run(
     img2img: bool = False,
     prompts: bool = False,
     vae: bool = False,
-    fuse: bool = True,
+    fuse: bool | None = None,
     **inputs: Any,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Ours (outputs) and the pipeline's (latents, or the image with a VAE) on fresh schedulers."""
@@ -77,7 +77,8 @@ def run(
     decoder = components["vae"] if vae or img2img else None
     build = sdxl_img2img if img2img else sdxl_text2img
     graph = build(unet=components["unet"], scheduler=scheduler(kind), vae=decoder, **encoders)
-    ours: dict[str, Tensor] = df.compile(graph, fuse=fuse)(generator=generator(), **inputs)
+    program = df.compile(graph) if fuse is None else df.compile(graph, fuse=fuse)  # default: fused
+    ours: dict[str, Tensor] = program(generator=generator(), **inputs)
     pipe = tiny.sdxl_pipeline(components["unet"], scheduler(kind), decoder, img2img=img2img, **encoders)
     output_type = "pt" if decoder is not None else "latent"
     theirs: Tensor = pipe(generator=generator(), output_type=output_type, **inputs).images
@@ -212,7 +213,7 @@ def test_img2img_with_an_aesthetic_score(parts: Any) -> None:
         unet=unet, scheduler=tiny.scheduler("euler"), vae=vae, requires_aesthetics_score=True
     )
     assert {"aesthetic_score", "negative_aesthetic_score"} <= {p.name for p in graph.inputs}
-    program = df.compile(graph, fuse=True)
+    program = df.compile(graph)
     pipe = tiny.sdxl_pipeline(
         unet, tiny.scheduler("euler"), vae, img2img=True, requires_aesthetics_score=True
     )
@@ -271,6 +272,8 @@ def test_the_graphs_check_clean_with_the_pipeline_input_names(parts: Any) -> Non
     sizes = {"original_size", "crops_coords_top_left", "target_size"}
     sizes |= {f"negative_{name}" for name in sizes}
     common = {
+        "callback_on_step_end",
+        "callback_on_step_end_tensor_inputs",
         "num_inference_steps",
         "guidance_scale",
         "guidance_rescale",
@@ -308,14 +311,13 @@ def test_the_graphs_check_clean_with_the_pipeline_input_names(parts: Any) -> Non
                 assert ports["height"].default == ports["width"].default == 64  # sample_size * 8
     denoise = sdxl_text2img(unet=c["unet"], scheduler=tiny.scheduler()).nodes["denoise"]
     assert isinstance(denoise, df.Switch) and list(denoise.cases) == ["cfg", "single"]
-    assert set(denoise.cases["cfg"].body.nodes) == {"scale", "uncond", "cond", "guidance", "step"}
-    assert set(denoise.cases["single"].body.nodes) == {"scale", "cond", "step"}
+    assert set(denoise.cases["cfg"].body.nodes) == {"scale", "uncond", "cond", "guidance", "step", "step_end"}
+    assert set(denoise.cases["single"].body.nodes) == {"scale", "cond", "step", "step_end"}
+    assert denoise.cases["cfg"].until == "interrupt"
 
 
 def test_the_branches_fuse_into_one_call(parts: Any) -> None:
-    program = df.compile(
-        sdxl_text2img(unet=parts[torch.float32]["unet"], scheduler=tiny.scheduler()), fuse=True
-    )
+    program = df.compile(sdxl_text2img(unet=parts[torch.float32]["unet"], scheduler=tiny.scheduler()))
     assert list(program.fused) == [
         ("sdxl_text2img/denoise/cfg/step/uncond", "sdxl_text2img/denoise/cfg/step/cond")
     ]
@@ -435,7 +437,7 @@ def stand_in_guiders() -> types.ModuleType:
             i: int,
             num_inference_steps: int,
             prompt_embeds: Tensor,
-            pooled_prompt_embeds: Tensor,
+            add_text_embeds: Tensor,
             add_time_ids: Tensor,
             negative_prompt_embeds: Tensor | None = None,
             negative_pooled_prompt_embeds: Tensor | None = None,
@@ -489,3 +491,83 @@ def test_a_cfg_guider_gives_the_pipeline_latents(
     assert difference(ours, theirs.images) <= 1e-10
     batch = 2 if prompts else 1
     assert counting.batches == [batch, batch] * STEPS  # the guider's two batches: conditional, unconditional
+
+
+def scale_latents_at_two(pipe: Any, i: int, t: Tensor, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A diffusers step callback: halve the latents after step 2."""
+    return {"latents": tensors["latents"] * 0.5} if i == 2 else {}
+
+
+def interrupt_at(k: int) -> Any:
+    def callback(pipe: Any, i: int, t: Tensor, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        if i == k:
+            pipe._interrupt = True
+        return {}
+
+    return callback
+
+
+@pytest.mark.parametrize("img2img", [False, True], ids=["text2img", "img2img"])
+def test_a_step_callback_gives_the_pipelines_result(parts: Any, img2img: bool) -> None:
+    for dtype in (torch.float64, torch.float32):
+        inputs: dict[str, Any] = {"num_inference_steps": 6, "callback_on_step_end": scale_latents_at_two}
+        inputs.update(embeddings(dtype))
+        if img2img:
+            inputs.update(image=image(dtype), strength=1.0)
+        ours, theirs = run(parts[dtype], "euler_ancestral", img2img=img2img, **inputs)
+        plain, _ = run(
+            parts[dtype], "euler_ancestral", img2img=img2img, **{**inputs, "callback_on_step_end": None}
+        )
+        key = "image" if img2img else "latents"
+        assert difference(ours[key], plain[key]) > 1e-3  # the callback changed the run
+        if dtype == torch.float64:
+            assert difference(ours[key], theirs) <= 1e-10
+        else:
+            assert torch.equal(ours[key], theirs)
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_an_interrupt_at_step_k_returns_the_pipelines_latents(parts: Any, k: int) -> None:
+    counting = CountingUNet(parts[torch.float32]["unet"])
+    inputs = {"num_inference_steps": 6, "callback_on_step_end": interrupt_at(k), **embeddings(torch.float32)}
+    ours = df.compile(sdxl_text2img(unet=counting, scheduler=tiny.scheduler("dpm++")))(
+        generator=generator(), **inputs
+    )
+    pipe = tiny.sdxl_pipeline(parts[torch.float32]["unet"], tiny.scheduler("dpm++"))
+    theirs = pipe(generator=generator(), output_type="latent", **inputs).images
+    assert torch.equal(ours["latents"], theirs)
+    assert counting.batches == [2] * (k + 1)  # the loop ended after step k: no UNet call after it
+
+
+def test_a_callback_reads_and_replaces_the_conditional_embeddings(parts: Any) -> None:
+    """prompt_embeds, add_text_embeds, add_time_ids: the conditional ones (the pipeline's are concatenated
+    with the negatives under guidance); one that zeroes the pooled embedding changes the next steps."""
+    seen: list[tuple[int, ...]] = []
+
+    def zero_pooled(pipe: Any, i: int, t: Tensor, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        seen.append(tuple(tensors["add_time_ids"].shape))
+        assert pipe.num_timesteps == 4 and pipe.guidance_scale == 5.0 and pipe.do_classifier_free_guidance
+        return {"add_text_embeds": torch.zeros_like(tensors["add_text_embeds"])}
+
+    c = parts[torch.float32]
+    program = df.compile(sdxl_text2img(unet=c["unet"], scheduler=tiny.scheduler("euler")))
+    inputs = {"num_inference_steps": 4, **embeddings(torch.float32)}
+    names = ["latents", "prompt_embeds", "add_text_embeds", "add_time_ids"]
+    ours = program(
+        generator=generator(),
+        callback_on_step_end=zero_pooled,
+        callback_on_step_end_tensor_inputs=names,
+        **inputs,
+    )
+    assert seen == [(1, 6)] * 4  # the conditional time ids, one row per image
+    plain = program(generator=generator(), **inputs)["latents"]
+    zeroed = {**inputs, "pooled_prompt_embeds": torch.zeros_like(inputs["pooled_prompt_embeds"])}
+    from_start = program(generator=generator(), **zeroed)["latents"]
+    # zeroed after step 0: step 0 as the plain run, steps 1-3 as the zeroed one
+    assert not torch.equal(ours["latents"], plain) and not torch.equal(ours["latents"], from_start)
+    with pytest.raises(df.BlockError, match="callback_on_step_end_tensor_inputs"):
+        program(
+            callback_on_step_end=zero_pooled,
+            callback_on_step_end_tensor_inputs=["negative_add_time_ids"],
+            **inputs,
+        )

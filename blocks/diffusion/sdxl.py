@@ -52,10 +52,11 @@ CALLBACK_TENSOR_INPUTS = ("latents", "prompt_embeds", "add_text_embeds", "add_ti
 
 FIELDS = {
     "prompt_embeds": ("prompt_embeds", "negative_prompt_embeds"),
-    "text_embeds": ("pooled_prompt_embeds", "negative_pooled_prompt_embeds"),
+    "text_embeds": ("add_text_embeds", "negative_pooled_prompt_embeds"),
     "time_ids": ("add_time_ids", "negative_add_time_ids"),
 }
-"""A guider's fields (C2) and the loop body's (conditional, unconditional) names that fill them."""
+"""A guider's fields (C2) and the loop body's (conditional, unconditional) names that fill them. The body
+reads the pooled prompt embedding as add_text_embeds, the pipeline's name in its loop (and a callback's)."""
 
 
 def _valid_fraction(value: float | None) -> bool:
@@ -389,8 +390,10 @@ def denoising_step(
 ) -> df.Graph:
     """The loop body: scale the latents, predict noise with SDXL's added conditioning (both branches and
     guide, the conditional one alone when `guidance=False`, or a diffusers guider), take a scheduler step.
-    `optional_negatives`: the negative embeddings come from a prompt encoder, typed `T | None`.
-    The body reads the four embeddings under their input names and add_time_ids, negative_add_time_ids."""
+    Last, `callback_on_step_end` (its `interrupt` output ends the loop). `optional_negatives`: the
+    negative embeddings come from a prompt encoder, typed `T | None`.
+    The body reads prompt_embeds, negative_prompt_embeds, add_text_embeds (the pooled prompt embedding),
+    negative_pooled_prompt_embeds, add_time_ids and negative_add_time_ids."""
     nodes: dict[str, Any] = {"scale": steps.scale_model_input(scheduler, unet)}
     edges: list[tuple[str, str]] = []
     if guider is not None:
@@ -399,7 +402,7 @@ def denoising_step(
         edges += [("scale.latent_model_input", "guided.sample"), ("guided.noise_pred", "step.noise_pred")]
     else:
         denoiser = steps.denoiser(unet, added_time_ids=time_ids)  # one block object: the fusion pass needs it
-        branches = {"cond": ("prompt_embeds", "pooled_prompt_embeds", "add_time_ids")}
+        branches = {"cond": ("prompt_embeds", "add_text_embeds", "add_time_ids")}
         if guidance:  # the unconditional call first: the fused batch is the pipeline's [negative, positive]
             branches = {
                 "uncond": (
@@ -434,7 +437,25 @@ def denoising_step(
         else:
             edges.append(("cond.noise_pred", "step.noise_pred"))
     nodes["step"] = steps.scheduler_step(scheduler, unet)
-    return df.Graph(nodes=nodes, edges=edges, outputs=["step.latents"], name="step")
+    nodes["step_end"] = steps.step_end(
+        callback_tensors(unet, time_ids), guidance_scale=5.0, guided=guidance or guider is not None
+    )
+    edges.append(("step.latents", "step_end.latents"))
+    outputs = [f"step_end.{name}" for name in (*CALLBACK_TENSOR_INPUTS, "interrupt")]
+    return df.Graph(nodes=nodes, edges=edges, outputs=outputs, name="step")
+
+
+def callback_tensors(unet: Any, time_ids: int = TIME_IDS) -> dict[str, Any]:
+    """The tensors a step callback may read and replace (diffusers' SDXL _callback_tensor_inputs), typed as
+    the loop has them. Unlike the pipeline's, prompt_embeds, add_text_embeds and add_time_ids are the
+    conditional ones alone (the pipeline passes [negative, positive] concatenated under guidance)."""
+    channels, width = unet.config.in_channels, unet.config.cross_attention_dim
+    return {
+        "latents": Float[Tensor, f"batch {channels} latent_height latent_width"],
+        "prompt_embeds": Float[Tensor, f"batch sequence {width}"],
+        "add_text_embeds": Float[Tensor, f"batch {_pooled_width(unet, time_ids)}"],
+        "add_time_ids": Float[Tensor, f"batch {time_ids}"],
+    }
 
 
 def denoising_loop(
@@ -446,11 +467,12 @@ def denoising_loop(
     time_ids: int = TIME_IDS,
     optional_negatives: bool = False,
 ) -> df.Switch | df.Loop:
-    """The SDXL denoising loop over `timesteps`, carrying the latents: a Switch between the guided ("cfg")
-    and one-branch ("single") loops on guidance_scale, or one loop around a diffusers guider."""
+    """The SDXL denoising loop over `timesteps`, carrying the latents (and the tensors a step callback may
+    replace), ending early when a callback interrupts: a Switch between the guided ("cfg") and one-branch
+    ("single") loops on guidance_scale, or one loop around a diffusers guider."""
     if guider is not None:
         body = denoising_step(unet, scheduler, guider=guider, time_ids=time_ids)
-        return df.Loop(body, over="timesteps", item="t", progress=progress, name="denoise")
+        return df.Loop(body, over="timesteps", item="t", until="interrupt", progress=progress, name="denoise")
     loops = {
         case: df.Loop(
             denoising_step(
@@ -462,6 +484,7 @@ def denoising_loop(
             ),
             over="timesteps",
             item="t",
+            until="interrupt",
             progress=progress,
             name=case,
         )
@@ -502,22 +525,22 @@ def _assemble(
     """Prompt encoding (with encoders) first, then `nodes` (which make timesteps, latents and time ids), the
     loop and the decoder; the embeddings go where the loop and the preparation read them."""
     # no steps.normalize_scheduler here: unlike StableDiffusionPipeline, the SDXL pipelines leave a legacy
-    # scheduler config (steps_offset 0, clip_sample True) as it is, and these graphs equal them
+    # scheduler config (steps_offset 0, clip_sample True) as it is, and these graphs equal them (tested)
     names = (
         "prompt_embeds",
         "negative_prompt_embeds",
         "pooled_prompt_embeds",
         "negative_pooled_prompt_embeds",
     )
+    loop_names = {name: name for name in names} | {"pooled_prompt_embeds": "add_text_embeds"}
+    sources = {name: name for name in names}
     if encoders is not None:
         encode = prompts.sdxl_encode_prompt(*encoders, guider=guider)
         nodes = {"encode_prompt": encode, **nodes}
         readers = [n for n, block in nodes.items() if "prompt_embeds" in {p.name for p in block.inputs}]
-        edges = [
-            *((f"encode_prompt.{name}", f"denoise.{name}") for name in names),
-            *(("encode_prompt.prompt_embeds", f"{node}.prompt_embeds") for node in readers),
-            *edges,
-        ]
+        edges = [*(("encode_prompt.prompt_embeds", f"{node}.prompt_embeds") for node in readers), *edges]
+        sources = {name: f"encode_prompt.{name}" for name in names}
+    edges += [(sources[name], f"denoise.{loop_names[name]}") for name in names]
     nodes["denoise"] = denoising_loop(
         unet,
         scheduler,
