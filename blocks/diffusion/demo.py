@@ -2,7 +2,10 @@
 
     python -m dfgraph_blocks.diffusion.demo [--steps 20] [--size 128] [--scheduler dpm++]
     [--out out/text2img.png]
+    python -m dfgraph_blocks.diffusion.demo sdxl [--prompt "a red cat"] [--steps 20] [--size 128]
+    [--out out/sdxl.png]
     dfgraph check dfgraph_blocks.diffusion.demo:tiny_text2img
+    dfgraph check dfgraph_blocks.diffusion.demo:tiny_sdxl_text2img
 
 Next to the PNG it writes pictures that need nothing but a browser: the graph (`text2img.graph.svg`) and
 its loop's stream schedule (`text2img.schedule.svg`), plus the same as Mermaid (`.mmd`), Graphviz (`.dot`)
@@ -15,6 +18,7 @@ picture is structured noise; the point is the pipeline: the same graph runs a re
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,12 +28,18 @@ import torch
 
 import dfgraph as df
 from dfgraph import render
-from dfgraph_blocks.diffusion import text2img, tiny
+from dfgraph_blocks.diffusion import sdxl_text2img, text2img, tiny
 
 
 def tiny_text2img(scheduler: str = "dpm++", *, progress: bool = False) -> df.Graph:
     """The text2img graph around tiny random components (a factory for `dfgraph check`)."""
     return text2img(unet=tiny.unet(), scheduler=tiny.scheduler(scheduler), vae=tiny.vae(), progress=progress)
+
+
+def tiny_sdxl_text2img(scheduler: str = "euler", *, progress: bool = False) -> df.Graph:
+    """The SDXL text2img graph from prompts around tiny random components (two CLIP text encoders)."""
+    parts = tiny.sdxl_components(scheduler_kind=scheduler)
+    return sdxl_text2img(**parts, progress=progress)
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
@@ -59,8 +69,50 @@ def write_pictures(program: df.Program, out: Path) -> list[Path]:
     return written
 
 
+def sdxl_main(argv: Sequence[str] | None = None) -> None:
+    """SDXL from a prompt: build, check, run with a progress bar, save."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dfgraph_blocks.diffusion.demo sdxl", description="Stable Diffusion XL from a prompt"
+    )
+    parser.add_argument("--prompt", default="a red cat")  # 16 tiny tokens: one per letter
+    parser.add_argument("--negative-prompt", default=None)
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    parser.add_argument(
+        "--size", type=int, default=128, help="image height and width in pixels (default 128)"
+    )
+    parser.add_argument("--scheduler", choices=tiny.SCHEDULERS, default="euler")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("out/sdxl.png"))
+    args = parser.parse_args(argv)
+
+    graph = tiny_sdxl_text2img(args.scheduler, progress=True)
+    print(f"== check {graph.name}: {df.check(graph)}")
+    program = df.compile(graph, fuse=True)
+    for first, second in program.fused:
+        print(f"== fused: {first} + {second} run as one batched UNet call")
+    start = time.perf_counter()
+    result = program(
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps,
+        height=args.size,
+        width=args.size,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    elapsed = time.perf_counter() - start
+    save_png(result["image"], args.out)
+    latents = tuple(result["latents"].shape)
+    print(
+        f"== SDXL {args.prompt!r}: {args.steps} steps in {elapsed:.2f} s; latents {latents}; wrote {args.out}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Build, check, schedule, run and save."""
+    """Build, check, schedule, run and save (`sdxl` as the first argument: the SDXL demo)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sdxl"]:
+        sdxl_main(argv[1:])
+        return
     parser = argparse.ArgumentParser(
         prog="python -m dfgraph_blocks.diffusion.demo", description=__doc__.splitlines()[0]
     )
