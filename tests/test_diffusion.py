@@ -433,3 +433,48 @@ def test_sd_auto_specialized_is_each_workflow_alone(parts: Any) -> None:
     ours = df.compile(graph)(generator=generator(), **inputs)
     theirs = df.compile(alone)(generator=generator(), **inputs)
     assert torch.equal(ours["latents"], theirs["latents"]) and torch.equal(ours["image"], theirs["image"])
+
+
+@pytest.mark.parametrize("guidance_scale", [7.5, 1.0])
+@pytest.mark.parametrize("negative_prompt", [None, ["blurry", "dark"]], ids=["no-negative", "negative"])
+def test_text2img_from_prompts_gives_the_pipeline_latents(
+    guidance_scale: float, negative_prompt: list[str] | None
+) -> None:
+    import diffusers
+
+    unet, text_encoder, tokenizer = tiny.unet(), tiny.text_encoder(), tiny.tokenizer()
+    graph = text2img(
+        unet=unet, scheduler=tiny.scheduler("euler"), text_encoder=text_encoder, tokenizer=tokenizer
+    )
+    names = {p.name for p in graph.inputs}
+    assert {"prompt", "negative_prompt", "num_images_per_prompt"} <= names
+    assert not {"prompt_embeds", "negative_prompt_embeds"} & names
+    assert df.check(graph).ok
+    inputs = {
+        "prompt": ["a cat", "a dog"],
+        "negative_prompt": negative_prompt,
+        "num_inference_steps": 3,
+        "guidance_scale": guidance_scale,
+        "height": 32,
+        "width": 32,
+        "num_images_per_prompt": 2,
+    }
+    ours = df.compile(graph)(**inputs, generator=torch.Generator().manual_seed(0), output="latents")
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=None,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=tiny.scheduler("euler"),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(**inputs, generator=torch.Generator().manual_seed(0), output_type="latent").images
+    assert ours.shape[0] == 4 and torch.equal(ours, theirs)
+
+
+def test_encoders_come_in_pairs() -> None:
+    with pytest.raises(ValueError, match="text_encoder and tokenizer together"):
+        text2img(unet=tiny.unet(), scheduler=tiny.scheduler(), text_encoder=tiny.text_encoder())
