@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -145,7 +145,7 @@ def text2img_variants(
     return variants
 
 
-def compare(variants: dict[str, Callable[[], torch.Tensor]], baseline: str = PIPELINE) -> list[str]:
+def compare(variants: Mapping[str, Callable[[], torch.Tensor]], baseline: str = PIPELINE) -> list[str]:
     """Run each variant once; raise AssertionError if any differs from the baseline by more than
     TOLERANCE; returns one line per variant with its largest difference (and bitwise equality)."""
     results = {name: fn() for name, fn in variants.items()}
@@ -217,6 +217,106 @@ def judge(stats: dict[str, Stats]) -> tuple[bool, str]:
     return met, verdict
 
 
+SDXL_GUIDANCE = 5.0
+SDXL_PIPELINE = "StableDiffusionXLPipeline"
+SDXL_MODULAR = "Modular Diffusers (StableDiffusionXLAutoBlocks)"
+SDXL_HOW = (
+    "every variant starts from the same prompt and negative prompt with the same tiny SDXL components "
+    "(dfgraph_blocks.diffusion.tiny.sdxl_components: random UNet with text_time conditioning, two random "
+    "CLIP text encoders, local tokenizers), Euler, guidance 5.0; Modular Diffusers runs "
+    "StableDiffusionXLAutoBlocks' text2image workflow with the ClassifierFreeGuidance guider (two batch-1 "
+    "UNet calls per step, as dfgraph unfused); the pipeline and dfgraph's default (fused) make one batch-2 "
+    "call per step"
+)
+
+
+def sdxl_variants(steps: int = STEPS, *, size: int = SIZE) -> dict[str, Callable[[], torch.Tensor]]:
+    """The SDXL variants, each a call returning float32 latents from the same prompt, seed and weights."""
+    from diffusers.guiders import ClassifierFreeGuidance
+    from diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl import (
+        StableDiffusionXLAutoBlocks,
+    )
+
+    from dfgraph_blocks.diffusion import sdxl_text2img, tiny
+
+    parts = tiny.sdxl_components()
+    encoders = {k: parts[k] for k in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}
+    inputs: dict[str, Any] = {
+        "prompt": "a red cat",
+        "negative_prompt": "blurry",
+        "num_inference_steps": steps,
+    }
+    inputs |= {"height": size, "width": size, "guidance_scale": SDXL_GUIDANCE}
+    pipe = tiny.sdxl_pipeline(parts["unet"], tiny.scheduler("euler"), **encoders)
+
+    def graph() -> df.Graph:
+        return sdxl_text2img(unet=parts["unet"], scheduler=tiny.scheduler("euler"), **encoders)
+
+    fused, unfused = df.compile(graph()), df.compile(graph(), fuse=False)
+    modular = StableDiffusionXLAutoBlocks().init_pipeline()
+    modular.update_components(**parts, guider=ClassifierFreeGuidance(guidance_scale=SDXL_GUIDANCE))
+    silence_modular(modular.blocks)
+    modular_inputs = {k: v for k, v in inputs.items() if k != "guidance_scale"}  # the guider's
+
+    def generator() -> torch.Generator:
+        return torch.Generator().manual_seed(SEED)
+
+    def run_modular() -> torch.Tensor:
+        latents: torch.Tensor = modular(**modular_inputs, generator=generator(), output="latents")
+        return latents
+
+    return {
+        SDXL_PIPELINE: lambda: pipe(**inputs, generator=generator(), output_type="latent").images,
+        UNFUSED: lambda: unfused(**inputs, generator=generator(), output="latents"),
+        FUSED: lambda: fused(**inputs, generator=generator(), output="latents"),
+        SDXL_MODULAR: run_modular,
+    }
+
+
+def silence_modular(blocks: Any) -> None:
+    """Turn off the progress bars of a Modular Diffusers block set, nested blocks included (the
+    pipeline's set_progress_bar_config reaches only its direct sub-blocks)."""
+    if hasattr(blocks, "set_progress_bar_config"):
+        blocks.set_progress_bar_config(disable=True)
+    for child in (getattr(blocks, "sub_blocks", None) or {}).values():
+        silence_modular(child)
+
+
+def sdxl_end_to_end(steps: int = STEPS, repeats: int = 10, *, threads: Sequence[int] = (1, 2)) -> CaseResult:
+    """Case 7: tiny SDXL from a prompt, at each torch thread count: dfgraph (default, fused) against
+    StableDiffusionXLPipeline, dfgraph unfused against Modular Diffusers (both two batch-1 calls)."""
+    before = torch.get_num_threads()
+    tables, notes, verdicts, met = [], [SDXL_HOW], [], True
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            variants = sdxl_variants(steps)
+            agreement = compare(variants, baseline=SDXL_PIPELINE)
+            stats = measure(variants, repeats)
+            title = (
+                f"tiny SDXL text2img, {steps} steps, {SIZE}x{SIZE} px, batch 1, CPU, {count} torch thread(s)"
+            )
+            tables.append(timing_table(f"{title} ({repeats} runs each)", stats, SDXL_PIPELINE))
+            notes += [f"{count} thread(s): {line}" for line in agreement]
+            fused = stats[FUSED].median / stats[SDXL_PIPELINE].median
+            alike = stats[UNFUSED].median / stats[SDXL_MODULAR].median
+            default = stats[FUSED].median / stats[SDXL_MODULAR].median
+            verdicts.append(
+                f"{count} thread(s): default {ratio_text(fused)} the pipeline, "
+                f"{ratio_text(default)} Modular; unfused {ratio_text(alike)} Modular"
+            )
+            met = met and fused <= 1 + NOISE and default < 1
+    finally:
+        torch.set_num_threads(before)
+    target = (
+        f"dfgraph's default <= {1 + NOISE:.2f}x {SDXL_PIPELINE} ({NOISE:.0%} for noise) and faster than "
+        "Modular Diffusers, at 1 and 2 torch threads"
+    )
+    return CaseResult(
+        7, "End to end (tiny SDXL text2img, CPU)", target, met, "; ".join(verdicts), tables, notes
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run case 4 and print its table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.end_to_end", description=__doc__)
@@ -224,11 +324,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--scheduler", default=SCHEDULER)
+    parser.add_argument("--sdxl", action="store_true", help="case 7: tiny SDXL at 1 and 2 torch threads")
     args = parser.parse_args(argv)
     quiet()
     steps = args.steps or (3 if args.quick else STEPS)
     repeats = args.repeats or (2 if args.quick else 10)
-    case = end_to_end(steps, repeats, scheduler=args.scheduler)
+    case = (
+        sdxl_end_to_end(steps, repeats) if args.sdxl else end_to_end(steps, repeats, scheduler=args.scheduler)
+    )
     print(case.text(commit()))
 
 
