@@ -255,7 +255,7 @@ def sdxl_variants(steps: int = STEPS, *, size: int = SIZE) -> dict[str, Callable
     fused, unfused = df.compile(graph()), df.compile(graph(), fuse=False)
     modular = StableDiffusionXLAutoBlocks().init_pipeline()
     modular.update_components(**parts, guider=ClassifierFreeGuidance(guidance_scale=SDXL_GUIDANCE))
-    silence_modular(modular.blocks)
+    silence_modular(modular._blocks)  # the block set it runs (`.blocks` is a copy)
     modular_inputs = {k: v for k, v in inputs.items() if k != "guidance_scale"}  # the guider's
 
     def generator() -> torch.Generator:
