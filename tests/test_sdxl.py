@@ -571,3 +571,12 @@ def test_a_callback_reads_and_replaces_the_conditional_embeddings(parts: Any) ->
             callback_on_step_end_tensor_inputs=["negative_add_time_ids"],
             **inputs,
         )
+
+
+def test_a_legacy_scheduler_config_is_left_as_the_sdxl_pipelines_leave_it(parts: Any) -> None:
+    """StableDiffusionPipeline rewrites steps_offset and clip_sample; the SDXL pipelines do not, nor do
+    these graphs (the "ddim-default" cases above hold the results equal)."""
+    legacy = diffusers.DDIMScheduler()
+    sdxl_text2img(unet=parts[torch.float32]["unet"], scheduler=legacy)
+    tiny.sdxl_pipeline(parts[torch.float32]["unet"], legacy)
+    assert legacy.config.steps_offset == 0 and legacy.config.clip_sample is True
