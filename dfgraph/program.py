@@ -34,8 +34,8 @@ from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import InputError, block_error
 from dfgraph.hooks import Dispatcher, ProgressBar
 from dfgraph.interpret import Interpreter
-from dfgraph.ir import Lowered, consumers
-from dfgraph.lowering import input_ports, output_ports
+from dfgraph.ir import LoopOp, Lowered, consumers
+from dfgraph.lowering import input_ports, lower, output_ports
 from dfgraph.passes import compile_ir
 from dfgraph.ports import Port
 from dfgraph.schedule import Schedule, max_streams_of, schedule_program
@@ -153,12 +153,14 @@ class Program:
     def with_progress(self, show: bool = True, loops: Iterable[str] | None = None) -> Program:
         """This program with progress bars on (over `loops`; by default the `progress=True` loops, or every
         loop when none is) or off (`show=False`) for the calls made through it; nothing is rebuilt."""
-        bars = [hook for hook in self.hooks if isinstance(hook, ProgressBar)]
         kept = tuple(hook for hook in self.hooks if not isinstance(hook, ProgressBar))
         given = tuple(h for h in self._options.get("hooks", ()) if not isinstance(h, ProgressBar))
         if show:
-            if loops is None and bars and all(bar.loops is not None for bar in bars):
-                loops = sorted({path for bar in bars for path in bar.loops or ()})
+            if loops is None:
+                flagged = [
+                    op.path for op in lower(self.block).ops() if isinstance(op, LoopOp) and op.loop.progress
+                ]
+                loops = flagged or None
             bar = ProgressBar(loops)
             kept, given = (*kept, bar), (*given, bar)
         return self._calling(kept, {"hooks": given, "progress": False})

@@ -356,6 +356,38 @@ def test_progress_true_runs_through_a_progress_bar_hook(capsys: pytest.CaptureFi
     assert err.rstrip().splitlines()[-1].lstrip("\r").startswith("outer")
 
 
+def test_with_progress_switches_the_bars_per_call_without_rebuilding(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flagged = df.compile(df.Loop(add_one, times="n", progress=True, name="steps"))
+    quiet = flagged.with_progress(False)
+    assert not any(isinstance(h, ProgressBar) for h in quiet.hooks)
+    assert quiet.source == flagged.source  # the same compiled code, the bar's events unused
+    assert quiet(n=5, x=0) == flagged(n=5, x=0) == {"x": 5}
+    err = capsys.readouterr().err
+    assert err.count("5/5") == 1  # only the flagged program drew a bar
+    loud = quiet.with_progress()  # back on: the progress=True loop again
+    (bar,) = [h for h in loud.hooks if isinstance(h, ProgressBar)]
+    assert bar.loops == frozenset({"steps"})
+    assert loud(n=4, x=0) == {"x": 4}
+    assert "4/4" in capsys.readouterr().err
+    # a program compiled without bars gets one for every loop, and progress=False at compile drops them
+    plain = df.compile(df.Loop(add_one, times="n", name="plain"))
+    assert plain.with_progress()(n=2, x=0) == {"x": 2}
+    assert "plain" in capsys.readouterr().err
+    silent = df.compile(df.Loop(add_one, times="n", progress=True, name="steps"), progress=False)
+    assert silent.hooks == () and silent(n=3, x=0) == {"x": 3}
+    assert capsys.readouterr().err == ""
+    # hooks given before are kept when the bars change, and the choice survives pickling
+    rec = Recorder()
+    traced = flagged.with_hooks(rec).with_progress(False)
+    assert rec in traced.hooks and not any(isinstance(h, ProgressBar) for h in traced.hooks)
+    traced(n=1, x=0)
+    assert any(e[0] == "block_start" for e in rec.events)
+    again = pickle.loads(pickle.dumps(flagged.with_progress(False)))
+    assert not any(isinstance(h, ProgressBar) for h in again.hooks)
+
+
 def test_fused_calls_report_each_member() -> None:
     torch = pytest.importorskip("torch")
     from test_fuse import Denoiser, denoise_loop, inputs

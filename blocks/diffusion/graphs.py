@@ -54,23 +54,25 @@ def denoising_step(unet: Any, scheduler: Any, *, guidance: bool = True, guider: 
         else:
             edges.append(("cond.noise_pred", "step.noise_pred"))
     nodes["step"] = steps.scheduler_step(scheduler, unet)
-    tensors, read_only = callback_tensors(unet, negative=guidance or guider is not None)
-    nodes["step_end"] = steps.step_end(tensors, read_only=read_only, guided=guidance)
+    guided = guidance or guider is not None
+    tensors, read_only = callback_tensors(unet, guided=guided)
+    paired = {"prompt_embeds": "negative_prompt_embeds"} if guided else {}
+    nodes["step_end"] = steps.step_end(tensors, read_only=read_only, paired=paired, guided=guided)
     edges.append(("step.latents", "step_end.latents"))
     outputs = [f"step_end.{name}" for name in (*tensors, "interrupt")]
     return df.Graph(nodes=nodes, edges=edges, outputs=outputs, name="step")
 
 
-def callback_tensors(unet: Any, *, negative: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def callback_tensors(unet: Any, *, guided: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The tensors a step callback may replace and those it may only read (together the pipeline's
-    _callback_tensor_inputs), typed as the loop has them; negative_prompt_embeds only with guidance."""
+    _callback_tensor_inputs), typed as the loop has them. With guidance the pipeline's prompt_embeds is
+    `torch.cat([negative, positive])`, which the callback reads but cannot hand back to separate branches."""
     channels, width = unet.config.in_channels, unet.config.cross_attention_dim
     embeds = Float[Tensor, f"batch sequence {width}"]
-    tensors = {
-        "latents": Float[Tensor, f"batch {channels} latent_height latent_width"],
-        "prompt_embeds": embeds,
-    }
-    return tensors, {"negative_prompt_embeds": embeds} if negative else {}
+    latents = Float[Tensor, f"batch {channels} latent_height latent_width"]
+    if guided:
+        return {"latents": latents}, {"prompt_embeds": embeds, "negative_prompt_embeds": embeds}
+    return {"latents": latents, "prompt_embeds": embeds}, {}
 
 
 def denoising_loop(unet: Any, scheduler: Any, *, progress: bool = False, guider: Any = None) -> df.Block:

@@ -415,13 +415,19 @@ class StepEnd:
     mutates = ()
 
     def __init__(
-        self, tensors: Mapping[str, Any], guidance_scale: float, guided: bool, read_only: Mapping[str, Any]
+        self,
+        tensors: Mapping[str, Any],
+        read_only: Mapping[str, Any],
+        paired: Mapping[str, str],
+        guidance_scale: float,
+        guided: bool,
     ) -> None:
         if "latents" not in tensors:
             raise ValueError("step_end needs 'latents' among its tensors")
         self.name = "step_end"
         self.tensors = tuple(tensors)
         self.read_only = tuple(read_only)
+        self.paired = dict(paired)
         self.guided = guided
         self.inputs = (
             Port("i", int),
@@ -432,10 +438,7 @@ class StepEnd:
             Port("callback_on_step_end", Any, None, doc="diffusers' callback(pipe, i, t, tensors) -> dict"),
             Port("callback_on_step_end_tensor_inputs", list[str] | None, None, doc="default ['latents']"),
         )
-        self.outputs = (
-            *(Port(name, hint) for name, hint in tensors.items()),
-            Port("interrupt", bool),
-        )
+        self.outputs = (*(Port(name, hint) for name, hint in tensors.items()), Port("interrupt", bool))
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         """Call the callback with the requested tensors; what it returns replaces them."""
@@ -447,6 +450,8 @@ class StepEnd:
         if requested is None:
             requested = inputs["callback_on_step_end_tensor_inputs"] or ["latents"]
         readable = {**values, **{name: inputs[name] for name in self.read_only}}
+        for name, negative in self.paired.items():  # the pipeline's torch.cat([negative, positive])
+            readable[name] = torch.cat([inputs[negative], inputs[name]])
         unknown = [name for name in requested if name not in readable]
         if unknown:
             raise ValueError(
@@ -457,28 +462,35 @@ class StepEnd:
         if not isinstance(returned, Mapping):
             kind = type(returned).__name__
             raise TypeError(f"callback_on_step_end must return a dict of tensors, got {kind}")
-        extra = [name for name in returned if name not in self.tensors]
-        if extra:
+        changed = [
+            name for name in returned if name not in self.tensors and returned[name] is not readable.get(name)
+        ]
+        if changed:
             raise ValueError(
-                f"callback_on_step_end returned {extra}: this loop lets a callback replace only "
+                f"callback_on_step_end returned a new {changed}: this loop lets a callback replace only "
                 f"{list(self.tensors)} (the others can be read)"
             )
-        return {**values, **returned, "interrupt": bool(pipe.interrupt)}
+        return {
+            **values,
+            **{k: v for k, v in returned.items() if k in self.tensors},
+            "interrupt": pipe.interrupt,
+        }
 
 
 def step_end(
     tensors: Mapping[str, Any],
     *,
     read_only: Mapping[str, Any] | None = None,
+    paired: Mapping[str, str] | None = None,
     guidance_scale: float = 7.5,
     guided: bool = True,
 ) -> StepEnd:
     """Block: diffusers' `callback_on_step_end(pipe, i, t, callback_kwargs)` at the end of a loop step.
 
-    `tensors` maps each name the callback may ask for (diffusers' `_callback_tensor_inputs`) to its type;
-    they are inputs and outputs (returned ones replaced), so a loop carries them and the next step reads
-    what the callback returned. Output `interrupt` is True when the callback set `pipe._interrupt`: the
-    graph's loop ends there (`until="interrupt"`), as the pipeline skips its remaining steps. The tensors
-    in `read_only` (name -> type) the callback may read but not replace: the negative embeddings, which
-    only the guided case of a guidance Switch reads, so carrying them would make them required."""
-    return StepEnd(tensors, guidance_scale, guided, read_only or {})
+    `tensors` maps each name a callback may read and replace to its type; they are inputs and outputs, so
+    a loop carries them and the next step reads what the callback returned. `read_only` (name -> type) it
+    may read but not replace. `paired` maps a name to its negative: with guidance the pipeline holds
+    `torch.cat([negative, positive])` under the positive's name, and the callback reads that. Output
+    `interrupt` is True when the callback set `pipe._interrupt`: the graph's loop ends there
+    (`until="interrupt"`), as the pipeline skips its remaining steps."""
+    return StepEnd(tensors, read_only or {}, paired or {}, guidance_scale, guided)
