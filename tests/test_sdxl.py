@@ -539,35 +539,57 @@ def test_an_interrupt_at_step_k_returns_the_pipelines_latents(parts: Any, k: int
     assert counting.batches == [2] * (k + 1)  # the loop ended after step k: no UNet call after it
 
 
-def test_a_callback_reads_and_replaces_the_conditional_embeddings(parts: Any) -> None:
-    """prompt_embeds, add_text_embeds, add_time_ids: the conditional ones (the pipeline's are concatenated
-    with the negatives under guidance); one that zeroes the pooled embedding changes the next steps."""
-    seen: list[tuple[int, ...]] = []
+def test_a_callback_reads_and_replaces_the_pipelines_tensors(parts: Any) -> None:
+    """What a callback reads equals the pipeline's (under guidance the embeddings and time ids as
+    torch.cat([negative, positive]), for a batch of 2 too); without guidance, replacing add_text_embeds
+    gives the pipeline's result."""
+    names = list(sdxl.CALLBACK_TENSOR_INPUTS)
 
-    def zero_pooled(pipe: Any, i: int, t: Tensor, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-        seen.append(tuple(tensors["add_time_ids"].shape))
-        assert pipe.num_timesteps == 4 and pipe.guidance_scale == 5.0 and pipe.do_classifier_free_guidance
-        return {"add_text_embeds": torch.zeros_like(tensors["add_text_embeds"])}
+    def recorder(log: list[dict[str, Tensor]], zero_pooled: bool) -> Any:
+        def callback(pipe: Any, i: int, t: Tensor, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+            log.append(dict(tensors))
+            return {"add_text_embeds": torch.zeros_like(tensors["add_text_embeds"])} if zero_pooled else {}
 
-    c = parts[torch.float32]
-    program = df.compile(sdxl_text2img(unet=c["unet"], scheduler=tiny.scheduler("euler")))
-    inputs = {"num_inference_steps": 4, **embeddings(torch.float32)}
-    names = ["latents", "prompt_embeds", "add_text_embeds", "add_time_ids"]
-    ours = program(
-        generator=generator(),
-        callback_on_step_end=zero_pooled,
-        callback_on_step_end_tensor_inputs=names,
-        **inputs,
-    )
-    assert seen == [(1, 6)] * 4  # the conditional time ids, one row per image
-    plain = program(generator=generator(), **inputs)["latents"]
-    zeroed = {**inputs, "pooled_prompt_embeds": torch.zeros_like(inputs["pooled_prompt_embeds"])}
-    from_start = program(generator=generator(), **zeroed)["latents"]
-    # zeroed after step 0: step 0 as the plain run, steps 1-3 as the zeroed one
-    assert not torch.equal(ours["latents"], plain) and not torch.equal(ours["latents"], from_start)
-    with pytest.raises(df.BlockError, match="callback_on_step_end_tensor_inputs"):
-        program(
-            callback_on_step_end=zero_pooled,
-            callback_on_step_end_tensor_inputs=["negative_add_time_ids"],
+        return callback
+
+    c = parts[torch.float64]
+    sizes = {"negative_original_size": (32, 32), "negative_target_size": (48, 64)}
+    for guidance_scale, batch in ((5.0, 2), (1.0, 1)):
+        zero = guidance_scale <= 1
+        ours_log: list[dict[str, Tensor]] = []
+        theirs_log: list[dict[str, Tensor]] = []
+        inputs = {"num_inference_steps": 4, "guidance_scale": guidance_scale, **sizes}
+        inputs |= {"callback_on_step_end_tensor_inputs": names, **embeddings(torch.float64, batch)}
+        ours = df.compile(sdxl_text2img(unet=c["unet"], scheduler=tiny.scheduler("euler")))(
+            generator=generator(), callback_on_step_end=recorder(ours_log, zero), **inputs
+        )
+        pipe = tiny.sdxl_pipeline(c["unet"], tiny.scheduler("euler"))
+        theirs = pipe(
+            generator=generator(),
+            output_type="latent",
+            callback_on_step_end=recorder(theirs_log, zero),
             **inputs,
         )
+        assert difference(ours["latents"], theirs.images) <= 1e-10
+        assert len(ours_log) == len(theirs_log) == 4
+        for mine, reference in zip(ours_log, theirs_log, strict=True):
+            assert set(mine) == set(reference) == set(names)
+            for name in names:
+                assert difference(mine[name], reference[name]) <= 1e-10, name
+        rows = 2 * batch if guidance_scale > 1 else batch
+        assert ours_log[0]["add_time_ids"].shape == (rows, sdxl.TIME_IDS)
+    with pytest.raises(df.BlockError, match="callback_on_step_end_tensor_inputs"):
+        df.compile(sdxl_text2img(unet=c["unet"], scheduler=tiny.scheduler()))(
+            callback_on_step_end=scale_latents_at_two,
+            callback_on_step_end_tensor_inputs=["image"],
+            **embeddings(torch.float64),
+        )
+
+
+def test_a_legacy_scheduler_config_is_left_as_the_sdxl_pipelines_leave_it(parts: Any) -> None:
+    """StableDiffusionPipeline rewrites steps_offset and clip_sample; the SDXL pipelines do not, nor do
+    these graphs (the "ddim-default" cases above hold the results equal)."""
+    legacy = diffusers.DDIMScheduler()
+    sdxl_text2img(unet=parts[torch.float32]["unet"], scheduler=legacy)
+    tiny.sdxl_pipeline(parts[torch.float32]["unet"], legacy)
+    assert legacy.config.steps_offset == 0 and legacy.config.clip_sample is True

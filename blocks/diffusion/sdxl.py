@@ -437,25 +437,42 @@ def denoising_step(
         else:
             edges.append(("cond.noise_pred", "step.noise_pred"))
     nodes["step"] = steps.scheduler_step(scheduler, unet)
+    guided = guidance or guider is not None
+    tensors, read_only, paired = callback_tensors(unet, time_ids, guided=guided, optional=guider is not None)
     nodes["step_end"] = steps.step_end(
-        callback_tensors(unet, time_ids), guidance_scale=5.0, guided=guidance or guider is not None
+        tensors, read_only=read_only, paired=paired, guidance_scale=5.0, guided=guided
     )
     edges.append(("step.latents", "step_end.latents"))
-    outputs = [f"step_end.{name}" for name in (*CALLBACK_TENSOR_INPUTS, "interrupt")]
+    if "negatives" in nodes:  # the converted negatives, as the unconditional branch reads them
+        edges += [(f"negatives.{p.name}", f"step_end.{p.name}") for p in nodes["negatives"].outputs]
+    outputs = [f"step_end.{name}" for name in (*tensors, "interrupt")]
     return df.Graph(nodes=nodes, edges=edges, outputs=outputs, name="step")
 
 
-def callback_tensors(unet: Any, time_ids: int = TIME_IDS) -> dict[str, Any]:
-    """The tensors a step callback may read and replace (diffusers' SDXL _callback_tensor_inputs), typed as
-    the loop has them. Unlike the pipeline's, prompt_embeds, add_text_embeds and add_time_ids are the
-    conditional ones alone (the pipeline passes [negative, positive] concatenated under guidance)."""
+def callback_tensors(
+    unet: Any, time_ids: int = TIME_IDS, *, guided: bool, optional: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """What a step callback may replace, what it may only read, and the pairs it reads concatenated:
+    diffusers' SDXL _callback_tensor_inputs (latents, prompt_embeds, add_text_embeds, add_time_ids),
+    typed as the loop has them. With guidance the pipeline holds each embedding as
+    `torch.cat([negative, positive])`, which the callback reads but cannot hand back to two separate
+    branches; without, it may replace them. `optional`: the negatives may be None (a guider's)."""
     channels, width = unet.config.in_channels, unet.config.cross_attention_dim
-    return {
+    types = {
         "latents": Float[Tensor, f"batch {channels} latent_height latent_width"],
         "prompt_embeds": Float[Tensor, f"batch sequence {width}"],
         "add_text_embeds": Float[Tensor, f"batch {_pooled_width(unet, time_ids)}"],
         "add_time_ids": Float[Tensor, f"batch {time_ids}"],
     }
+    if not guided:
+        return types, {}, {}
+    negatives = {"prompt_embeds": "negative_prompt_embeds"} | {
+        cond: uncond for _, (cond, uncond) in FIELDS.items() if cond != "prompt_embeds"
+    }
+    read_only = {name: types[name] for name in negatives}
+    for cond, uncond in negatives.items():
+        read_only[uncond] = types[cond] | None if optional else types[cond]
+    return {"latents": types["latents"]}, read_only, negatives
 
 
 def denoising_loop(
