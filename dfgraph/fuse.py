@@ -37,7 +37,12 @@ def fuse(lowered: Lowered) -> list[tuple[str, str]]:
 
 
 def _batchable(op: Op) -> bool:
-    return isinstance(op, CallOp) and not isinstance(op, FusedOp) and bool(getattr(op.block, "batch", ()))
+    if not isinstance(op, CallOp) or isinstance(op, FusedOp):
+        return False
+    try:
+        return bool(getattr(op.block, "batch", ()))
+    except Exception:  # a proxy's __getattr__ may raise anything: a block without batch= never fuses
+        return False
 
 
 def _find_pair(region: Region) -> tuple[CallOp, CallOp, int] | None:

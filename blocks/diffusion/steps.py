@@ -32,7 +32,6 @@ from torch import Tensor
 
 import dfgraph as df
 from dfgraph import RNG
-from dfgraph.ports import Port
 
 SCHEDULER = "scheduler"
 """The resource of a scheduler's internal state: blocks that change it keep their order."""
@@ -430,15 +429,17 @@ class StepEnd:
         self.paired = dict(paired)
         self.guided = guided
         self.inputs = (
-            Port("i", int),
-            Port("t", Tensor),
-            Port("timesteps", Tensor),
-            Port("guidance_scale", float, guidance_scale),
-            *(Port(name, hint) for name, hint in {**tensors, **read_only}.items()),
-            Port("callback_on_step_end", Any, None, doc="diffusers' callback(pipe, i, t, tensors) -> dict"),
-            Port("callback_on_step_end_tensor_inputs", list[str] | None, None, doc="default ['latents']"),
+            df.Port("i", int),
+            df.Port("t", Tensor),
+            df.Port("timesteps", Tensor),
+            df.Port("guidance_scale", float, guidance_scale),
+            *(df.Port(name, hint) for name, hint in {**tensors, **read_only}.items()),
+            df.Port(
+                "callback_on_step_end", Any, None, doc="diffusers' callback(pipe, i, t, tensors) -> dict"
+            ),
+            df.Port("callback_on_step_end_tensor_inputs", list[str] | None, None, doc="default ['latents']"),
         )
-        self.outputs = (*(Port(name, hint) for name, hint in tensors.items()), Port("interrupt", bool))
+        self.outputs = (*(df.Port(name, hint) for name, hint in tensors.items()), df.Port("interrupt", bool))
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         """Call the callback with the requested tensors; what it returns replaces them."""
