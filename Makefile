@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/python -m dfgraph_blocks.control_demo
 	$(BIN)/dfgraph check dfgraph_blocks.diffusion.demo:tiny_text2img
 	$(BIN)/python -m dfgraph_blocks.diffusion.demo --steps 20 --out out/text2img.png
+	$(BIN)/dfgraph check dfgraph_blocks.diffusion.demo:tiny_sdxl_text2img
+	$(BIN)/python -m dfgraph_blocks.diffusion.demo sdxl --steps 20 --out out/sdxl.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
