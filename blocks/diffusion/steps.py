@@ -203,25 +203,79 @@ def scale_model_input(scheduler: Any, unet: Any) -> Any:
     return scale_model_input
 
 
-def denoiser(unet: Any) -> Any:
-    """Block: one UNet2DConditionModel prediction; batchable, so two branches can fuse into one call."""
+def denoiser(unet: Any, *, added_time_ids: int | None = None) -> Any:
+    """Block: one UNet2DConditionModel prediction; batchable, so two branches can fuse into one call.
+
+    Its ports carry the conditioning the UNet's config requires: `added_time_ids=n` (SDXL: 6 size numbers,
+    or 5 with an aesthetic score) adds SDXL's `text_embeds` and `time_ids` inputs, which a UNet with
+    addition_embed_type="text_time" needs and any other UNet cannot take. A mismatch is a ValueError
+    while the graph is built, naming the missing inputs and the graph to use."""
     config = unet.config
     channels_in, channels_out, width_emb = config.in_channels, config.out_channels, config.cross_attention_dim
     if config.time_cond_proj_dim is not None:
         raise ValueError("UNets with time_cond_proj_dim (LCM guidance embedding) are not supported yet")
+    embed = getattr(config, "addition_embed_type", None)
+    if embed == "text_time" and added_time_ids is None:
+        raise ValueError(
+            "this UNet has addition_embed_type='text_time' (Stable Diffusion XL): every call needs the added "
+            "conditioning inputs text_embeds and time_ids, which this graph does not give; "
+            "use sdxl_text2img or sdxl_img2img"
+        )
+    if embed != "text_time" and added_time_ids is not None:
+        raise ValueError(
+            f"this UNet has addition_embed_type={embed!r}, not 'text_time': it has no input for SDXL's added "
+            "conditioning text_embeds and time_ids; use text2img or img2img (Stable Diffusion 1.x)"
+        )
+    if embed not in (None, "text_time") or getattr(config, "class_embed_type", None) is not None:
+        needs = f"addition_embed_type={embed!r}" if embed is not None else "class_labels"
+        raise ValueError(f"UNets that need {needs} are not supported yet")
 
-    @df.block(outputs="noise_pred", batch=("sample", "encoder_hidden_states"))
-    def denoiser(
+    if added_time_ids is None:
+
+        @df.block(outputs="noise_pred", batch=("sample", "encoder_hidden_states"))
+        def denoiser(
+            sample: Float[Tensor, f"batch {channels_in} latent_height latent_width"],
+            t: Tensor,
+            encoder_hidden_states: Float[Tensor, f"batch sequence {width_emb}"],
+        ) -> Float[Tensor, f"batch {channels_out} latent_height latent_width"]:
+            """unet(sample, t, encoder_hidden_states)."""
+            with torch.no_grad():
+                noise: Tensor = unet(
+                    sample, t, encoder_hidden_states=encoder_hidden_states, return_dict=False
+                )[0]
+            return noise
+
+        return denoiser
+
+    ids = added_time_ids
+    pooled = config.projection_class_embeddings_input_dim - ids * config.addition_time_embed_dim
+    if pooled < 1:
+        raise ValueError(
+            f"{ids} time ids of {config.addition_time_embed_dim} features fill the UNet's whole added "
+            f"embedding ({config.projection_class_embeddings_input_dim}): no room for text_embeds"
+        )
+
+    @df.block(outputs="noise_pred", batch=("sample", "encoder_hidden_states", "text_embeds", "time_ids"))
+    def sdxl_denoiser(
         sample: Float[Tensor, f"batch {channels_in} latent_height latent_width"],
         t: Tensor,
         encoder_hidden_states: Float[Tensor, f"batch sequence {width_emb}"],
+        text_embeds: Float[Tensor, f"batch {pooled}"],
+        time_ids: Float[Tensor, f"batch {ids}"],
     ) -> Float[Tensor, f"batch {channels_out} latent_height latent_width"]:
-        """unet(sample, t, encoder_hidden_states)."""
+        """unet(sample, t, encoder_hidden_states, added_cond_kwargs={text_embeds, time_ids})."""
+        added = {"text_embeds": text_embeds, "time_ids": time_ids}
         with torch.no_grad():
-            noise: Tensor = unet(sample, t, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+            noise: Tensor = unet(
+                sample,
+                t,
+                encoder_hidden_states=encoder_hidden_states,
+                added_cond_kwargs=added,
+                return_dict=False,
+            )[0]
         return noise
 
-    return denoiser
+    return sdxl_denoiser
 
 
 @df.block(outputs="noise_pred")

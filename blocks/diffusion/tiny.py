@@ -108,3 +108,161 @@ def prompt_embeddings(
     prompt = torch.randn(batch, sequence, width, generator=generator)
     negative = torch.randn(batch, sequence, width, generator=generator)
     return prompt, negative
+
+
+# -- prompt encoders and Stable Diffusion XL -----------------------------------------------------------------
+
+TOKENS = 16
+"""The tiny tokenizers' model_max_length: every prompt becomes this many tokens (CLIP's is 77)."""
+
+SDXL_TIME_EMBED = 8
+"""The tiny SDXL UNet's addition_time_embed_dim (SDXL's is 256): six size numbers, 8 features each."""
+
+
+def tokenizer(*, model_max_length: int = TOKENS, pad_token: str = "<|endoftext|>") -> Any:
+    """A CLIPTokenizer over a vocabulary written on the fly: lower-case letters, digits and punctuation,
+    one token per character (no merges), plus CLIP's start, end and "!" tokens. Nothing is downloaded."""
+    import string
+
+    import transformers
+
+    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in string.ascii_lowercase + string.digits + ".,!?'-":
+        vocab[char] = len(vocab)
+        vocab[char + "</w>"] = len(vocab)  # a character that ends a word, as CLIP's BPE spells it
+    made: Any = transformers.CLIPTokenizer(
+        vocab=vocab, merges=[], model_max_length=model_max_length, pad_token=pad_token
+    )
+    return made
+
+
+def _clip_config(hidden_size: int, projection_dim: int) -> Any:
+    """A two-layer CLIPTextConfig over `tokenizer()`'s vocabulary (end token 1 pools, as CLIP's does)."""
+    import transformers
+
+    return transformers.CLIPTextConfig(
+        vocab_size=len(tokenizer()),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,  # SDXL reads the penultimate hidden states
+        num_attention_heads=4,
+        max_position_embeddings=TOKENS,
+        projection_dim=projection_dim,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+
+
+def text_encoder(seed: int = 0, *, hidden_size: int = 32) -> Any:
+    """A two-layer CLIPTextModel; hidden_size 32 matches `unet()`'s cross-attention (SD 1.x's encoder)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    model: Any = transformers.CLIPTextModel(_clip_config(hidden_size, hidden_size))
+    return model.eval()
+
+
+def text_encoder_2(seed: int = 1, *, hidden_size: int = 32, projection_dim: int = 32) -> Any:
+    """A two-layer CLIPTextModelWithProjection: SDXL's second encoder, whose projection is the pooled
+    prompt embedding (`text_embeds` of the UNet's added conditioning)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    model: Any = transformers.CLIPTextModelWithProjection(_clip_config(hidden_size, projection_dim))
+    return model.eval()
+
+
+def sdxl_unet(
+    seed: int = 0,
+    *,
+    in_channels: int = 4,
+    cross_attention_dim: int = 64,
+    pooled_dim: int = 32,
+    sample_size: int = 8,
+) -> Any:
+    """`unet()` with SDXL's added conditioning (addition_embed_type="text_time"): cross-attention over both
+    encoders' hidden states side by side (32 + 32), and an embedding of the pooled prompt and six size
+    numbers (original size, crop corner, target size)."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    model: Any = diffusers.UNet2DConditionModel(  # type: ignore[no-untyped-call]
+        sample_size=sample_size,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=SDXL_TIME_EMBED,
+        projection_class_embeddings_input_dim=6 * SDXL_TIME_EMBED + pooled_dim,
+    )
+    return model.eval()
+
+
+def sdxl_components(seed: int = 0, *, scheduler_kind: str = "euler") -> dict[str, Any]:
+    """Every component StableDiffusionXLPipeline takes (and Modular Diffusers' SDXL blocks): unet, vae,
+    text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler; float32, random weights."""
+    return {
+        "unet": sdxl_unet(seed),
+        "vae": vae(seed),
+        "text_encoder": text_encoder(seed),
+        "text_encoder_2": text_encoder_2(seed + 1),
+        "tokenizer": tokenizer(),
+        "tokenizer_2": tokenizer(pad_token="!"),  # SDXL's second tokenizer pads with "!"
+        "scheduler": scheduler(scheduler_kind),
+    }
+
+
+def sdxl_pipeline(
+    unet: Any,
+    scheduler: Any,
+    vae: Any | None = None,
+    *,
+    text_encoder: Any | None = None,
+    text_encoder_2: Any | None = None,
+    tokenizer: Any | None = None,
+    tokenizer_2: Any | None = None,
+    img2img: bool = False,
+    force_zeros_for_empty_prompt: bool = True,
+    requires_aesthetics_score: bool = False,
+) -> Any:
+    """diffusers' own StableDiffusionXL(Img2Img)Pipeline around these components (the encoders may be None:
+    then give it prompt embeddings), no watermark, progress bar off; the reference for `sdxl_text2img`."""
+    import diffusers
+
+    extra: dict[str, Any] = {"requires_aesthetics_score": requires_aesthetics_score} if img2img else {}
+    cls: Any = diffusers.StableDiffusionXLImg2ImgPipeline if img2img else diffusers.StableDiffusionXLPipeline
+    pipe = cls(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
+        add_watermarker=False,
+        **extra,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sdxl_prompt_embeddings(
+    seed: int = 0, *, batch: int = 1, sequence: int = TOKENS, width: int = 64, pooled: int = 32
+) -> dict[str, torch.Tensor]:
+    """Random prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds
+    standing in for SDXL's two text encoders (widths of `sdxl_unet()`)."""
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "prompt_embeds": torch.randn(batch, sequence, width, generator=generator),
+        "negative_prompt_embeds": torch.randn(batch, sequence, width, generator=generator),
+        "pooled_prompt_embeds": torch.randn(batch, pooled, generator=generator),
+        "negative_pooled_prompt_embeds": torch.randn(batch, pooled, generator=generator),
+    }
