@@ -2,10 +2,13 @@
 
 Every guider of diffusers 0.42 that runs with a UNet is given, as the same object, to Modular Diffusers'
 SDXL text2image core (`StableDiffusionXLCoreDenoiseStep`: input, set timesteps, prepare latents, added
-conditioning, denoise loop; embeddings given, as its text encoder step would make them) and to a dfgraph
-loop of `steps` blocks around `guided_denoiser` (scale -> guided -> step per timestep). Both make the
-same UNet calls in the same order on the same inputs, so the float32 latents are bitwise equal, and the
-number of UNet calls per step is the same (counted with a forward pre-hook that reads the guider's step).
+conditioning, denoise loop; embeddings given, as its text encoder step would make them) and to
+`sdxl_text2img(guider=G)`; from prompts, to `StableDiffusionXLAutoBlocks` (the whole SDXL workflow, text
+encoders included) and `sdxl_text2img(guider=G, text_encoder=...)`. Both sides make the same UNet calls
+in the same order on the same inputs, so the float32 latents are bitwise equal, and the number of UNet
+calls per step is the same (counted with a forward pre-hook that reads the guider's step). The block
+alone is also tested in a loop of `steps` blocks (scale -> guided_denoiser -> step per timestep), which
+is how `batch_branches=True` and SD 1.x are run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from torch import Tensor
 
 pytest.importorskip("diffusers")
 
-import diffusers
 import torch
 from diffusers.guiders import (
     AdaptiveProjectedGuidance,
@@ -39,7 +41,7 @@ from diffusers.hooks import LayerSkipConfig
 from diffusers.hooks.smoothed_energy_guidance_utils import SmoothedEnergyGuidanceConfig
 
 import dfgraph as df
-from dfgraph_blocks.diffusion import guiders, steps, tiny
+from dfgraph_blocks.diffusion import guiders, sdxl, steps, tiny
 
 STEPS = 5
 SIZE = 64
@@ -49,44 +51,15 @@ MID = "mid_block.attentions.0.transformer_blocks"
 DOWN = "down_blocks.0.attentions.0.transformer_blocks"
 
 
-def sdxl_unet(seed: int = 0) -> Any:
-    """A tiny SDXL UNet: text_time added conditioning, 32-wide pooled embeddings and 6 time ids."""
-    torch.manual_seed(seed)
-    model: Any = diffusers.UNet2DConditionModel(  # type: ignore[no-untyped-call]
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        norm_num_groups=8,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=32 + 6 * 8,
-    )
-    return model.eval()
-
-
 def euler() -> Any:
     """Euler discrete, the scheduler Modular Diffusers' SDXL blocks expect."""
     return tiny.scheduler("euler")
 
 
-def sdxl_embeddings(dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """Random SDXL prompt embeddings (what the text encoders would give) and 64x64 time ids."""
-    generator = torch.Generator().manual_seed(SEED)
-    names = (
-        "prompt_embeds",
-        "negative_prompt_embeds",
-        "pooled_prompt_embeds",
-        "negative_pooled_prompt_embeds",
-    )
-    shapes = ((1, 8, 32), (1, 8, 32), (1, 32), (1, 32))
-    made = {n: torch.randn(*s, generator=generator, dtype=dtype) for n, s in zip(names, shapes, strict=True)}
-    return made
+def sdxl_embeddings() -> dict[str, torch.Tensor]:
+    """tiny's random SDXL prompt embeddings (what the two text encoders would give)."""
+    embeddings: dict[str, torch.Tensor] = tiny.sdxl_prompt_embeddings(SEED)
+    return embeddings
 
 
 def time_ids(dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -146,6 +119,24 @@ def run_dfgraph(program: Any, steps_: int = STEPS) -> torch.Tensor:
         **sdxl_embeddings(),
         add_time_ids=time_ids(),
         negative_add_time_ids=time_ids(),
+        num_inference_steps=steps_,
+        height=SIZE,
+        width=SIZE,
+        generator=torch.Generator().manual_seed(SEED),
+        output="latents",
+    )
+    return latents
+
+
+def sdxl_program(unet: Any, guider: Any) -> Any:
+    """h-sdxl's sdxl_text2img(guider=G) from embeddings, compiled."""
+    return df.compile(sdxl.sdxl_text2img(unet=unet, scheduler=euler(), guider=guider))
+
+
+def run_sdxl(program: Any, steps_: int = STEPS) -> torch.Tensor:
+    """sdxl_text2img's float32 latents from the same embeddings and seed (it makes the time ids)."""
+    latents: torch.Tensor = program(
+        **sdxl_embeddings(),
         num_inference_steps=steps_,
         height=SIZE,
         width=SIZE,
@@ -218,16 +209,22 @@ make the number of branches change by step where the guider allows it."""
 
 @pytest.fixture(scope="module")
 def unet() -> Any:
-    """One tiny SDXL UNet shared by both sides of every comparison."""
-    return sdxl_unet()
+    """One tiny SDXL UNet (branch sdxl-tiny's) shared by both sides of every comparison."""
+    return tiny.sdxl_unet()
 
 
 def compare_with_modular(
     unet: Any, guider: Any, **options: Any
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """(dfgraph latents, Modular latents, calls per step), asserting the call counts agree."""
-    program = df.compile(loop_graph(unet, euler(), guider, guiders.SDXL_FIELDS, **options))
-    ours, our_calls = calls_per_step(unet, guider, lambda: run_dfgraph(program))
+    """(dfgraph latents, Modular latents, calls per step), asserting the call counts agree. dfgraph runs
+    sdxl_text2img(guider=G), or with `options` (batch_branches) the loop of steps blocks around
+    guided_denoiser(..., **options)."""
+    if options:
+        program = df.compile(loop_graph(unet, euler(), guider, guiders.SDXL_FIELDS, **options))
+        ours, our_calls = calls_per_step(unet, guider, lambda: run_dfgraph(program))
+    else:
+        text2img = sdxl_program(unet, guider)
+        ours, our_calls = calls_per_step(unet, guider, lambda: run_sdxl(text2img))
     pipe = modular(unet, euler(), guider)
     theirs, their_calls = calls_per_step(unet, guider, lambda: run_modular(pipe))
     if not options.get("batch_branches"):
@@ -265,6 +262,49 @@ def test_the_number_of_unet_calls_changes_by_step_as_the_guider_says(
     assert measured == calls
 
 
+@pytest.mark.parametrize("name", ["cfg", "pag"])
+def test_from_prompts_equals_modular_diffusers_auto_blocks(name: str) -> None:
+    """From prompts: sdxl_text2img(guider=G) with tiny text encoders vs StableDiffusionXLAutoBlocks'
+    text2image workflow with the same components and G: bitwise equal latents, same calls per step."""
+    from diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl import (
+        StableDiffusionXLAutoBlocks,
+    )
+
+    components = tiny.sdxl_components()
+    unet, guider = components["unet"], GUIDERS[name]()
+    encoders = {k: components[k] for k in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}
+    inputs = {"prompt": "a red cat", "negative_prompt": "blurry", "num_inference_steps": STEPS}
+    inputs |= {"height": SIZE, "width": SIZE}
+    program = df.compile(sdxl.sdxl_text2img(unet=unet, scheduler=euler(), guider=guider, **encoders))
+    ours, our_calls = calls_per_step(
+        unet,
+        guider,
+        lambda: program(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents"),
+    )
+    pipe = StableDiffusionXLAutoBlocks().init_pipeline()
+    pipe.update_components(**components, guider=guider)
+    pipe.set_progress_bar_config(disable=True)
+    theirs, their_calls = calls_per_step(
+        unet,
+        guider,
+        lambda: pipe(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents"),
+    )
+    assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
+    assert our_calls == their_calls == ([2] * STEPS if name == "cfg" else [2, 3, 3, 3, 2])
+
+
+@pytest.mark.parametrize("name", ["cfg-start-stop", "pag", "apg"])
+def test_the_guided_denoiser_alone_gives_modular_diffusers_latents(unet: Any, name: str) -> None:
+    """The block in a hand-built loop (no sdxl_text2img) also equals Modular, bit for bit."""
+    guider = GUIDERS[name]()
+    program = df.compile(loop_graph(unet, euler(), guider, guiders.SDXL_FIELDS))
+    ours, our_calls = calls_per_step(unet, guider, lambda: run_dfgraph(program))
+    pipe = modular(unet, euler(), guider)
+    theirs, their_calls = calls_per_step(unet, guider, lambda: run_modular(pipe))
+    assert torch.equal(ours, theirs), name
+    assert our_calls == their_calls
+
+
 def test_hook_guiders_change_the_prediction(unet: Any) -> None:
     """PAG's and SLG's hooks really act: their latents differ from CFG's alone at the same scale."""
     cfg, _, _ = compare_with_modular(unet, ClassifierFreeGuidance(guidance_scale=5.0))
@@ -287,6 +327,7 @@ def test_hooks_are_removed_after_each_step(unet: Any) -> None:
     sample, t = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor(500)
     embeds = sdxl_embeddings()
     added = {"text_embeds": embeds["pooled_prompt_embeds"], "time_ids": time_ids()}
+    assert embeds["prompt_embeds"].shape[-1] == unet.config.cross_attention_dim
     with torch.no_grad():
         before = unet(sample, t, encoder_hidden_states=embeds["prompt_embeds"], added_cond_kwargs=added)[0]
         compare_with_modular(unet, GUIDERS["pag"]())
@@ -388,9 +429,9 @@ def test_the_ports_are_typed_from_the_unet(unet: Any) -> None:
     assert df.check(graph).ok
 
     @df.block(outputs="negative_prompt_embeds")
-    def wide_negative(negative_prompt: str) -> Float[Tensor, "batch sequence 64"]:
-        """64-wide negative embeddings, for a 32-wide UNet."""
-        return torch.zeros(1, 8, 64)
+    def wide_negative(negative_prompt: str) -> Float[Tensor, "batch sequence 128"]:
+        """128-wide negative embeddings, for a 64-wide UNet."""
+        return torch.zeros(1, 8, 128)
 
     report = df.check(df.Sequential(wide_negative, graph, name="miswired"))
     assert {d.code for d in report.errors} == {"DF301"}
