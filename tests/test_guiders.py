@@ -18,11 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from jaxtyping import Float
-from torch import Tensor
-
-pytest.importorskip("diffusers")
-
 import torch
 from diffusers.guiders import (
     AdaptiveProjectedGuidance,
@@ -39,6 +34,10 @@ from diffusers.guiders import (
 )
 from diffusers.hooks import LayerSkipConfig
 from diffusers.hooks.smoothed_energy_guidance_utils import SmoothedEnergyGuidanceConfig
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jaxtyping import Float
+from torch import Tensor
 
 import dfgraph as df
 from dfgraph_blocks.diffusion import guiders, sdxl, steps, tiny
@@ -303,6 +302,55 @@ def test_the_guided_denoiser_alone_gives_modular_diffusers_latents(unet: Any, na
     theirs, their_calls = calls_per_step(unet, guider, lambda: run_modular(pipe))
     assert torch.equal(ours, theirs), name
     assert our_calls == their_calls
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    start=st.sampled_from([0.0, 0.2, 0.5]),
+    stop=st.sampled_from([0.5, 0.8, 1.0]),
+    steps_=st.integers(1, 12),
+    data=st.data(),
+)
+def test_one_step_of_cfg_is_its_range_and_formula(
+    unet: Any, start: float, stop: float, steps_: int, data: st.DataObject
+) -> None:
+    """For any CFG range and step, the block makes 2 UNet calls inside int(start*n) <= i < int(stop*n)
+    and returns uncond + scale * (cond - uncond), else 1 call returning cond; batch_branches=True returns
+    the same within float32 rounding with 1 call."""
+    i = data.draw(st.integers(0, steps_ - 1))
+    guider = ClassifierFreeGuidance(guidance_scale=4.0, start=start, stop=stop)
+    embeds = sdxl_embeddings()
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(i))
+    inputs = {**embeds, "add_time_ids": time_ids(), "negative_add_time_ids": time_ids()}
+    inputs |= {"sample": sample, "t": torch.tensor(999 - 50 * i), "i": i, "num_inference_steps": steps_}
+
+    def unet_alone(prefix: str) -> torch.Tensor:
+        added = {"text_embeds": embeds[f"{prefix}pooled_prompt_embeds"], "time_ids": time_ids()}
+        with torch.no_grad():
+            noise: torch.Tensor = unet(
+                sample,
+                inputs["t"],
+                encoder_hidden_states=embeds[f"{prefix}prompt_embeds"],
+                added_cond_kwargs=added,
+            )[0]
+        return noise
+
+    outputs = {}
+    seen: list[int] = []  # the batch size of each UNet call
+    for batched in (False, True):
+        blk = guiders.guided_denoiser(unet, guider, guiders.SDXL_FIELDS, batch_branches=batched)
+        seen.clear()
+        handle = unet.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+        try:
+            outputs[batched] = blk(**inputs)
+        finally:
+            handle.remove()
+        inside = int(start * steps_) <= i < int(stop * steps_)
+        assert seen == ([2] if batched and inside else [1, 1] if inside else [1])
+    cond = unet_alone("")
+    expected = unet_alone("negative_") + 4.0 * (cond - unet_alone("negative_")) if inside else cond
+    assert torch.allclose(outputs[False], expected, rtol=0, atol=1e-5)
+    assert torch.allclose(outputs[True], outputs[False], rtol=0, atol=1e-5)
 
 
 def test_hook_guiders_change_the_prediction(unet: Any) -> None:

@@ -176,7 +176,7 @@ def guided_denoiser(
             f"batch_branches=True needs a guider without model hooks; {type(guider).__name__} changes the "
             "UNet per branch (prepare_models), so its branches cannot share one call"
         )
-    required = set(_required_fields(unet))
+    required = _required_fields(unet)
     channels_in, channels_out = config.in_channels, config.out_channels
     sample_type = Float[Tensor, f"batch {channels_in} latent_height latent_width"]
     noise_type = Float[Tensor, f"batch {channels_out} latent_height latent_width"]
