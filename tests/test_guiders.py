@@ -473,6 +473,11 @@ def test_the_ports_are_typed_from_the_unet(unet: Any) -> None:
     assert blk.mutates == (guiders.GUIDER,)
     hooked = guiders.guided_denoiser(unet, GUIDERS["pag"](), guiders.SDXL_FIELDS)
     assert set(hooked.mutates) == {guiders.GUIDER, df.RNG}
+    exact = guiders.guided_denoiser(unet, ClassifierFreeGuidance(), guiders.SDXL_FIELDS, added_time_ids=6)
+    types = {p.name: str(p.type) for p in exact.inputs}
+    assert "batch 32" in types["pooled_prompt_embeds"] and "batch 6" in types["add_time_ids"]
+    with pytest.raises(ValueError, match="added_time_ids= is for an SDXL UNet"):
+        guiders.guided_denoiser(tiny.unet(), ClassifierFreeGuidance(), added_time_ids=6)
     graph = loop_graph(unet, euler(), ClassifierFreeGuidance(), guiders.SDXL_FIELDS)
     assert df.check(graph).ok
 

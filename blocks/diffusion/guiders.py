@@ -108,14 +108,19 @@ def needs_unconditional(guider: Any) -> bool:
     return conditions > 1
 
 
-def _field_types(unet: Any, field: str) -> Any:
-    """The port type of one guider field, from the UNet's config where it fixes the sizes."""
+def _field_types(unet: Any, field: str, time_ids: int | None) -> Any:
+    """The port type of one guider field, from the UNet's config where it fixes the sizes (SDXL's pooled
+    width is what `time_ids` size numbers leave of the added embedding; named dims when not given)."""
+    config = unet.config
     if field == "prompt_embeds":
-        return Float[Tensor, f"batch sequence {unet.config.cross_attention_dim}"]
+        return Float[Tensor, f"batch sequence {config.cross_attention_dim}"]
     if field == "text_embeds":
-        return Float[Tensor, "batch pooled_width"]
+        if time_ids is None:
+            return Float[Tensor, "batch pooled_width"]
+        pooled = config.projection_class_embeddings_input_dim - time_ids * config.addition_time_embed_dim
+        return Float[Tensor, f"batch {pooled}"]
     if field == "time_ids":
-        return Float[Tensor, "batch time_ids"]
+        return Float[Tensor, f"batch {time_ids if time_ids is not None else 'time_ids'}"]
     return Tensor
 
 
@@ -154,6 +159,7 @@ def guided_denoiser(
     fields: Mapping[str, tuple[str, str]] | None = None,
     *,
     batch_branches: bool = False,
+    added_time_ids: int | None = None,
 ) -> Any:
     """Block: one guided noise prediction, the guider's branches run through `unet` as Modular Diffusers does.
 
@@ -164,11 +170,19 @@ def guided_denoiser(
     Output: `noise_pred`. The default makes one UNet call per branch, as Modular Diffusers;
     `batch_branches=True` concatenates the branches into one call (equal within float rounding), and is
     refused for guiders with model hooks (PAG, SLG, SEG, AutoGuidance), whose branches run different models.
+    `added_time_ids=n` (an SDXL UNet: 6, or 5 with an aesthetic score) types text_embeds and time_ids
+    with their exact widths, as `steps.denoiser` does; without it they carry named dims.
     """
     check_guider(guider)
     config = unet.config
     if config.time_cond_proj_dim is not None:
         raise ValueError("UNets with time_cond_proj_dim (LCM guidance embedding) are not supported yet")
+    embed = getattr(config, "addition_embed_type", None)
+    if embed not in (None, "text_time") or getattr(config, "class_embed_type", None) is not None:
+        needs = f"addition_embed_type={embed!r}" if embed is not None else "class_labels"
+        raise ValueError(f"UNets that need {needs} are not supported yet")
+    if added_time_ids is not None and embed != "text_time":
+        raise ValueError(f"added_time_ids= is for an SDXL UNet (text_time); this one has {embed!r}")
     mapping = _check_fields(unet, SD_FIELDS if fields is None else fields)
     hooks = uses_hooks(guider)
     if batch_branches and hooks:
@@ -238,7 +252,7 @@ def guided_denoiser(
     annotations: dict[str, Any] = {"sample": sample_type, "t": Tensor, "i": int, "num_inference_steps": int}
     params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in _FIXED_PORTS]
     for field, (cond, uncond) in mapping.items():
-        port_type = _field_types(unet, field)
+        port_type = _field_types(unet, field, added_time_ids)
         annotations[cond], annotations[uncond] = port_type, port_type | None
         params.append(inspect.Parameter(cond, inspect.Parameter.KEYWORD_ONLY))
         params.append(inspect.Parameter(uncond, inspect.Parameter.KEYWORD_ONLY, default=None))
