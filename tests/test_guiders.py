@@ -531,6 +531,57 @@ def test_needs_unconditional_is_modulars_rule() -> None:
     assert guiders.needs_unconditional(GUIDERS["pag"]())
 
 
+@pytest.mark.parametrize("name", ["cfg-start-stop", "pag", "apg"])
+def test_sd1_guided_denoiser_gives_modular_diffusers_latents(name: str) -> None:
+    """SD 1.x UNet, no SD 1.x modular blocks in diffusers: Modular's SDXL set-timesteps, prepare-latents
+    and denoise blocks on the SD UNet (as benchmarks/end_to_end.py runs them; their added_cond_kwargs are
+    None, which this UNet ignores) against the loop around guided_denoiser(unet, G): bitwise equal."""
+    from diffusers.modular_pipelines import SequentialPipelineBlocks
+    from diffusers.modular_pipelines.stable_diffusion_xl import before_denoise, denoise
+
+    unet, guider = tiny.unet(), GUIDERS[name]()
+    prompt, negative = tiny.prompt_embeddings()
+    program = df.compile(loop_graph(unet, euler(), guider))
+    ours, our_calls = calls_per_step(
+        unet,
+        guider,
+        lambda: program(
+            prompt_embeds=prompt,
+            negative_prompt_embeds=negative,
+            num_inference_steps=STEPS,
+            generator=torch.Generator().manual_seed(SEED),
+            output="latents",
+        ),
+    )
+    blocks = SequentialPipelineBlocks.from_blocks_dict(
+        {
+            "set_timesteps": before_denoise.StableDiffusionXLSetTimestepsStep(),
+            "prepare_latents": before_denoise.StableDiffusionXLPrepareLatentsStep(),
+            "denoise": denoise.StableDiffusionXLDenoiseStep(),
+        }
+    )
+    pipe = blocks.init_pipeline()
+    pipe.update_components(unet=unet, scheduler=euler(), guider=guider)
+    pipe.set_progress_bar_config(disable=True)
+    fields = {"prompt_embeds": prompt, "negative_prompt_embeds": negative}
+    theirs, their_calls = calls_per_step(
+        unet,
+        guider,
+        lambda: pipe(
+            num_inference_steps=STEPS,
+            batch_size=1,
+            dtype=prompt.dtype,
+            height=SIZE,
+            width=SIZE,
+            generator=torch.Generator().manual_seed(SEED),
+            denoiser_input_fields=fields,
+            output="latents",
+        ),
+    )
+    assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
+    assert our_calls == their_calls
+
+
 @pytest.mark.parametrize("kind", ["ddim", "euler", "dpm++"])
 def test_sd1_guided_denoiser_gives_the_pipeline_latents(kind: str) -> None:
     """SD 1.x: guided_denoiser(tiny.unet(), CFG 7.5) in a loop gives StableDiffusionPipeline's latents
