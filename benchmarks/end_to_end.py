@@ -8,8 +8,8 @@ the
 same generator seed, and must give the same latents:
 
 - StableDiffusionPipeline (`output_type="latent"`): one batch-2 UNet call per step (cond + uncond);
-- dfgraph unfused: `df.compile(text2img(...))`, two batch-1 UNet calls per step;
-- dfgraph fused: `df.compile(text2img(...), fuse=True)`, the two calls fused into one batch-2 call;
+- dfgraph unfused: `df.compile(text2img(...), fuse=False)`, two batch-1 UNet calls per step;
+- dfgraph fused: `df.compile(text2img(...))` (fusion is the default): one batch-2 call;
 - Modular Diffusers: diffusers' own modular blocks in a `SequentialPipelineBlocks` run by a
   ModularPipeline (see `modular_text2img` for which blocks and why they apply).
 """
@@ -113,8 +113,8 @@ def text2img_variants(
     unet = tiny.unet() if unet is None else unet
     inputs = text2img_inputs(steps, size=size, batch=batch)
     pipe = tiny.pipeline(unet, tiny.scheduler(scheduler))
-    unfused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)))
-    fused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)), fuse=True)
+    unfused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)), fuse=False)
+    fused = df.compile(text2img(unet=unet, scheduler=tiny.scheduler(scheduler)))
 
     def generator() -> torch.Generator:
         return torch.Generator().manual_seed(SEED)

@@ -46,12 +46,12 @@ TARGET = "none: record serial vs streams vs fused vs CUDA-graph capture at batch
 def variant_options(device: str | None) -> dict[str, dict[str, Any]]:
     """The df.compile keyword arguments of each variant on `device` (capture only on CUDA)."""
     options: dict[str, dict[str, Any]] = {
-        SERIAL: {"streams": 1},
-        STREAMS: {"streams": "auto"},
+        SERIAL: {"streams": 1, "fuse": False},
+        STREAMS: {"streams": "auto", "fuse": False},
         FUSED: {"fuse": True},
     }
     if device == "cuda":
-        options[CAPTURED] = {"capture": True}
+        options[CAPTURED] = {"capture": True, "fuse": False}
         options[FUSED_CAPTURED] = {"fuse": True, "capture": True}
     return {name: {"device": device, **kw} for name, kw in options.items()}
 

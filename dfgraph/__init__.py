@@ -111,25 +111,29 @@ def compile(
     *,
     device: str | None = None,
     streams: str | int = "auto",
-    fuse: bool = False,
+    fuse: bool = True,
     capture: bool = False,
     ignore: str | Iterable[str] | None = None,
     errors: str | Iterable[str] | None = None,
     select: str | Iterable[str] | None = None,
     hooks: Iterable[object] = (),
+    progress: bool = True,
 ) -> Program:
     """Check `block` and compile it to a Program; raises df.WiringError listing every error.
 
     `streams` caps the CUDA streams of each loop body's schedule ("auto": at most 4); the schedule is
     computed on every device (`prog.schedule`). With `device="cuda"` each loop body runs on its
-    streams (events, waits, fork and join as scheduled); otherwise execution is serial. `fuse=True` merges
-    independent calls of one batchable block (`@df.block(batch=...)`) into one batched call
-    (`prog.fused` lists the pairs). `capture=True` (with device="cuda") runs the capturable segments of
-    each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and replayed per
-    step (`prog.captured` lists them; see dfgraph.capture). `ignore`, `errors` and `select` are as
-    for `df.check`: an ignored error no longer stops compilation (the value passes that edge unchecked).
+    streams (events, waits, fork and join as scheduled); otherwise execution is serial. Fusion (on unless
+    `fuse=False`) merges independent calls of one batchable block (`@df.block(batch=...)`) into one
+    batched call (`prog.fused` lists the pairs). `capture=True` (with device="cuda") runs the capturable
+    segments of each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and
+    replayed per step (`prog.captured` lists them; see dfgraph.capture). `ignore`, `errors` and `select`
+    are as for `df.check`: an ignored error no longer stops compilation (the value passes that edge
+    unchecked).
     `hooks` (`df.Hook` subclasses, see dfgraph.hooks) are called on the events they listen to, on every
     call; `prog.with_hooks(*hooks)` adds hooks for the calls of the program it returns.
+    `progress=False` hides the bars of `Loop(progress=True)`; `prog.with_progress(False)` (or `True`)
+    switches them per call without compiling again.
     """
     return compile_block(
         block,
@@ -141,4 +145,5 @@ def compile(
         errors=errors,
         select=select,
         hooks=hooks,
+        progress=progress,
     )

@@ -65,12 +65,13 @@ def compile_ir(
     block: Any,
     *,
     rules: Rules,
-    fuse: bool = False,
+    fuse: bool = True,
     max_streams: int | None = None,
     runtime: Any = None,
     capture: bool = False,
     hooks: tuple[object, ...] = (),
     verify: bool | None = None,
+    progress: bool = True,
 ) -> Compiled:
     """Run the pass list on a block; raises WiringError listing every error the checker kept."""
     debug = verifying(verify)
@@ -91,7 +92,7 @@ def compile_ir(
     if runtime is not None:  # on the CPU nothing runs on streams: the program schedules on first use
         schedule = schedule_program(lowered, max_streams)
         after("schedule", lowered)
-    dispatcher = hooks_pass(lowered, hooks)
+    dispatcher = hooks_pass(lowered, hooks, progress)
     after("hooks", lowered)
     events = dispatcher.events if dispatcher is not None else frozenset()
     generated, checks, no_value = codegen_pass(lowered, schedule, runtime, capture, events)
@@ -121,11 +122,12 @@ def fuse_pass(lowered: Lowered) -> tuple[tuple[str, str], ...]:
     return tuple(fuse_calls(lowered))
 
 
-def hooks_pass(lowered: Lowered, hooks: tuple[object, ...]) -> Dispatcher | None:
+def hooks_pass(lowered: Lowered, hooks: tuple[object, ...], progress: bool = True) -> Dispatcher | None:
     """The program's hook dispatcher: a progress bar over the `progress=True` loops (inside switch cases
-    too), then `hooks`; None when nothing listens (the generated code then calls no hook)."""
-    progress = [op.path for op in lowered.ops() if isinstance(op, LoopOp) and op.loop.progress]
-    listeners = (ProgressBar(progress),) if progress else ()
+    too; none when `progress` is False), then `hooks`; None when nothing listens (the generated code then
+    calls no hook)."""
+    shown = [op.path for op in lowered.ops() if isinstance(op, LoopOp) and op.loop.progress and progress]
+    listeners = (ProgressBar(shown),) if shown else ()
     return Dispatcher((*listeners, *hooks)) if listeners or hooks else None
 
 

@@ -32,7 +32,7 @@ from dfgraph.codegen import (
 from dfgraph.cuda import runtime as cuda_runtime
 from dfgraph.diagnostics import Report, did_you_mean
 from dfgraph.errors import InputError, block_error
-from dfgraph.hooks import Dispatcher
+from dfgraph.hooks import Dispatcher, ProgressBar
 from dfgraph.interpret import Interpreter
 from dfgraph.ir import Lowered, consumers
 from dfgraph.lowering import input_ports, output_ports
@@ -148,14 +148,32 @@ class Program:
     def with_hooks(self, *hooks: object) -> Program:
         """A program that also calls `hooks` (dfgraph.hooks), sharing this one's compiled code when it
         already calls every event they listen to (else a variant compiled once and cached)."""
-        dispatcher = Dispatcher((*self.hooks, *hooks))
+        return self._calling((*self.hooks, *hooks), {"hooks": (*self._options.get("hooks", ()), *hooks)})
+
+    def with_progress(self, show: bool = True, loops: Iterable[str] | None = None) -> Program:
+        """This program with progress bars on (over `loops`; by default the `progress=True` loops, or every
+        loop when none is) or off (`show=False`) for the calls made through it; nothing is rebuilt."""
+        bars = [hook for hook in self.hooks if isinstance(hook, ProgressBar)]
+        kept = tuple(hook for hook in self.hooks if not isinstance(hook, ProgressBar))
+        given = tuple(h for h in self._options.get("hooks", ()) if not isinstance(h, ProgressBar))
+        if show:
+            if loops is None and bars and all(bar.loops is not None for bar in bars):
+                loops = sorted({path for bar in bars for path in bar.loops or ()})
+            bar = ProgressBar(loops)
+            kept, given = (*kept, bar), (*given, bar)
+        return self._calling(kept, {"hooks": given, "progress": False})
+
+    def _calling(self, hooks: tuple[object, ...], options: Mapping[str, Any]) -> Program:
+        """This program calling exactly `hooks` (its compile options updated by `options`), sharing the
+        compiled code when it already calls every event they listen to (else a cached variant)."""
+        options = {**self._options, **options}
+        dispatcher = Dispatcher(hooks)
         wanted = dispatcher.events - {"error"}
         source: Program = self
         if not wanted <= self._events:
             events = wanted | self._events
             variant = self._variants.get(events)
             if variant is None:
-                options = {**self._options, "hooks": (*self._options.get("hooks", ()), *hooks)}
                 variant = compile_block(self.block, **options)
                 variant = self._variants.setdefault(variant._events, variant)
             source = variant
@@ -164,9 +182,7 @@ class Program:
             object.__setattr__(program, name, getattr(source, name))
         object.__setattr__(program, "_hooks", dispatcher)
         object.__setattr__(program, "_variants", self._variants)
-        object.__setattr__(
-            program, "_options", {**self._options, "hooks": (*self._options.get("hooks", ()), *hooks)}
-        )
+        object.__setattr__(program, "_options", options)
         object.__setattr__(program, "run", MethodType(type(program).__call__, program))
         return program
 
@@ -367,17 +383,19 @@ def compile_block(
     *,
     device: str | None = None,
     streams: str | int = "auto",
-    fuse: bool = False,
+    fuse: bool = True,
     capture: bool = False,
     ignore: Codes = None,
     errors: Codes = None,
     select: Codes = None,
     hooks: Iterable[object] = (),
+    progress: bool = True,
 ) -> Program:
     """Check a block and compile it to a Program; raises WiringError listing every error.
 
     `ignore`, `errors` and `select` are as for `df.check`: an ignored error no longer stops compilation.
-    `hooks` (dfgraph.hooks) are called on the events they listen to; the source calls no other."""
+    `hooks` (dfgraph.hooks) are called on the events they listen to; the source calls no other.
+    `progress=False` drops the bars of the `progress=True` loops (Program.with_progress does it per call)."""
     hooks = tuple(hooks)
     rules = Rules.of(ignore, errors, select)
     max_streams = max_streams_of(streams)
@@ -389,7 +407,14 @@ def compile_block(
         )
     rt = cuda_runtime() if device == "cuda" else None
     c = compile_ir(
-        block, rules=rules, fuse=fuse, max_streams=max_streams, runtime=rt, capture=capture, hooks=hooks
+        block,
+        rules=rules,
+        fuse=fuse,
+        max_streams=max_streams,
+        runtime=rt,
+        capture=capture,
+        hooks=hooks,
+        progress=progress,
     )
     lowered, report, schedule, generated = c.lowered, c.report, c.schedule, c.generated
     checks, no_value, fused, dispatcher = c.checks, c.no_value, c.fused, c.dispatcher
@@ -420,6 +445,8 @@ def compile_block(
     }
     if hooks:
         options["hooks"] = hooks
+    if not progress:
+        options["progress"] = False
     program: Program = cls(
         block,
         report,

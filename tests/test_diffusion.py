@@ -162,6 +162,8 @@ def test_the_graphs_check_clean_with_the_pipeline_input_names(parts: Any) -> Non
         "generator",
         "latents",
         "eta",
+        "callback_on_step_end",
+        "callback_on_step_end_tensor_inputs",
     }
     assert {p.name for p in graph.outputs} == {"latents", "image"}
     defaults = {p.name: p.default for p in graph.inputs if not p.required}
@@ -213,7 +215,7 @@ def test_unet_calls_per_step(parts: Any, guidance_scale: float, fuse: bool, batc
 
 def test_the_branches_are_independent_blocks_on_two_streams(parts: Any) -> None:
     unet, _ = parts[torch.float32]
-    program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler()), streams="auto")
+    program = df.compile(text2img(unet=unet, scheduler=tiny.scheduler()), streams="auto", fuse=False)
     body = program.schedule
     cond, uncond = "text2img/denoise/cfg/step/cond", "text2img/denoise/cfg/step/uncond"
     assert body.stream_of(cond) != body.stream_of(uncond)
@@ -357,8 +359,8 @@ def test_guidance_on_or_off_is_a_switch_decided_once_per_call(parts: Any) -> Non
     ]
     cfg_body = {name for name, _ in denoise.cases["cfg"].body.nodes.items()}
     single_body = {name for name, _ in denoise.cases["single"].body.nodes.items()}
-    assert cfg_body == {"scale", "cond", "uncond", "guidance", "step"}
-    assert single_body == {"scale", "cond", "step"}  # one UNet call per step, no None embeddings
+    assert cfg_body == {"scale", "cond", "uncond", "guidance", "step", "step_end"}
+    assert single_body == {"scale", "cond", "step", "step_end"}  # one UNet call per step, no None embeddings
     ports = {p.name: p for p in graph.inputs}
     assert not ports["negative_prompt_embeds"].required  # needed only when the "cfg" case is chosen
     assert ports["guidance_scale"].default == 7.5

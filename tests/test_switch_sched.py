@@ -759,7 +759,7 @@ def test_dfgraph_verify_runs_after_every_pass_with_switches(
     real = passes.verified
     monkeypatch.setattr(passes, "verified", lambda name, lowered: (calls.append(name), real(name, lowered)))
     prog = df.compile(guided_body(), device="cuda")
-    assert calls == ["lower", "check", "schedule", "hooks", "codegen"]
+    assert calls == ["lower", "check", "fuse", "schedule", "hooks", "codegen"]
     assert prog(keys=KEYS, x=1.0) == df.compile(guided_body())(keys=KEYS, x=1.0)
 
 

@@ -75,12 +75,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     graph = tiny_text2img(args.scheduler, progress=True)
     print(f"== check {graph.name}: {df.check(graph)}")
-    print("== schedule of the loop body (with device='cuda' these streams run concurrently):")
-    scheduled = df.compile(graph, streams="auto")
+    print("== schedule of the unfused loop body (with device='cuda' these streams run concurrently):")
+    scheduled = df.compile(graph, streams="auto", fuse=False)
     print(scheduled.schedule)
     pictures = write_pictures(scheduled, args.out)
     print(f"== pictures of the graph and its schedule: {', '.join(str(p) for p in pictures)}")
-    program = df.compile(graph, fuse=True)
+    program = df.compile(graph)  # fused: the two guidance branches run as one batch-2 UNet call
     for first, second in program.fused:
         print(f"== fused: {first} + {second} run as one batched UNet call")
     prompt, negative = tiny.prompt_embeddings(args.seed)

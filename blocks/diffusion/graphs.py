@@ -20,48 +20,73 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxtyping import Float
+from torch import Tensor
+
 import dfgraph as df
 from dfgraph_blocks.diffusion import steps
 
 
-def denoising_step(unet: Any, scheduler: Any, *, guidance: bool = True) -> df.Graph:
-    """The loop body: scale the latents, predict noise (both branches and guide, or the conditional branch
-    alone when `guidance=False`), take a scheduler step."""
-    denoiser = steps.denoiser(unet)  # one block object for both branches: the fusion pass needs that
-    nodes: dict[str, Any] = {"scale": steps.scale_model_input(scheduler, unet), "cond": denoiser}
-    edges = [
-        ("scale.latent_model_input", "cond.sample"),
-        ("prompt_embeds", "cond.encoder_hidden_states"),
-    ]
-    if guidance:
-        nodes.update(uncond=denoiser, guidance=steps.classifier_free_guidance)
-        edges += [
-            ("scale.latent_model_input", "uncond.sample"),
-            ("negative_prompt_embeds", "uncond.encoder_hidden_states"),
-            ("cond.noise_pred", "guidance.noise_pred_text"),
-            ("uncond.noise_pred", "guidance.noise_pred_uncond"),
-            ("guidance.noise_pred", "step.noise_pred"),
-        ]
+def denoising_step(unet: Any, scheduler: Any, *, guidance: bool = True, guider: Any = None) -> df.Graph:
+    """The loop body: scale the latents, predict noise (both branches and guide, the conditional branch
+    alone when `guidance=False`, or the branches a diffusers `guider` asks for), take a scheduler step,
+    then call `callback_on_step_end` (its `interrupt` output ends the loop)."""
+    nodes: dict[str, Any] = {"scale": steps.scale_model_input(scheduler, unet)}
+    edges = [("scale.latent_model_input", "predict.sample" if guider is not None else "cond.sample")]
+    if guider is not None:
+        from dfgraph_blocks.diffusion import guiders
+
+        nodes["predict"] = guiders.guided_denoiser(unet, guider)
+        edges.append(("predict.noise_pred", "step.noise_pred"))
     else:
-        edges.append(("cond.noise_pred", "step.noise_pred"))
+        denoiser = steps.denoiser(unet)  # one block object for both branches: the fusion pass needs that
+        nodes["cond"] = denoiser
+        edges.append(("prompt_embeds", "cond.encoder_hidden_states"))
+        if guidance:
+            nodes.update(uncond=denoiser, guidance=steps.classifier_free_guidance)
+            edges += [
+                ("scale.latent_model_input", "uncond.sample"),
+                ("negative_prompt_embeds", "uncond.encoder_hidden_states"),
+                ("cond.noise_pred", "guidance.noise_pred_text"),
+                ("uncond.noise_pred", "guidance.noise_pred_uncond"),
+                ("guidance.noise_pred", "step.noise_pred"),
+            ]
+        else:
+            edges.append(("cond.noise_pred", "step.noise_pred"))
     nodes["step"] = steps.scheduler_step(scheduler, unet)
-    return df.Graph(nodes=nodes, edges=edges, outputs=["step.latents"], name="step")
+    tensors, read_only = callback_tensors(unet, negative=guidance or guider is not None)
+    nodes["step_end"] = steps.step_end(tensors, read_only=read_only, guided=guidance)
+    edges.append(("step.latents", "step_end.latents"))
+    outputs = [f"step_end.{name}" for name in (*tensors, "interrupt")]
+    return df.Graph(nodes=nodes, edges=edges, outputs=outputs, name="step")
 
 
-def denoising_loop(unet: Any, scheduler: Any, *, progress: bool = False) -> df.Switch:
-    """The denoising loop, one `denoising_step` per timestep carrying the latents: a Switch between the
-    guided loop ("cfg", needs negative_prompt_embeds) and the one-branch loop ("single"), chosen by
-    `guidance_scale` as diffusers' do_classifier_free_guidance."""
-    loops = {
-        case: df.Loop(
-            denoising_step(unet, scheduler, guidance=case == "cfg"),
-            over="timesteps",
-            item="t",
-            progress=progress,
-            name=case,
-        )
-        for case in ("cfg", "single")
+def callback_tensors(unet: Any, *, negative: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The tensors a step callback may replace and those it may only read (together the pipeline's
+    _callback_tensor_inputs), typed as the loop has them; negative_prompt_embeds only with guidance."""
+    channels, width = unet.config.in_channels, unet.config.cross_attention_dim
+    embeds = Float[Tensor, f"batch sequence {width}"]
+    tensors = {
+        "latents": Float[Tensor, f"batch {channels} latent_height latent_width"],
+        "prompt_embeds": embeds,
     }
+    return tensors, {"negative_prompt_embeds": embeds} if negative else {}
+
+
+def denoising_loop(unet: Any, scheduler: Any, *, progress: bool = False, guider: Any = None) -> df.Block:
+    """The denoising loop, one `denoising_step` per timestep carrying the latents (and the tensors a step
+    callback may replace), ending early when a callback interrupts. Without a guider: a Switch between the
+    guided loop ("cfg", needs negative_prompt_embeds) and the one-branch loop ("single"), chosen by
+    `guidance_scale` as diffusers' do_classifier_free_guidance. With a diffusers guider: one loop, the
+    guider choosing its branches at each step."""
+
+    def loop(name: str, guidance: bool) -> df.Loop:
+        body = denoising_step(unet, scheduler, guidance=guidance, guider=guider)
+        return df.Loop(body, over="timesteps", item="t", until="interrupt", progress=progress, name=name)
+
+    if guider is not None:
+        return loop("denoise", True)
+    loops = {case: loop(case, case == "cfg") for case in ("cfg", "single")}
     return df.Switch(loops, on=steps.guidance_selector(unet), name="denoise")
 
 
@@ -97,6 +122,7 @@ def text2img(*, unet: Any, scheduler: Any, vae: Any | None = None, progress: boo
     """StableDiffusionPipeline from prompt embeddings: inputs prompt_embeds, negative_prompt_embeds
     (needed when guidance_scale > 1), num_inference_steps, guidance_scale, guidance_rescale, height, width,
     generator, latents, eta; outputs latents (and image, in [0, 1], when a VAE is given)."""
+    steps.normalize_scheduler(scheduler)
     scale = steps.vae_scale_factor(vae)
     nodes: dict[str, Any] = {
         "set_timesteps": steps.set_timesteps(scheduler, unet),
@@ -113,6 +139,7 @@ def text2img(*, unet: Any, scheduler: Any, vae: Any | None = None, progress: boo
 def img2img(*, unet: Any, scheduler: Any, vae: Any, progress: bool = False) -> df.Graph:
     """StableDiffusionImg2ImgPipeline from prompt embeddings: text2img's inputs less height, width and
     latents, plus image and strength; outputs latents and image."""
+    steps.normalize_scheduler(scheduler)
     nodes: dict[str, Any] = {
         "preprocess": steps.preprocess_image(steps.vae_scale_factor(vae)),
         "set_timesteps": steps.strength_timesteps(scheduler, unet),
@@ -133,6 +160,7 @@ def sd_auto(*, unet: Any, scheduler: Any, vae: Any, progress: bool = False) -> d
     AutoPipelineBlocks rule). Inputs: the union of both (image, strength, height, width, latents are
     needed only by their workflow); outputs latents and image. `df.specialize(graph, image=None)` is the
     text2img workflow alone."""
+    steps.normalize_scheduler(scheduler)
     prepare = df.Switch(
         {
             "text2img": _text2img_prepare(unet, scheduler, vae),

@@ -18,17 +18,21 @@ component's config when the factory runs, and must be evaluated then.)
 """
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import PIL.Image
 import torch
+from diffusers.configuration_utils import FrozenDict
 from diffusers.image_processor import VaeImageProcessor
+from diffusers.utils.deprecation_utils import deprecate
 from diffusers.utils.torch_utils import randn_tensor
 from jaxtyping import Float
 from torch import Tensor
 
 import dfgraph as df
 from dfgraph import RNG
+from dfgraph.ports import Port
 
 SCHEDULER = "scheduler"
 """The resource of a scheduler's internal state: blocks that change it keep their order."""
@@ -46,6 +50,30 @@ ImageInput = Tensor | PIL.Image.Image | list[PIL.Image.Image]
 def vae_scale_factor(vae: Any | None) -> int:
     """Pixels per latent: 2 ** (levels - 1) of the VAE, and 8 without one, as diffusers computes it."""
     return 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 8
+
+
+def normalize_scheduler(scheduler: Any) -> Any:
+    """The scheduler with a legacy config rewritten in place as StableDiffusionPipeline.__init__ does
+    (`steps_offset` to 1, `clip_sample` to False), with diffusers' own deprecation warnings; returned."""
+    config = scheduler.config
+    if getattr(config, "steps_offset", 1) != 1:
+        message = (
+            f"The configuration file of this scheduler: {scheduler} is outdated. `steps_offset` should be set"
+            f" to 1 instead of {config.steps_offset}. Please make sure to update the config accordingly as"
+            " leaving `steps_offset` might led to incorrect results in future versions."
+        )
+        deprecate("steps_offset!=1", "1.0.0", message, standard_warn=False)
+        scheduler._internal_dict = FrozenDict({**scheduler.config, "steps_offset": 1})  # type: ignore[no-untyped-call]
+    if getattr(scheduler.config, "clip_sample", False) is True:
+        message = (
+            f"The configuration file of this scheduler: {scheduler} has not set the configuration"
+            " `clip_sample`. `clip_sample` should be set to False in the configuration file. Please make sure"
+            " to update the config accordingly as not setting `clip_sample` in the config might lead to"
+            " incorrect results in future versions."
+        )
+        deprecate("clip_sample not set", "1.0.0", message, standard_warn=False)
+        scheduler._internal_dict = FrozenDict({**scheduler.config, "clip_sample": False})  # type: ignore[no-untyped-call]
+    return scheduler
 
 
 def guides(unet: Any, guidance_scale: float) -> bool:
@@ -347,3 +375,110 @@ def vae_decode(vae: Any) -> Any:
         return image
 
     return vae_decode
+
+
+class StepContext:
+    """What a step callback gets as its `pipe` argument: the pipeline attributes callbacks written for
+    diffusers read (`num_timesteps`, `guidance_scale`, `do_classifier_free_guidance`, `interrupt`), and
+    `_interrupt`, which a callback sets to stop the loop after this step."""
+
+    def __init__(self, num_timesteps: int, guidance_scale: float, guided: bool) -> None:
+        self._interrupt = False
+        self._num_timesteps = num_timesteps
+        self._guidance_scale = guidance_scale
+        self._guided = guided
+
+    @property
+    def interrupt(self) -> bool:
+        """True once a callback asked to stop."""
+        return self._interrupt
+
+    @property
+    def num_timesteps(self) -> int:
+        """The number of denoising steps of this call."""
+        return self._num_timesteps
+
+    @property
+    def guidance_scale(self) -> float:
+        """The call's guidance_scale."""
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        """Whether this loop runs the unconditional branch."""
+        return self._guided
+
+
+class StepEnd:
+    """Block: diffusers' `callback_on_step_end` after each step (see `step_end`)."""
+
+    mutates = ()
+
+    def __init__(
+        self, tensors: Mapping[str, Any], guidance_scale: float, guided: bool, read_only: Mapping[str, Any]
+    ) -> None:
+        if "latents" not in tensors:
+            raise ValueError("step_end needs 'latents' among its tensors")
+        self.name = "step_end"
+        self.tensors = tuple(tensors)
+        self.read_only = tuple(read_only)
+        self.guided = guided
+        self.inputs = (
+            Port("i", int),
+            Port("t", Tensor),
+            Port("timesteps", Tensor),
+            Port("guidance_scale", float, guidance_scale),
+            *(Port(name, hint) for name, hint in {**tensors, **read_only}.items()),
+            Port("callback_on_step_end", Any, None, doc="diffusers' callback(pipe, i, t, tensors) -> dict"),
+            Port("callback_on_step_end_tensor_inputs", list[str] | None, None, doc="default ['latents']"),
+        )
+        self.outputs = (
+            *(Port(name, hint) for name, hint in tensors.items()),
+            Port("interrupt", bool),
+        )
+
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """Call the callback with the requested tensors; what it returns replaces them."""
+        values = {name: inputs[name] for name in self.tensors}
+        callback = inputs["callback_on_step_end"]
+        if callback is None:
+            return {**values, "interrupt": False}
+        requested = getattr(callback, "tensor_inputs", None)  # diffusers' PipelineCallback objects
+        if requested is None:
+            requested = inputs["callback_on_step_end_tensor_inputs"] or ["latents"]
+        readable = {**values, **{name: inputs[name] for name in self.read_only}}
+        unknown = [name for name in requested if name not in readable]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` has to be in {list(readable)}, but found {unknown}"
+            )
+        pipe = StepContext(len(inputs["timesteps"]), inputs["guidance_scale"], self.guided)
+        returned = callback(pipe, inputs["i"], inputs["t"], {name: readable[name] for name in requested})
+        if not isinstance(returned, Mapping):
+            kind = type(returned).__name__
+            raise TypeError(f"callback_on_step_end must return a dict of tensors, got {kind}")
+        extra = [name for name in returned if name not in self.tensors]
+        if extra:
+            raise ValueError(
+                f"callback_on_step_end returned {extra}: this loop lets a callback replace only "
+                f"{list(self.tensors)} (the others can be read)"
+            )
+        return {**values, **returned, "interrupt": bool(pipe.interrupt)}
+
+
+def step_end(
+    tensors: Mapping[str, Any],
+    *,
+    read_only: Mapping[str, Any] | None = None,
+    guidance_scale: float = 7.5,
+    guided: bool = True,
+) -> StepEnd:
+    """Block: diffusers' `callback_on_step_end(pipe, i, t, callback_kwargs)` at the end of a loop step.
+
+    `tensors` maps each name the callback may ask for (diffusers' `_callback_tensor_inputs`) to its type;
+    they are inputs and outputs (returned ones replaced), so a loop carries them and the next step reads
+    what the callback returned. Output `interrupt` is True when the callback set `pipe._interrupt`: the
+    graph's loop ends there (`until="interrupt"`), as the pipeline skips its remaining steps. The tensors
+    in `read_only` (name -> type) the callback may read but not replace: the negative embeddings, which
+    only the guided case of a guidance Switch reads, so carrying them would make them required."""
+    return StepEnd(tensors, guidance_scale, guided, read_only or {})
