@@ -153,8 +153,33 @@ def test_gpu_case_says_it_was_not_measured_without_cuda() -> None:
     assert "no CUDA device" in result.verdict
 
 
+@pytest.fixture(scope="module")
+def sdxl_case() -> CaseResult:
+    return end_to_end.sdxl_end_to_end(steps=2, repeats=1, threads=(1, 2))
+
+
+def test_sdxl_variants_give_the_pipelines_latents_at_each_thread_count(sdxl_case: CaseResult) -> None:
+    assert sdxl_case.number == 7 and len(sdxl_case.tables) == 2
+    notes = "\n".join(sdxl_case.notes)
+    for threads in (1, 2):
+        # the default program batches as the pipeline does; unfused calls as Modular Diffusers' guider does
+        assert (
+            f"{threads} thread(s): {end_to_end.FUSED}: largest difference from "
+            f"{end_to_end.SDXL_PIPELINE} 0 (bitwise" in notes
+        )
+        assert (
+            f"{threads} thread(s): {end_to_end.UNFUSED} and {end_to_end.SDXL_MODULAR} give bitwise equal"
+            in notes
+        )
+    assert "1 thread(s): default" in sdxl_case.verdict and "2 thread(s): default" in sdxl_case.verdict
+
+
 def test_results_markdown_has_every_case(
-    loop_case: CaseResult, sequence_case: CaseResult, scaling_case: CaseResult, e2e_case: CaseResult
+    loop_case: CaseResult,
+    sequence_case: CaseResult,
+    scaling_case: CaseResult,
+    e2e_case: CaseResult,
+    sdxl_case: CaseResult,
 ) -> None:
     cases = [
         loop_case,
@@ -163,6 +188,7 @@ def test_results_markdown_has_every_case(
         e2e_case,
         gpu.gpu(2, 1, (1,)),
         overhead.hook_overhead(200, 1),
+        sdxl_case,
     ]
     text = render_results(
         cases,
