@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[diffusion,testing,ray]" --group dev
+	$(BIN)/python -m pip install --quiet "kornia>=0.7"  # diffusers' FrequencyDecoupledGuidance (tests/test_guiders.py)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -232,12 +232,12 @@ SDXL_HOW = (
 
 def sdxl_variants(steps: int = STEPS, *, size: int = SIZE) -> dict[str, Callable[[], torch.Tensor]]:
     """The SDXL variants, each a call returning float32 latents from the same prompt, seed and weights."""
-    from diffusers.guiders import ClassifierFreeGuidance
-    from diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl import (
-        StableDiffusionXLAutoBlocks,
-    )
-
     from dfgraph_blocks.diffusion import sdxl_text2img, tiny
+
+    guiders: Any = importlib.import_module("diffusers.guiders")
+    sdxl: Any = importlib.import_module(
+        "diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl"
+    )
 
     parts = tiny.sdxl_components()
     encoders = {k: parts[k] for k in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}
@@ -253,8 +253,8 @@ def sdxl_variants(steps: int = STEPS, *, size: int = SIZE) -> dict[str, Callable
         return sdxl_text2img(unet=parts["unet"], scheduler=tiny.scheduler("euler"), **encoders)
 
     fused, unfused = df.compile(graph()), df.compile(graph(), fuse=False)
-    modular = StableDiffusionXLAutoBlocks().init_pipeline()
-    modular.update_components(**parts, guider=ClassifierFreeGuidance(guidance_scale=SDXL_GUIDANCE))
+    modular = sdxl.StableDiffusionXLAutoBlocks().init_pipeline()
+    modular.update_components(**parts, guider=guiders.ClassifierFreeGuidance(guidance_scale=SDXL_GUIDANCE))
     silence_modular(modular._blocks)  # the block set it runs (`.blocks` is a copy)
     modular_inputs = {k: v for k, v in inputs.items() if k != "guidance_scale"}  # the guider's
 

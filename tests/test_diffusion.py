@@ -478,3 +478,38 @@ def test_text2img_from_prompts_gives_the_pipeline_latents(
 def test_encoders_come_in_pairs() -> None:
     with pytest.raises(ValueError, match="text_encoder and tokenizer together"):
         text2img(unet=tiny.unet(), scheduler=tiny.scheduler(), text_encoder=tiny.text_encoder())
+
+
+@pytest.mark.parametrize("workflow", ["text2img", "img2img"])
+def test_a_diffusers_cfg_guider_gives_the_pipeline_latents_in_float64(parts: Any, workflow: str) -> None:
+    from diffusers.guiders import ClassifierFreeGuidance
+
+    unet, vae = parts[torch.float64]
+    prompt, negative = (e.double() for e in tiny.prompt_embeddings())
+    inputs: dict[str, Any] = {
+        "prompt_embeds": prompt,
+        "negative_prompt_embeds": negative,
+        "num_inference_steps": 4,
+    }
+    if workflow == "img2img":
+        inputs |= {
+            "image": torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)),
+            "strength": 0.75,
+        }
+    else:
+        inputs |= {"height": 32, "width": 32}
+    build = img2img if workflow == "img2img" else text2img
+    graph = build(
+        unet=unet,
+        scheduler=tiny.scheduler("euler"),
+        vae=vae,
+        guider=ClassifierFreeGuidance(guidance_scale=7.5),
+    )
+    assert "guidance_scale" not in {p.name for p in graph.inputs}  # the guider's own scale is used
+    assert not df.compile(graph).fused  # the guider makes one UNet call per branch, as Modular Diffusers
+    ours = df.compile(graph)(**inputs, generator=torch.Generator().manual_seed(0), output="latents")
+    pipe = tiny.pipeline(unet, tiny.scheduler("euler"), vae, img2img=workflow == "img2img")
+    theirs = pipe(
+        **inputs, guidance_scale=7.5, generator=torch.Generator().manual_seed(0), output_type="latent"
+    ).images
+    assert (ours - theirs).abs().max() < 1e-10

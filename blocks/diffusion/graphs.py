@@ -67,7 +67,9 @@ def denoising_step(
         unet, guided=guided, optional=optional_negatives or guider is not None
     )
     paired = {"prompt_embeds": "negative_prompt_embeds"} if guided else {}
-    nodes["step_end"] = steps.step_end(tensors, read_only=read_only, paired=paired, guided=guided)
+    nodes["step_end"] = steps.step_end(
+        tensors, read_only=read_only, paired=paired, guided=guided, guider=guider
+    )
     edges.append(("step.latents", "step_end.latents"))
     if negative != "negative_prompt_embeds":
         edges.append((negative, "step_end.negative_prompt_embeds"))

@@ -440,7 +440,7 @@ def denoising_step(
     guided = guidance or guider is not None
     tensors, read_only, paired = callback_tensors(unet, time_ids, guided=guided, optional=guider is not None)
     nodes["step_end"] = steps.step_end(
-        tensors, read_only=read_only, paired=paired, guidance_scale=5.0, guided=guided
+        tensors, read_only=read_only, paired=paired, guidance_scale=5.0, guided=guided, guider=guider
     )
     edges.append(("step.latents", "step_end.latents"))
     if "negatives" in nodes:  # the converted negatives, as the unconditional branch reads them

@@ -381,7 +381,7 @@ class StepContext:
     diffusers read (`num_timesteps`, `guidance_scale`, `do_classifier_free_guidance`, `interrupt`), and
     `_interrupt`, which a callback sets to stop the loop after this step."""
 
-    def __init__(self, num_timesteps: int, guidance_scale: float, guided: bool) -> None:
+    def __init__(self, num_timesteps: int, guidance_scale: float | None, guided: bool) -> None:
         self._interrupt = False
         self._num_timesteps = num_timesteps
         self._guidance_scale = guidance_scale
@@ -398,7 +398,7 @@ class StepContext:
         return self._num_timesteps
 
     @property
-    def guidance_scale(self) -> float:
+    def guidance_scale(self) -> float | None:
         """The call's guidance_scale."""
         return self._guidance_scale
 
@@ -420,6 +420,7 @@ class StepEnd:
         paired: Mapping[str, str],
         guidance_scale: float,
         guided: bool,
+        guider: Any = None,
     ) -> None:
         if "latents" not in tensors:
             raise ValueError("step_end needs 'latents' among its tensors")
@@ -428,11 +429,13 @@ class StepEnd:
         self.read_only = tuple(read_only)
         self.paired = dict(paired)
         self.guided = guided
+        self.guider = guider  # its own scale is the call's guidance_scale: not an input then
+        scale = () if guider is not None else (df.Port("guidance_scale", float, guidance_scale),)
         self.inputs = (
             df.Port("i", int),
             df.Port("t", Tensor),
             df.Port("timesteps", Tensor),
-            df.Port("guidance_scale", float, guidance_scale),
+            *scale,
             *(df.Port(name, hint) for name, hint in {**tensors, **read_only}.items()),
             df.Port(
                 "callback_on_step_end", Any, None, doc="diffusers' callback(pipe, i, t, tensors) -> dict"
@@ -458,7 +461,12 @@ class StepEnd:
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` has to be in {list(readable)}, but found {unknown}"
             )
-        pipe = StepContext(len(inputs["timesteps"]), inputs["guidance_scale"], self.guided)
+        scale = (
+            getattr(self.guider, "guidance_scale", None)
+            if self.guider is not None
+            else inputs["guidance_scale"]
+        )
+        pipe = StepContext(len(inputs["timesteps"]), scale, self.guided)
         returned = callback(pipe, inputs["i"], inputs["t"], {name: readable[name] for name in requested})
         if not isinstance(returned, Mapping):
             kind = type(returned).__name__
@@ -485,6 +493,7 @@ def step_end(
     paired: Mapping[str, str] | None = None,
     guidance_scale: float = 7.5,
     guided: bool = True,
+    guider: Any = None,
 ) -> StepEnd:
     """Block: diffusers' `callback_on_step_end(pipe, i, t, callback_kwargs)` at the end of a loop step.
 
@@ -493,5 +502,6 @@ def step_end(
     may read but not replace. `paired` maps a name to its negative: with guidance the pipeline holds
     `torch.cat([negative, positive])` under the positive's name, and the callback reads that. Output
     `interrupt` is True when the callback set `pipe._interrupt`: the graph's loop ends there
-    (`until="interrupt"`), as the pipeline skips its remaining steps."""
-    return StepEnd(tensors, read_only or {}, paired or {}, guidance_scale, guided)
+    (`until="interrupt"`), as the pipeline skips its remaining steps. With a diffusers `guider`,
+    `pipe.guidance_scale` is the guider's, and the block reads no guidance_scale input."""
+    return StepEnd(tensors, read_only or {}, paired or {}, guidance_scale, guided, guider)
