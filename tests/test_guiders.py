@@ -607,3 +607,44 @@ def test_sd1_guided_denoiser_gives_the_pipeline_latents(kind: str) -> None:
     ).images
     assert (ours - theirs).abs().max().item() < 1e-10
     assert not torch.equal(ours, torch.zeros_like(ours))
+
+
+@pytest.mark.parametrize(
+    "extra", [{"strength": 0.5}, {"strength": 0.5, "denoising_end": 0.9}, {"denoising_start": 0.4}], ids=str
+)
+def test_img2img_tells_the_guider_the_steps_that_run_as_modular_diffusers_does(
+    extra: dict[str, float],
+) -> None:
+    """sdxl_img2img(guider=G) vs StableDiffusionXLAutoBlocks' image2image workflow: a guider's start fraction
+    is of the steps left after strength (or the denoising cuts), so it switches at the same step."""
+    from diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl import (
+        StableDiffusionXLAutoBlocks,
+    )
+
+    components = tiny.sdxl_components()
+    # start, not stop: Modular Diffusers' image2image fails when a later step runs one branch (0.42)
+    unet, guider = components["unet"], ClassifierFreeGuidance(guidance_scale=5.0, start=0.5)
+    encoders = {k: components[k] for k in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}
+    image = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    inputs = {
+        "prompt": "a red cat",
+        "negative_prompt": "blurry",
+        "num_inference_steps": 6,
+        "image": image,
+        **extra,
+    }
+    graph = sdxl.sdxl_img2img(unet=unet, scheduler=euler(), vae=components["vae"], guider=guider, **encoders)
+    program = df.compile(graph)
+    ours, our_calls = calls_per_step(
+        unet,
+        guider,
+        lambda: program(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents"),
+    )
+    pipe = StableDiffusionXLAutoBlocks().init_pipeline()
+    pipe.update_components(**components, guider=guider)
+    pipe.set_progress_bar_config(disable=True)
+    theirs, their_calls = calls_per_step(
+        unet, guider, lambda: pipe(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents")
+    )
+    assert our_calls == their_calls and 1 in our_calls and 2 in our_calls  # the start falls inside the run
+    assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()

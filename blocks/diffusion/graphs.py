@@ -149,6 +149,13 @@ def _pipeline(
     nodes["denoise"] = denoising_loop(
         unet, scheduler, progress=progress, guider=guider, optional_negatives=encoders is not None
     )
+    if guider is not None:  # the guider's start/stop fractions are of the steps that run
+        nodes["guider_steps"] = steps.guider_steps(scheduler)
+        timesteps = next(source for source, target in edges if target == "denoise.timesteps")
+        edges += [
+            (timesteps, "guider_steps.timesteps"),
+            ("guider_steps.guider_steps", "denoise.num_inference_steps"),
+        ]
     if encoders is not None:
         for node, block in nodes.items():
             for port in ("prompt_embeds", "negative_prompt_embeds"):

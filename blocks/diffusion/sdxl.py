@@ -566,6 +566,13 @@ def _assemble(
         time_ids=time_ids,
         optional_negatives=encoders is not None,
     )
+    if guider is not None:  # the guider's start/stop fractions are of the steps that run
+        nodes["guider_steps"] = steps.guider_steps(scheduler, fractions=True)
+        timesteps = next(source for source, target in edges if target == "denoise.timesteps")
+        edges += [
+            (timesteps, "guider_steps.timesteps"),
+            ("guider_steps.guider_steps", "denoise.num_inference_steps"),
+        ]
     outputs = {"latents": "denoise.latents"}
     if vae is not None:
         nodes["decode"] = vae_decode(vae)

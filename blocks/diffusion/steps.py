@@ -198,6 +198,35 @@ def encode_image_latents(vae: Any, scheduler: Any, unet: Any) -> Any:
     return encode_image_latents
 
 
+def guider_steps(scheduler: Any, *, fractions: bool = False) -> Any:
+    """Block: the step count a diffusers guider is told (its start/stop fractions are of it), as Modular
+    Diffusers computes it: the steps left to run (img2img's `strength` leaves fewer), per scheduler order;
+    with `fractions` (SDXL's denoising_start / denoising_end cuts) the timesteps left, as Modular counts."""
+
+    def count(timesteps: Tensor, cut: bool) -> int:
+        order = int(getattr(scheduler, "order", 1))
+        return len(timesteps) if cut else -(-len(timesteps) // order)
+
+    if fractions:
+
+        @df.block(outputs="guider_steps")
+        def guider_steps_cut(
+            timesteps: Tensor, denoising_start: float | None = None, denoising_end: float | None = None
+        ) -> int:
+            """The timesteps' step count; their number when a denoising fraction cut them."""
+            cut = any(isinstance(f, float) and 0 < f < 1 for f in (denoising_start, denoising_end))
+            return count(timesteps, cut)
+
+        return guider_steps_cut
+
+    @df.block(outputs="guider_steps")
+    def guider_steps(timesteps: Tensor) -> int:
+        """The timesteps' step count: ceil(len / scheduler.order)."""
+        return count(timesteps, False)
+
+    return guider_steps
+
+
 def guidance_selector(unet: Any) -> Any:
     """Selector block: "cfg" (two denoiser branches) or "single", diffusers' do_classifier_free_guidance."""
 
