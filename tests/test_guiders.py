@@ -40,7 +40,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 import dfgraph as df
-from dfgraph_blocks.diffusion import guiders, sdxl, steps, tiny
+from dfgraph_blocks.diffusion import guiders, sdxl, steps, text2img, tiny
 
 STEPS = 5
 SIZE = 64
@@ -648,3 +648,49 @@ def test_img2img_tells_the_guider_the_steps_that_run_as_modular_diffusers_does(
     )
     assert our_calls == their_calls and 1 in our_calls and 2 in our_calls  # the start falls inside the run
     assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
+
+
+def test_with_a_guider_no_graph_reads_guidance_scale() -> None:
+    """The guider's own scale is the call's: from embeddings or prompts, SD 1.x or SDXL, no graph with a
+    guider has a guidance_scale input (one that did nothing would mislead)."""
+    components = tiny.sdxl_components()
+    encoders = {k: components[k] for k in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}
+    sd_encoders = {"text_encoder": tiny.text_encoder(), "tokenizer": tiny.tokenizer()}
+    cfg = ClassifierFreeGuidance(guidance_scale=5.0)
+    graphs = [
+        sdxl.sdxl_text2img(unet=components["unet"], scheduler=euler(), guider=cfg),
+        sdxl.sdxl_text2img(unet=components["unet"], scheduler=euler(), guider=cfg, **encoders),
+        text2img(unet=tiny.unet(), scheduler=euler(), guider=cfg),
+        text2img(unet=tiny.unet(), scheduler=euler(), guider=cfg, **sd_encoders),
+    ]
+    for graph in graphs:
+        names = {p.name for p in graph.inputs}
+        assert "guidance_scale" not in names and "num_inference_steps" in names, graph.name
+        assert df.check(graph).ok
+    assert "guidance_scale" in {p.name for p in text2img(unet=tiny.unet(), scheduler=euler()).inputs}
+
+
+def test_negative_size_conditioning_with_a_batch_of_two_is_modular_diffusers() -> None:
+    """With a guider, each branch's time ids are its own row repeated, as Modular Diffusers makes them
+    (StableDiffusionXLPipeline interleaves them instead, which sdxl_text2img without a guider follows)."""
+    from diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl import (
+        StableDiffusionXLAutoBlocks,
+    )
+
+    components = tiny.sdxl_components()
+    unet, guider = components["unet"], ClassifierFreeGuidance(guidance_scale=5.0)
+    encoders = {k: components[k] for k in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}
+    inputs = {"prompt": ["a red cat", "a dog"], "negative_prompt": "blurry", "num_inference_steps": 3}
+    inputs |= {
+        "height": SIZE,
+        "width": SIZE,
+        "negative_original_size": (32, 32),
+        "negative_target_size": (48, 48),
+    }
+    program = df.compile(sdxl.sdxl_text2img(unet=unet, scheduler=euler(), guider=guider, **encoders))
+    ours = program(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents")
+    pipe = StableDiffusionXLAutoBlocks().init_pipeline()
+    pipe.update_components(**components, guider=guider)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents")
+    assert ours.shape[0] == 2 and torch.equal(ours, theirs), (ours - theirs).abs().max().item()

@@ -145,7 +145,10 @@ def _pipeline(
     """Prompt encoding (with encoders), then the nodes, the loop and the decoder when there is a VAE;
     outputs latents (and image). The embeddings go to every node that reads them."""
     if encoders is not None:
-        nodes = {"encode_prompt": prompts.encode_prompt(*encoders, guider=guider), **nodes}
+        encode = prompts.encode_prompt(*encoders, guider=guider)
+        if guider is not None:  # the guider decides the negatives: guidance_scale is no input then
+            encode = df.Bound(encode, {"guidance_scale": 1.0}, name="encode_prompt")
+        nodes = {"encode_prompt": encode, **nodes}
     nodes["denoise"] = denoising_loop(
         unet, scheduler, progress=progress, guider=guider, optional_negatives=encoders is not None
     )

@@ -553,6 +553,8 @@ def _assemble(
     sources = {name: name for name in names}
     if encoders is not None:
         encode = prompts.sdxl_encode_prompt(*encoders, guider=guider)
+        if guider is not None:  # the guider decides the negatives: guidance_scale is no input then
+            encode = df.Bound(encode, {"guidance_scale": 1.0}, name="encode_prompt")
         nodes = {"encode_prompt": encode, **nodes}
         readers = [n for n, block in nodes.items() if "prompt_embeds" in {p.name for p in block.inputs}]
         edges = [*(("encode_prompt.prompt_embeds", f"{node}.prompt_embeds") for node in readers), *edges]
@@ -604,7 +606,10 @@ def sdxl_text2img(
     nodes: dict[str, Any] = {
         "set_timesteps": set_timesteps(scheduler, unet),
         "prepare_latents": steps.prepare_latents(scheduler, unet, scale),
-        "add_time_ids": add_time_ids(unet, scale),
+        # with a guider, Modular Diffusers' layout: each branch's own row repeated (guidance_scale 1 gives it)
+        "add_time_ids": add_time_ids(unet, scale)
+        if guider is None
+        else df.Bound(add_time_ids(unet, scale), {"guidance_scale": 1.0}, name="add_time_ids"),
     }
     edges = [
         ("set_timesteps.timesteps", "denoise.timesteps"),
