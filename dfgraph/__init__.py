@@ -125,7 +125,8 @@ def compile(
     computed on every device (`prog.schedule`). With `device="cuda"` each loop body runs on its
     streams (events, waits, fork and join as scheduled); otherwise execution is serial. Fusion (on unless
     `fuse=False`) merges independent calls of one batchable block (`@df.block(batch=...)`) into one
-    batched call (`prog.fused` lists the pairs). `capture=True` (with device="cuda") runs the capturable
+    batched call (`prog.fused` lists the pairs; it concatenates with torch.cat, so without torch
+    installed nothing fuses). `capture=True` (with device="cuda") runs the capturable
     segments of each loop body (runs of blocks without `mutates`) as CUDA graphs, captured once and
     replayed per step (`prog.captured` lists them; see dfgraph.capture). `ignore`, `errors` and `select`
     are as for `df.check`: an ignored error no longer stops compilation (the value passes that edge

@@ -16,6 +16,7 @@ No hook and no progress bar: no event, and the source is the hand-written loop.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -85,7 +86,7 @@ def compile_ir(
     assert lowered is not None  # check_pass raised otherwise
     after("check", lowered)
     fused: tuple[tuple[str, str], ...] = ()
-    if fuse:
+    if fuse and _has_torch():  # a fused call concatenates its batch with torch.cat: no torch, no fusion
         fused = fuse_pass(lowered)
         after("fuse", lowered)
     schedule = None
@@ -98,6 +99,11 @@ def compile_ir(
     generated, checks, no_value = codegen_pass(lowered, schedule, runtime, capture, events)
     after("codegen", lowered)
     return Compiled(lowered, report, fused, schedule, generated, checks, no_value, dispatcher)
+
+
+def _has_torch() -> bool:
+    """Whether torch is installed (found without importing it)."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def verified(name: str, lowered: Lowered) -> None:
