@@ -102,8 +102,11 @@ def compile_ir(
 
 
 def _has_torch() -> bool:
-    """Whether torch is installed (found without importing it)."""
-    return importlib.util.find_spec("torch") is not None
+    """Whether torch is installed (found without importing it; a finder that refuses it means no)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def verified(name: str, lowered: Lowered) -> None:
