@@ -86,7 +86,7 @@ def compile_ir(
     assert lowered is not None  # check_pass raised otherwise
     after("check", lowered)
     fused: tuple[tuple[str, str], ...] = ()
-    if fuse and _has_torch():  # a fused call concatenates its batch with torch.cat: no torch, no fusion
+    if fuse:
         fused = fuse_pass(lowered)
         after("fuse", lowered)
     schedule = None
@@ -127,8 +127,9 @@ def check_pass(lowered: Lowered | None, report: Report, rules: Rules) -> Report:
 
 
 def fuse_pass(lowered: Lowered) -> tuple[tuple[str, str], ...]:
-    """Batch fusion (dfgraph.fuse), in place; the (first, second) paths of each fused pair."""
-    return tuple(fuse_calls(lowered))
+    """Batch fusion (dfgraph.fuse), in place; the (first, second) paths of each fused pair. A fused call
+    concatenates its batch with torch.cat: without torch installed nothing fuses."""
+    return tuple(fuse_calls(lowered)) if _has_torch() else ()
 
 
 def hooks_pass(lowered: Lowered, hooks: tuple[object, ...], progress: bool = True) -> Dispatcher | None:
