@@ -160,6 +160,7 @@ class ModularLeaf:
         step_args: tuple[str, ...] | None,
         components: Any,
         notes: tuple[Note, ...] = (),
+        inferred: Iterable[str] = (),
     ) -> None:
         self.modular = modular
         self.name = name
@@ -172,6 +173,7 @@ class ModularLeaf:
         self.fields = dict(fields)  # kwargs_type -> the field names its kwargs input was resolved to
         self.step_args = step_args  # None outside a loop; the loop-step keywords inside one
         self.components = components
+        self.inferred = tuple(inferred)  # outputs read from the source, not declared: may stay unset
         self.__dfgraph_notes__ = notes
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
@@ -204,9 +206,9 @@ class ModularLeaf:
         step = {arg: inputs[arg] for arg in self.step_args}
         _, block_state = self.modular(self.components, block_state, **step)
         missing = [p.name for p in self.outputs if not hasattr(block_state, p.name)]
-        if missing:
+        if [m for m in missing if m not in self.inferred]:
             raise ValueError(f"block {self.name!r} did not set its declared outputs {missing}")
-        return {p.name: getattr(block_state, p.name) for p in self.outputs}
+        return {p.name: getattr(block_state, p.name, None) for p in self.outputs}
 
     def __repr__(self) -> str:
         ins = ", ".join(p.name for p in self.inputs)
@@ -583,15 +585,17 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
         body[head] = _LoopInputs(head, "/".join(ctx.path), head_inputs, head_outputs)
         _suppress(body[head], type(block).__name__, ctx)
     for key, sub in block.sub_blocks.items():
-        child_name = _identifier(str(key), body)
         if sub.sub_blocks:
             raise TypeError(
-                f"{'/'.join(ctx.path)}/{child_name}: a loop's sub-blocks must be leaf blocks "
-                f"(as diffusers requires), got {type(sub).__name__}"
+                f"{'/'.join(ctx.path)}/{_identifier(str(key), body)}: a loop's sub-blocks must be leaf "
+                f"blocks (as diffusers requires), got {type(sub).__name__}"
             )
+    undeclared = _undeclared_traffic(block.sub_blocks, spec.step_args)
+    for key, sub in block.sub_blocks.items():
+        child_name = _identifier(str(key), body)
         ctx.path.append(child_name)
         try:
-            body[child_name] = _leaf(sub, child_name, ctx, spec.step_args)
+            body[child_name] = _leaf(sub, child_name, ctx, spec.step_args, undeclared.get(str(key)))
         finally:
             ctx.path.pop()
     for out in block.loop_intermediate_outputs:
@@ -604,10 +608,17 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
     return df.Loop(sequential, times=spec.times, index=spec.index, name=name)
 
 
-def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | None) -> ModularLeaf:
+def _leaf(
+    block: Any,
+    name: str,
+    ctx: _Context,
+    step_args: tuple[str, ...] | None,
+    undeclared: _Undeclared | None = None,
+) -> ModularLeaf:
     cls = type(block).__name__
     ports: list[df.Port] = []
     notes: list[Note] = []
+    hidden = undeclared or _Undeclared()
     params: dict[str, tuple[str | None, Any]] = {}
     kwargs_types: list[str] = []
     for param in block.inputs:
@@ -632,6 +643,16 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
     for arg, typ in _step_arg_types(block, step_args or ()).items():
         if arg not in declared:
             ports.append(df.Port(arg, typ, doc="passed by the loop to every sub-block"))
+            declared.add(arg)
+    for read, writer in hidden.reads.items():
+        if read in declared:
+            continue
+        typ = ctx.types.get(read, Any)  # a declared writer (the loop's carry) gives a type
+        doc = f"read from the loop's BlockState without a declaration ({writer})"
+        ports.append(df.Port(read, typ, doc=doc))
+        params[read] = (None, None)
+        declared.add(read)
+        notes.append(_undeclared_note("reads", read, cls, writer, typ))
     outputs: list[df.Port] = []
     for out in block.intermediate_outputs:
         port, untyped = _output_port(out)
@@ -643,6 +664,13 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
         ctx.types[out.name] = port.type
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
+    declared_outputs = {p.name for p in outputs}
+    for written in hidden.writes:
+        if written in declared_outputs:
+            continue
+        doc = "written to the loop's BlockState without a declaration (a later sub-block reads it)"
+        outputs.append(df.Port(written, Any, doc=doc))
+        notes.append(_undeclared_note("writes", written, cls, "read by a later sub-block", Any))
     leaf = ModularLeaf(
         block,
         name,
@@ -652,7 +680,8 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
         fields=fields,
         step_args=step_args,
         components=ctx.components,
-        notes=tuple(notes) if ctx.warn_untyped else (),
+        notes=tuple(n for n in notes if ctx.warn_untyped or n.message.startswith("undeclared")),
+        inferred=[w for w in hidden.writes if w not in declared_outputs],
     )
     _suppress(leaf, cls, ctx)
     return leaf
@@ -687,6 +716,103 @@ def _admit_none(typ: Any) -> Any:
     if typ is None or typ is Any or df.is_assignable(type(None), typ):
         return Any if typ is None else typ
     return df.type_union(typ, type(None))
+
+
+def _undeclared_note(verb: str, port: str, cls: str, where: str, typ: Any) -> Note:
+    """The DF202 an inferred port carries: undeclared, so untyped unless a declared writer types it."""
+    typed = "typed as Any" if typ is Any else f"typed {df.describe_type(typ)} by its declared writer"
+    return Note(
+        "DF202",
+        port,
+        f"undeclared: {cls}.__call__ {verb} block_state.{port} without declaring it ({where}); "
+        f"inferred from its source, {typed}",
+    )
+
+
+@dataclass
+class _Undeclared:
+    """The values a loop sub-block passes through the shared BlockState without declaring them."""
+
+    reads: dict[str, str] = field(default_factory=dict)  # name -> its writer ("written by before_denoiser")
+    writes: list[str] = field(default_factory=list)  # names a later sub-block reads
+
+
+def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...]) -> dict[str, _Undeclared]:
+    """Per loop sub-block, the undeclared BlockState reads and writes found in its `__call__` source.
+
+    Read statically (not by a recorded trial) so it works before anything runs, without components, and
+    sees every branch. A read counts when the block reads the name before writing it and does not declare
+    it; it is inferred only when an earlier sub-block writes the name, or any sub-block declares it as an
+    output (the loop's carry, e.g. `latents`). A name a block writes and reads only itself stays local."""
+    access = {str(k): _state_access(sub) for k, sub in sub_blocks.items()}
+    declared_out = {o.name for sub in sub_blocks.values() for o in sub.intermediate_outputs}
+    result: dict[str, _Undeclared] = {}
+    written_before: dict[str, str] = {}  # undeclared name -> the first earlier sub-block writing it
+    for key, sub in sub_blocks.items():
+        reads, writes = access[str(key)]
+        mine = {p.name for p in sub.inputs if p.name} | set(step_args)
+        entry = result.setdefault(str(key), _Undeclared())
+        for name in reads:
+            if name in mine:
+                continue
+            if name in written_before:
+                entry.reads[name] = f"written by {written_before[name]}"
+                result[written_before[name]].writes.append(name)
+            elif name in declared_out:
+                entry.reads[name] = "a declared output of the loop body"
+        outs = {o.name for o in sub.intermediate_outputs}
+        for name in writes:
+            if name not in outs:
+                written_before.setdefault(name, str(key))
+    for entry in result.values():
+        entry.writes = list(dict.fromkeys(entry.writes))
+    return result
+
+
+def _state_access(block: Any) -> tuple[list[str], list[str]]:
+    """The BlockState names `block.__call__` reads before writing them, and those it writes (in order)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(block).__call__)))
+    except (OSError, TypeError, SyntaxError):
+        return [], []
+    func = tree.body[0]
+    if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef) or len(func.args.args) < 3:
+        return [], []
+    state = func.args.args[2].arg  # (self, components, block_state, ...)
+    reads: list[str] = []
+    writes: list[str] = []
+
+    class Visitor(ast.NodeVisitor):
+        def visit_Assign(self, node: ast.Assign) -> None:  # the value is evaluated before the targets
+            self.visit(node.value)
+            for target in node.targets:
+                self.visit(target)
+
+        def visit_Attribute(self, node: ast.Attribute) -> None:
+            if isinstance(node.value, ast.Name) and node.value.id == state:
+                if isinstance(node.ctx, ast.Store):
+                    writes.append(node.attr)
+                elif node.attr not in writes:
+                    reads.append(node.attr)
+            self.generic_visit(node)
+
+        def visit_Call(self, node: ast.Call) -> None:  # getattr(block_state, "x", default)
+            f, args = node.func, node.args
+            if (
+                isinstance(f, ast.Name)
+                and f.id == "getattr"
+                and len(args) == 2  # with a default, a missing value is no error
+                and isinstance(args[0], ast.Name)
+                and args[0].id == state
+                and isinstance(args[1], ast.Constant)
+                and isinstance(args[1].value, str)
+                and args[1].value not in writes
+            ):
+                reads.append(args[1].value)
+            self.generic_visit(node)
+
+    Visitor().visit(func)
+    return list(dict.fromkeys(reads)), list(dict.fromkeys(writes))
 
 
 def _untyped_note(side: str, port: str, cls: str) -> Note:
