@@ -42,9 +42,14 @@ Mapping (Modular Diffusers -> dfgraph):
   typed by their `__call__` annotations (`Any` when absent). The body starts with a `loop_inputs` block
   that reads the wrapper's `loop_inputs` (so their declared types are checked) and writes its
   `loop_intermediate_outputs` that no sub-block writes. Carried state is inferred by dfgraph (SDXL:
-  `latents`). Not modelled: the wrapper's own code around the loop (guider enable, warm-up count), and
-  values sub-blocks pass through the shared `BlockState` without declaring them (SDXL's `scaled_latents`
-  and `noise_pred`).
+  `latents`). Values sub-blocks pass through the shared `BlockState` without declaring them are read
+  from each sub-block's `__call__` source (`block_state.X = ...` writes, `block_state.X` and
+  `getattr(block_state, "X")` reads before any write): a read of a name an earlier sub-block writes, or
+  that a sub-block declares as an output (the carry), becomes an input port, and that earlier write an
+  output port (`Any` unless a declared writer types it); each carries a DF202 note naming the sub-block
+  and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). Not
+  modelled: the wrapper's own code around the loop (guider enable, warm-up count), and a value a
+  sub-block leaves in the `BlockState` for the next iteration.
 - Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) become `df.Switch`es, chosen
   at run time exactly as `ConditionalPipelineBlocks.__call__` chooses: a `BlockSelector` calls the
   block's own `select_block(**triggers)` on the `block_trigger_inputs` (an earlier block's output, or a
@@ -75,10 +80,13 @@ Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all
 class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
 has the set that makes every SDXL workflow clean.
 
-Calling: built with `components=` (a `ModularPipeline`, or a mapping name -> component, exposed as
-attributes), a leaf puts its inputs on a fresh `PipelineState` (loop sub-blocks: a `BlockState` plus the
-loop-step arguments), runs the modular block and returns its declared outputs; without components it
-raises `RuntimeError` (built for checking only). A `ModularPipeline` passed as the blocks brings its
+Calling: built with `components=` (a `ModularPipeline`; a `ComponentsManager`, whose components of the
+blocks' expected names are used; or a mapping name -> component: both go into the family's
+`ModularPipeline` from `init_pipeline()`, whose properties such as `vae_scale_factor` SDXL's blocks read,
+or are exposed as attributes when the blocks name no family), a leaf puts its inputs on a fresh
+`PipelineState` (loop sub-blocks: a `BlockState` plus the loop-step arguments), runs the modular
+block and returns its declared outputs; without components it raises `RuntimeError` (built for
+checking only). A `ModularPipeline` passed as the blocks brings its
 blocks and is the components.
 """
 
@@ -340,8 +348,7 @@ def from_modular(
             f"got {type(modular_blocks).__name__}: {modular_blocks!r:.80}"
         )
     triggers = _triggers(modular_blocks, trigger_inputs, workflow)
-    if isinstance(components, Mapping):
-        components = types.SimpleNamespace(**components)  # blocks read components as attributes
+    components = _components(modular_blocks, components)
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
     ctx.switches = trigger_inputs is None and workflow is None
     ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
@@ -358,6 +365,24 @@ def from_modular(
         if dot and cls in ctx.converted and key not in ctx.matched:
             raise ValueError(f"ignore= names {key!r}, but the converted {cls} has no port {port!r}")
     return converted
+
+
+def _components(blocks: Any, components: Any) -> Any:
+    """What the leaves run with: a ModularPipeline as is; a ComponentsManager's components of the blocks'
+    expected names, or a mapping, in the family's ModularPipeline (SDXL blocks read its properties, e.g.
+    `vae_scale_factor`), or as attributes when the blocks name no family."""
+    mp = _diffusers()
+    if isinstance(components, mp.ComponentsManager):
+        names = sorted({str(c.name) for c in blocks.expected_components})
+        components = components.get_components_by_names(names)
+    if not isinstance(components, Mapping):
+        return components
+    if getattr(blocks, "model_name", None) in mp.MODULAR_PIPELINE_MAPPING:
+        pipeline = blocks.init_pipeline()
+        pipeline.update_components(**components)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+    return types.SimpleNamespace(**components)  # blocks read components as attributes
 
 
 def _pipeline_inputs(blocks: Any) -> set[str]:
@@ -647,7 +672,7 @@ def _leaf(
     for read, writer in hidden.reads.items():
         if read in declared:
             continue
-        typ = ctx.types.get(read, Any)  # a declared writer (the loop's carry) gives a type
+        typ = hidden.types.get(read, ctx.types.get(read, Any))  # a declared writer gives a type
         doc = f"read from the loop's BlockState without a declaration ({writer})"
         ports.append(df.Port(read, typ, doc=doc))
         params[read] = (None, None)
@@ -735,6 +760,7 @@ class _Undeclared:
 
     reads: dict[str, str] = field(default_factory=dict)  # name -> its writer ("written by before_denoiser")
     writes: list[str] = field(default_factory=list)  # names a later sub-block reads
+    types: dict[str, Any] = field(default_factory=dict)  # read name -> the type of its declared writer
 
 
 def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...]) -> dict[str, _Undeclared]:
@@ -745,7 +771,9 @@ def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...
     it; it is inferred only when an earlier sub-block writes the name, or any sub-block declares it as an
     output (the loop's carry, e.g. `latents`). A name a block writes and reads only itself stays local."""
     access = {str(k): _state_access(sub) for k, sub in sub_blocks.items()}
-    declared_out = {o.name for sub in sub_blocks.values() for o in sub.intermediate_outputs}
+    declared_out = {
+        o.name: _output_port(o)[0].type for sub in sub_blocks.values() for o in sub.intermediate_outputs
+    }
     result: dict[str, _Undeclared] = {}
     written_before: dict[str, str] = {}  # undeclared name -> the first earlier sub-block writing it
     for key, sub in sub_blocks.items():
@@ -760,6 +788,7 @@ def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...
                 result[written_before[name]].writes.append(name)
             elif name in declared_out:
                 entry.reads[name] = "a declared output of the loop body"
+                entry.types[name] = declared_out[name]
         outs = {o.name for o in sub.intermediate_outputs}
         for name in writes:
             if name not in outs:
