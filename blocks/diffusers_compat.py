@@ -24,7 +24,10 @@ Mapping (Modular Diffusers -> dfgraph):
     absent optional input (unwidened, a `Tensor | None` producer would be a false DF001).
   - Outputs are its `intermediate_outputs` (`OutputParam`), typed the same way. A block may also rebind
     one of its *inputs* in the state without declaring it (diffusers writes back every input whose
-    identity changed): that update is invisible here, the value flows on unchanged.
+    identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source
+    (outside loops) makes X an output too, typed as the input's `type_hint`, when an earlier block
+    writes X (a rebound caller input stays invisible: in a Switch case it would make that optional
+    input required).
   - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
     `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
 - A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
@@ -646,6 +649,8 @@ def _leaf(
     hidden = undeclared or _Undeclared()
     params: dict[str, tuple[str | None, Any]] = {}
     kwargs_types: list[str] = []
+    hints = {p.name: p.type_hint for p in block.inputs if p.name and p.type_hint is not None}
+    written_before = set(ctx.written)
     for param in block.inputs:
         if param.name:
             if param.kwargs_type:  # the pipeline tags it when it sets it in the state
@@ -690,6 +695,16 @@ def _leaf(
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
     declared_outputs = {p.name for p in outputs}
+    if step_args is None:  # set_block_state writes back every input the block rebinds
+        for rebound in _state_access(block)[1]:
+            # Only an intermediate: a conditional case rebinding a caller's optional input would make
+            # that input required of the Switch (it needs a value for the cases that do not write it).
+            if rebound in params and rebound not in declared_outputs and rebound in written_before:
+                typ = hints.get(rebound, Any)  # as declared: a rebinding sets a value
+                outputs.append(
+                    df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
+                )
+                declared_outputs.add(rebound)
     for written in hidden.writes:
         if written in declared_outputs:
             continue
@@ -807,7 +822,17 @@ def _state_access(block: Any) -> tuple[list[str], list[str]]:
     func = tree.body[0]
     if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef) or len(func.args.args) < 3:
         return [], []
-    state = func.args.args[2].arg  # (self, components, block_state, ...)
+    state = func.args.args[2].arg  # a loop sub-block: (self, components, block_state, ...)
+    for node in ast.walk(func):  # any other block: block_state = self.get_block_state(state)
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "get_block_state"
+        ):
+            state = node.targets[0].id
     reads: list[str] = []
     writes: list[str] = []
 
