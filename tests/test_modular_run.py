@@ -263,3 +263,31 @@ def test_the_one_graph_needs_the_switch_suppressions_to_compile(sdxl: dict[str, 
     )
     with pytest.raises(df.WiringError, match="DF001"):
         df.compile(graph)
+
+
+# the guider variants that run equal today; cfg-start-stop and auto-guidance(-dropout) fail in the
+# converted loop at iteration 0 (the denoiser gets no pooled text embeddings), not yet understood
+EQUAL_GUIDERS = [
+    "cfg-rescale-original",
+    "cfg-scale-1",
+    "cfg-zero-star",
+    "apg",
+    "apg-mix",
+    "pag",
+    "slg",
+    "seg",
+    "tcfg",
+]
+
+
+@pytest.mark.parametrize("name", EQUAL_GUIDERS)
+def test_sdxl_text2image_with_a_guider_equals_modular_pipeline(sdxl: dict[str, Any], name: str) -> None:
+    from test_guiders import GUIDERS  # every diffusers guider that runs with the tiny UNet
+
+    pipe = StableDiffusionXLAutoBlocks().init_pipeline()
+    pipe.update_components(**{**sdxl["components"], "guider": GUIDERS[name]()})
+    pipe.set_progress_bar_config(disable=True)
+    graph = from_modular(StableDiffusionXLAutoBlocks(), components=pipe, ignore=IGNORE)
+    ours, our_calls, theirs, their_calls = both({**sdxl, "pipe": pipe}, df.compile(graph), "text2image")
+    assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
+    assert our_calls == their_calls >= STEPS
