@@ -24,7 +24,10 @@ Mapping (Modular Diffusers -> dfgraph):
     absent optional input (unwidened, a `Tensor | None` producer would be a false DF001).
   - Outputs are its `intermediate_outputs` (`OutputParam`), typed the same way. A block may also rebind
     one of its *inputs* in the state without declaring it (diffusers writes back every input whose
-    identity changed): that update is invisible here, the value flows on unchanged.
+    identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source
+    (outside loops) makes X an output too, typed as the input's `type_hint`, when an earlier block
+    writes X (a rebound caller input stays invisible: in a Switch case it would make that optional
+    input required).
   - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
     `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
 - A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
@@ -42,9 +45,14 @@ Mapping (Modular Diffusers -> dfgraph):
   typed by their `__call__` annotations (`Any` when absent). The body starts with a `loop_inputs` block
   that reads the wrapper's `loop_inputs` (so their declared types are checked) and writes its
   `loop_intermediate_outputs` that no sub-block writes. Carried state is inferred by dfgraph (SDXL:
-  `latents`). Not modelled: the wrapper's own code around the loop (guider enable, warm-up count), and
-  values sub-blocks pass through the shared `BlockState` without declaring them (SDXL's `scaled_latents`
-  and `noise_pred`).
+  `latents`). Values sub-blocks pass through the shared `BlockState` without declaring them are read
+  from each sub-block's `__call__` source (`block_state.X = ...` writes, `block_state.X` and
+  `getattr(block_state, "X")` reads before any write): a read of a name an earlier sub-block writes, or
+  that a sub-block declares as an output (the carry), becomes an input port, and that earlier write an
+  output port (`Any` unless a declared writer types it); each carries a DF202 note naming the sub-block
+  and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). Not
+  modelled: the wrapper's own code around the loop (guider enable, warm-up count), and a value a
+  sub-block leaves in the `BlockState` for the next iteration.
 - Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) become `df.Switch`es, chosen
   at run time exactly as `ConditionalPipelineBlocks.__call__` chooses: a `BlockSelector` calls the
   block's own `select_block(**triggers)` on the `block_trigger_inputs` (an earlier block's output, or a
@@ -75,10 +83,13 @@ Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all
 class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
 has the set that makes every SDXL workflow clean.
 
-Calling: built with `components=` (a `ModularPipeline`, or a mapping name -> component, exposed as
-attributes), a leaf puts its inputs on a fresh `PipelineState` (loop sub-blocks: a `BlockState` plus the
-loop-step arguments), runs the modular block and returns its declared outputs; without components it
-raises `RuntimeError` (built for checking only). A `ModularPipeline` passed as the blocks brings its
+Calling: built with `components=` (a `ModularPipeline`; a `ComponentsManager`, whose components of the
+blocks' expected names are used; or a mapping name -> component: both go into the family's
+`ModularPipeline` from `init_pipeline()`, whose properties such as `vae_scale_factor` SDXL's blocks read,
+or are exposed as attributes when the blocks name no family), a leaf puts its inputs on a fresh
+`PipelineState` (loop sub-blocks: a `BlockState` plus the loop-step arguments), runs the modular
+block and returns its declared outputs; without components it raises `RuntimeError` (built for
+checking only). A `ModularPipeline` passed as the blocks brings its
 blocks and is the components.
 """
 
@@ -160,6 +171,7 @@ class ModularLeaf:
         step_args: tuple[str, ...] | None,
         components: Any,
         notes: tuple[Note, ...] = (),
+        inferred: Iterable[str] = (),
     ) -> None:
         self.modular = modular
         self.name = name
@@ -172,6 +184,7 @@ class ModularLeaf:
         self.fields = dict(fields)  # kwargs_type -> the field names its kwargs input was resolved to
         self.step_args = step_args  # None outside a loop; the loop-step keywords inside one
         self.components = components
+        self.inferred = tuple(inferred)  # outputs read from the source, not declared: may stay unset
         self.__dfgraph_notes__ = notes
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
@@ -204,9 +217,9 @@ class ModularLeaf:
         step = {arg: inputs[arg] for arg in self.step_args}
         _, block_state = self.modular(self.components, block_state, **step)
         missing = [p.name for p in self.outputs if not hasattr(block_state, p.name)]
-        if missing:
+        if [m for m in missing if m not in self.inferred]:
             raise ValueError(f"block {self.name!r} did not set its declared outputs {missing}")
-        return {p.name: getattr(block_state, p.name) for p in self.outputs}
+        return {p.name: getattr(block_state, p.name, None) for p in self.outputs}
 
     def __repr__(self) -> str:
         ins = ", ".join(p.name for p in self.inputs)
@@ -338,8 +351,7 @@ def from_modular(
             f"got {type(modular_blocks).__name__}: {modular_blocks!r:.80}"
         )
     triggers = _triggers(modular_blocks, trigger_inputs, workflow)
-    if isinstance(components, Mapping):
-        components = types.SimpleNamespace(**components)  # blocks read components as attributes
+    components = _components(modular_blocks, components)
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
     ctx.switches = trigger_inputs is None and workflow is None
     ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
@@ -356,6 +368,24 @@ def from_modular(
         if dot and cls in ctx.converted and key not in ctx.matched:
             raise ValueError(f"ignore= names {key!r}, but the converted {cls} has no port {port!r}")
     return converted
+
+
+def _components(blocks: Any, components: Any) -> Any:
+    """What the leaves run with: a ModularPipeline as is; a ComponentsManager's components of the blocks'
+    expected names, or a mapping, in the family's ModularPipeline (SDXL blocks read its properties, e.g.
+    `vae_scale_factor`), or as attributes when the blocks name no family."""
+    mp = _diffusers()
+    if isinstance(components, mp.ComponentsManager):
+        names = sorted({str(c.name) for c in blocks.expected_components})
+        components = components.get_components_by_names(names)
+    if not isinstance(components, Mapping):
+        return components
+    if getattr(blocks, "model_name", None) in mp.MODULAR_PIPELINE_MAPPING:
+        pipeline = blocks.init_pipeline()
+        pipeline.update_components(**components)
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+    return types.SimpleNamespace(**components)  # blocks read components as attributes
 
 
 def _pipeline_inputs(blocks: Any) -> set[str]:
@@ -583,15 +613,17 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
         body[head] = _LoopInputs(head, "/".join(ctx.path), head_inputs, head_outputs)
         _suppress(body[head], type(block).__name__, ctx)
     for key, sub in block.sub_blocks.items():
-        child_name = _identifier(str(key), body)
         if sub.sub_blocks:
             raise TypeError(
-                f"{'/'.join(ctx.path)}/{child_name}: a loop's sub-blocks must be leaf blocks "
-                f"(as diffusers requires), got {type(sub).__name__}"
+                f"{'/'.join(ctx.path)}/{_identifier(str(key), body)}: a loop's sub-blocks must be leaf "
+                f"blocks (as diffusers requires), got {type(sub).__name__}"
             )
+    undeclared = _undeclared_traffic(block.sub_blocks, spec.step_args)
+    for key, sub in block.sub_blocks.items():
+        child_name = _identifier(str(key), body)
         ctx.path.append(child_name)
         try:
-            body[child_name] = _leaf(sub, child_name, ctx, spec.step_args)
+            body[child_name] = _leaf(sub, child_name, ctx, spec.step_args, undeclared.get(str(key)))
         finally:
             ctx.path.pop()
     for out in block.loop_intermediate_outputs:
@@ -604,12 +636,21 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
     return df.Loop(sequential, times=spec.times, index=spec.index, name=name)
 
 
-def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | None) -> ModularLeaf:
+def _leaf(
+    block: Any,
+    name: str,
+    ctx: _Context,
+    step_args: tuple[str, ...] | None,
+    undeclared: _Undeclared | None = None,
+) -> ModularLeaf:
     cls = type(block).__name__
     ports: list[df.Port] = []
     notes: list[Note] = []
+    hidden = undeclared or _Undeclared()
     params: dict[str, tuple[str | None, Any]] = {}
     kwargs_types: list[str] = []
+    hints = {p.name: p.type_hint for p in block.inputs if p.name and p.type_hint is not None}
+    written_before = set(ctx.written)
     for param in block.inputs:
         if param.name:
             if param.kwargs_type:  # the pipeline tags it when it sets it in the state
@@ -632,6 +673,16 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
     for arg, typ in _step_arg_types(block, step_args or ()).items():
         if arg not in declared:
             ports.append(df.Port(arg, typ, doc="passed by the loop to every sub-block"))
+            declared.add(arg)
+    for read, writer in hidden.reads.items():
+        if read in declared:
+            continue
+        typ = hidden.types.get(read, ctx.types.get(read, Any))  # a declared writer gives a type
+        doc = f"read from the loop's BlockState without a declaration ({writer})"
+        ports.append(df.Port(read, typ, doc=doc))
+        params[read] = (None, None)
+        declared.add(read)
+        notes.append(_undeclared_note("reads", read, cls, writer, typ))
     outputs: list[df.Port] = []
     for out in block.intermediate_outputs:
         port, untyped = _output_port(out)
@@ -643,6 +694,23 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
         ctx.types[out.name] = port.type
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
+    declared_outputs = {p.name for p in outputs}
+    if step_args is None:  # set_block_state writes back every input the block rebinds
+        for rebound in _state_access(block)[1]:
+            # Only an intermediate: a conditional case rebinding a caller's optional input would make
+            # that input required of the Switch (it needs a value for the cases that do not write it).
+            if rebound in params and rebound not in declared_outputs and rebound in written_before:
+                typ = hints.get(rebound, Any)  # as declared: a rebinding sets a value
+                outputs.append(
+                    df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
+                )
+                declared_outputs.add(rebound)
+    for written in hidden.writes:
+        if written in declared_outputs:
+            continue
+        doc = "written to the loop's BlockState without a declaration (a later sub-block reads it)"
+        outputs.append(df.Port(written, Any, doc=doc))
+        notes.append(_undeclared_note("writes", written, cls, "read by a later sub-block", Any))
     leaf = ModularLeaf(
         block,
         name,
@@ -652,7 +720,8 @@ def _leaf(block: Any, name: str, ctx: _Context, step_args: tuple[str, ...] | Non
         fields=fields,
         step_args=step_args,
         components=ctx.components,
-        notes=tuple(notes) if ctx.warn_untyped else (),
+        notes=tuple(n for n in notes if ctx.warn_untyped or n.message.startswith("undeclared")),
+        inferred=[w for w in hidden.writes if w not in declared_outputs],
     )
     _suppress(leaf, cls, ctx)
     return leaf
@@ -687,6 +756,117 @@ def _admit_none(typ: Any) -> Any:
     if typ is None or typ is Any or df.is_assignable(type(None), typ):
         return Any if typ is None else typ
     return df.type_union(typ, type(None))
+
+
+def _undeclared_note(verb: str, port: str, cls: str, where: str, typ: Any) -> Note:
+    """The DF202 an inferred port carries: undeclared, so untyped unless a declared writer types it."""
+    typed = "typed as Any" if typ is Any else f"typed {df.describe_type(typ)} by its declared writer"
+    return Note(
+        "DF202",
+        port,
+        f"undeclared: {cls}.__call__ {verb} block_state.{port} without declaring it ({where}); "
+        f"inferred from its source, {typed}",
+    )
+
+
+@dataclass
+class _Undeclared:
+    """The values a loop sub-block passes through the shared BlockState without declaring them."""
+
+    reads: dict[str, str] = field(default_factory=dict)  # name -> its writer ("written by before_denoiser")
+    writes: list[str] = field(default_factory=list)  # names a later sub-block reads
+    types: dict[str, Any] = field(default_factory=dict)  # read name -> the type of its declared writer
+
+
+def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...]) -> dict[str, _Undeclared]:
+    """Per loop sub-block, the undeclared BlockState reads and writes found in its `__call__` source.
+
+    Read statically (not by a recorded trial) so it works before anything runs, without components, and
+    sees every branch. A read counts when the block reads the name before writing it and does not declare
+    it; it is inferred only when an earlier sub-block writes the name, or any sub-block declares it as an
+    output (the loop's carry, e.g. `latents`). A name a block writes and reads only itself stays local."""
+    access = {str(k): _state_access(sub) for k, sub in sub_blocks.items()}
+    declared_out = {
+        o.name: _output_port(o)[0].type for sub in sub_blocks.values() for o in sub.intermediate_outputs
+    }
+    result: dict[str, _Undeclared] = {}
+    written_before: dict[str, str] = {}  # undeclared name -> the first earlier sub-block writing it
+    for key, sub in sub_blocks.items():
+        reads, writes = access[str(key)]
+        mine = {p.name for p in sub.inputs if p.name} | set(step_args)
+        entry = result.setdefault(str(key), _Undeclared())
+        for name in reads:
+            if name in mine:
+                continue
+            if name in written_before:
+                entry.reads[name] = f"written by {written_before[name]}"
+                result[written_before[name]].writes.append(name)
+            elif name in declared_out:
+                entry.reads[name] = "a declared output of the loop body"
+                entry.types[name] = declared_out[name]
+        outs = {o.name for o in sub.intermediate_outputs}
+        for name in writes:
+            if name not in outs:
+                written_before.setdefault(name, str(key))
+    for entry in result.values():
+        entry.writes = list(dict.fromkeys(entry.writes))
+    return result
+
+
+def _state_access(block: Any) -> tuple[list[str], list[str]]:
+    """The BlockState names `block.__call__` reads before writing them, and those it writes (in order)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(block).__call__)))
+    except (OSError, TypeError, SyntaxError):
+        return [], []
+    func = tree.body[0]
+    if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef) or len(func.args.args) < 3:
+        return [], []
+    state = func.args.args[2].arg  # a loop sub-block: (self, components, block_state, ...)
+    for node in ast.walk(func):  # any other block: block_state = self.get_block_state(state)
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "get_block_state"
+        ):
+            state = node.targets[0].id
+    reads: list[str] = []
+    writes: list[str] = []
+
+    class Visitor(ast.NodeVisitor):
+        def visit_Assign(self, node: ast.Assign) -> None:  # the value is evaluated before the targets
+            self.visit(node.value)
+            for target in node.targets:
+                self.visit(target)
+
+        def visit_Attribute(self, node: ast.Attribute) -> None:
+            if isinstance(node.value, ast.Name) and node.value.id == state:
+                if isinstance(node.ctx, ast.Store):
+                    writes.append(node.attr)
+                elif node.attr not in writes:
+                    reads.append(node.attr)
+            self.generic_visit(node)
+
+        def visit_Call(self, node: ast.Call) -> None:  # getattr(block_state, "x", default)
+            f, args = node.func, node.args
+            if (
+                isinstance(f, ast.Name)
+                and f.id == "getattr"
+                and len(args) == 2  # with a default, a missing value is no error
+                and isinstance(args[0], ast.Name)
+                and args[0].id == state
+                and isinstance(args[1], ast.Constant)
+                and isinstance(args[1].value, str)
+                and args[1].value not in writes
+            ):
+                reads.append(args[1].value)
+            self.generic_visit(node)
+
+    Visitor().visit(func)
+    return list(dict.fromkeys(reads)), list(dict.fromkeys(writes))
 
 
 def _untyped_note(side: str, port: str, cls: str) -> Note:

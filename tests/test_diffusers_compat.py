@@ -789,4 +789,10 @@ def test_the_command_line_checks_a_converted_pipeline(
     assert dfgraph_main(["check", "sdxl_pipeline:text2image"]) == 1
     out = capsys.readouterr().out
     assert "sdxl/denoise/denoise/denoise/denoiser.t: error[DF001]" in out
-    assert "sdxl_pipeline:text2image: 3 errors, 28 warnings" in out
+    # 28 DF202s for untyped declarations, 5 for the loop's undeclared BlockState traffic
+    assert "sdxl_pipeline:text2image: 3 errors, 33 warnings" in out
+    loop = "sdxl/denoise/denoise/denoise"
+    assert (
+        f"{loop}/denoiser.scaled_latents: warning[DF202]: undeclared: StableDiffusionXLLoopDenoiser.__call__ "
+        "reads block_state.scaled_latents without declaring it (written by before_denoiser)"
+    ) in out
