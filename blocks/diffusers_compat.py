@@ -111,6 +111,7 @@ import attrs
 
 import dfgraph as df
 from dfgraph import Note, did_you_mean, select_codes
+from dfgraph_blocks.modular_known import UNTYPED, known_for
 
 Suppressions = str | Iterable[str] | Mapping[str, str | Iterable[str]]
 
@@ -151,6 +152,7 @@ class _Context:
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "", "Class" or "Class.port" -> codes
     converted: set[str] = field(default_factory=set)  # the classes of the leaves and loops converted
     matched: set[str] = field(default_factory=set)  # the "Class.port" keys of ignore= that found a port
+    known_findings: bool = True  # suppress diffusers' judged findings (modular_known)
     switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
@@ -186,6 +188,7 @@ class ModularLeaf:
         self.components = components
         self.inferred = tuple(inferred)  # outputs read from the source, not declared: may stay unset
         self.__dfgraph_notes__ = notes
+        self.__dfgraph_source__ = type(modular)  # findings point at the diffusers class
 
     def __call__(self, **inputs: Any) -> dict[str, Any]:
         """Run the modular block on its inputs (needs `components=`); returns its declared outputs."""
@@ -247,6 +250,7 @@ class BlockSelector:
         self.keys = dict(keys)  # diffusers block name -> case key
         self.skip_key = skip_key
         self.absent = tuple(absent)  # triggers the pipeline's state never holds: always None
+        self.__dfgraph_source__ = type(modular)  # findings point at the diffusers class
         choices = (*self.keys.values(), *([skip_key] if skip_key is not None else []))
         self.outputs = (df.Port("block_name", Literal.__getitem__(choices), doc="the case to run"),)
 
@@ -330,12 +334,15 @@ def from_modular(
     name: str | None = None,
     warn_untyped: bool = True,
     ignore: Suppressions | None = None,
+    known_findings: bool = True,
 ) -> Converted:
     """Convert Modular Diffusers blocks to a dfgraph block (see the module docstring for the mapping).
 
     `ignore` passes suppressions to the converted blocks: codes (every block carries them), or a mapping
     from a diffusers block class name to codes (that block, or a loop's `loop_inputs` head), from
-    "ClassName.port" to codes (that port only), or from "*" to codes (every block)."""
+    "ClassName.port" to codes (that port only), or from "*" to codes (every block).
+    `known_findings` (default True) suppresses what dfgraph finds in diffusers' own blocks, as judged in
+    `dfgraph_blocks.modular_known` (each suppression gives its judgement as the reason); False reports it."""
     mp = _diffusers()
     if isinstance(modular_blocks, mp.ModularPipeline):
         components = modular_blocks if components is None else components
@@ -356,6 +363,7 @@ def from_modular(
     ctx.switches = trigger_inputs is None and workflow is None
     ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
     ctx.ignore = _suppressions(ignore, modular_blocks)
+    ctx.known_findings = known_findings
     root = name if name is not None else type(modular_blocks).__name__
     converted = _convert(modular_blocks, _identifier(root), ctx)
     if converted is None:
@@ -423,20 +431,28 @@ def _suppressions(spec: Suppressions | None, blocks: Any) -> dict[str, tuple[str
     return result
 
 
-def _suppress(blk: Any, cls: str, ctx: _Context) -> None:
-    """Give a converted block the suppressions `ignore=` named for it and its ports."""
+def _suppress(blk: Any, block: Any, ctx: _Context, untyped: Iterable[str] = ()) -> None:
+    """Give a converted block the suppressions `ignore=` named for it and its ports, and (unless
+    `known_findings=False`) diffusers' known findings with their judgements as reasons."""
+    cls = type(block).__name__
     ctx.converted.add(cls)
-    codes = (*ctx.ignore.get("", ()), *ctx.ignore.get(cls, ()))
+    known = known_for(type(block)) if ctx.known_findings else {}
+    if ctx.known_findings and type(block).__module__.startswith("diffusers."):
+        for name in untyped:  # the DF202 of an untyped declaration (an inferred port's DF202 stays)
+            known.setdefault(name, {}).setdefault("DF202", UNTYPED)
+    reasons = {(name, code): why for name, codes in known.items() for code, why in codes.items()}
+    codes = (*ctx.ignore.get("", ()), *ctx.ignore.get(cls, ()), *known.get("", {}))
     if codes:
         blk.__dfgraph_ignore__ = tuple(dict.fromkeys(codes))
+    if reasons:
+        blk.__dfgraph_ignore_reasons__ = reasons
 
     def port(p: df.Port) -> df.Port:
         key = f"{cls}.{p.name}"
-        extra = ctx.ignore.get(key)
-        if extra is None:
-            return p
-        ctx.matched.add(key)
-        return attrs.evolve(p, ignore=(*p.ignore, *extra))
+        extra = (*ctx.ignore.get(key, ()), *known.get(p.name, {}))
+        if key in ctx.ignore:
+            ctx.matched.add(key)
+        return attrs.evolve(p, ignore=tuple(dict.fromkeys((*p.ignore, *extra)))) if extra else p
 
     blk.inputs = tuple(map(port, blk.inputs))
     blk.outputs = tuple(map(port, blk.outputs))
@@ -583,7 +599,7 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
         else:  # ModularPipeline.__call__ drops an input no block declares: the state never holds it
             absent.append(trigger)
     selector = BlockSelector(block, _identifier("select_block", cases), tuple(ports), keys, skip, absent)
-    _suppress(selector, type(block).__name__, ctx)
+    _suppress(selector, block, ctx)
     return df.Switch(cases, on=selector, name=name)
 
 
@@ -611,7 +627,7 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
     if head_inputs or head_outputs:
         head = _identifier("loop_inputs", {str(k) for k in block.sub_blocks})
         body[head] = _LoopInputs(head, "/".join(ctx.path), head_inputs, head_outputs)
-        _suppress(body[head], type(block).__name__, ctx)
+        _suppress(body[head], block, ctx)
     for key, sub in block.sub_blocks.items():
         if sub.sub_blocks:
             raise TypeError(
@@ -646,6 +662,7 @@ def _leaf(
     cls = type(block).__name__
     ports: list[df.Port] = []
     notes: list[Note] = []
+    untyped_names: list[str] = []
     hidden = undeclared or _Undeclared()
     params: dict[str, tuple[str | None, Any]] = {}
     kwargs_types: list[str] = []
@@ -660,6 +677,7 @@ def _leaf(
             params[param.name] = (param.kwargs_type, param.default)
             if untyped:
                 notes.append(_untyped_note("input", param.name, cls))
+                untyped_names.append(param.name)
         elif param.kwargs_type and param.kwargs_type not in kwargs_types:
             kwargs_types.append(param.kwargs_type)
     declared = {p.name for p in ports}
@@ -689,6 +707,7 @@ def _leaf(
         outputs.append(port)
         if untyped:
             notes.append(_untyped_note("output", out.name, cls))
+            untyped_names.append(out.name)
         if out.kwargs_type:
             ctx.tagged.setdefault(out.kwargs_type, {})[out.name] = out.type_hint
         ctx.types[out.name] = port.type
@@ -723,7 +742,7 @@ def _leaf(
         notes=tuple(n for n in notes if ctx.warn_untyped or n.message.startswith("undeclared")),
         inferred=[w for w in hidden.writes if w not in declared_outputs],
     )
-    _suppress(leaf, cls, ctx)
+    _suppress(leaf, block, ctx, untyped_names)
     return leaf
 
 

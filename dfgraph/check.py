@@ -456,7 +456,7 @@ def _suppressed_by(d: Diagnostic, rules: Rules, ops: dict[str, Op]) -> str:
         if op is None:
             continue
         if d.code in _codes_of(getattr(op.block, "__dfgraph_ignore__", ())):
-            return f"ignore= of block {site.path}"
+            return f"ignore= of block {site.path}" + _reason(op.block, "", d.code)
         if not site.port or not isinstance(op, CallOp):
             continue
         sides = ("inputs", "outputs") if not site.side else (f"{site.side}s",)
@@ -467,8 +467,19 @@ def _suppressed_by(d: Diagnostic, rules: Rules, ops: dict[str, Op]) -> str:
                 if not port.check and d.code in TYPE_CODES:
                     return f"check=False of {site.side or 'port'} {site.path}.{site.port}"
                 if d.code in port.ignore:
-                    return f"ignore= of {site.side or 'port'} {site.path}.{site.port}"
+                    label = f"ignore= of {site.side or 'port'} {site.path}.{site.port}"
+                    return label + _reason(op.block, port.name, d.code)
     return ""
+
+
+def _reason(blk: Any, port: str, code: str) -> str:
+    """': why' when the block explains the suppression (`__dfgraph_ignore_reasons__`: (port, code) -> why)."""
+    try:
+        reasons = getattr(blk, "__dfgraph_ignore_reasons__", None)
+    except Exception:  # a proxy block whose attributes raise explains nothing
+        return ""
+    why = reasons.get((port, code)) if isinstance(reasons, dict) else None
+    return f": {why}" if isinstance(why, str) and why else ""
 
 
 def _sites_of_path(path: str, ops: dict[str, Op]) -> tuple[Site, ...]:

@@ -53,15 +53,23 @@ def _import(target: str, module_name: str) -> ModuleType:
 def load(target: str) -> Any:
     """Import `MODULE:ATTR` (ATTR may be dotted) and return the block it names.
 
-    A Program gives its block; a function that is not a block is called with no arguments (a factory)."""
-    module_name, colon, attr = target.partition(":")
-    if not colon or not module_name or not attr:
+    A Program gives its block; a function that is not a block is called with no arguments (a factory).
+    Modular Diffusers blocks (a block set, its class, or a ModularPipeline) are converted with
+    `dfgraph_blocks.diffusers_compat.from_modular`; `diffusers:StableDiffusionXLAutoBlocks` names a
+    shipped set, and a suffix `@WORKFLOW` (`...AutoBlocks@inpainting`) converts one of its workflows."""
+    spec, at, workflow = target.partition("@")
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr or (at and not workflow):
         raise TargetError(f"{target!r}: expected MODULE:ATTR, e.g. dfgraph_blocks.examples:counter_two")
     obj: Any = _import(target, module_name)
     for part in attr.split("."):
+        if not hasattr(obj, part) and module_name == "diffusers" and obj is sys.modules["diffusers"]:
+            obj = _import(target, "diffusers.modular_pipelines")  # where every block set is exported
         if not hasattr(obj, part):
             raise TargetError(f"{target!r}: {module_name} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    if _is_modular(obj) or workflow:
+        return _from_modular(target, obj, workflow or None)
     if not is_block(obj) and not isinstance(obj, df.Program) and callable(obj):
         # a factory (graphs built around components, e.g. dfgraph_blocks.diffusion.demo:tiny_text2img)
         try:
@@ -73,6 +81,31 @@ def load(target: str) -> Any:
     if not is_block(obj):
         raise TargetError(f"{target!r} is a {type(obj).__name__}, not a block")
     return obj
+
+
+def _is_modular(obj: Any) -> bool:
+    """Modular Diffusers blocks or pipeline (an instance or a class), found without importing diffusers."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return any(
+        c.__module__.startswith("diffusers.modular_pipelines")
+        and c.__name__ in ("ModularPipelineBlocks", "ModularPipeline")
+        for c in cls.__mro__
+    )
+
+
+def _from_modular(target: str, obj: Any, workflow: str | None) -> Any:
+    """The dfgraph block of Modular Diffusers blocks: the whole set (a Switch per conditional block), or one
+    workflow of it."""
+    if not _is_modular(obj):
+        raise TargetError(
+            f"{target!r}: a @WORKFLOW suffix needs Modular Diffusers blocks, not {type(obj).__name__}"
+        )
+    try:
+        compat = importlib.import_module("dfgraph_blocks.diffusers_compat")
+        blocks = obj() if isinstance(obj, type) else obj
+        return compat.from_modular(blocks, workflow=workflow)
+    except Exception as exc:
+        raise TargetError(f"{target!r}: cannot convert it: {type(exc).__name__}: {exc}") from exc
 
 
 def _file_of(module: object) -> str | None:

@@ -66,7 +66,8 @@ def defined_at(blk: Any) -> tuple[str, int] | None:
         code = getattr(fn, "__code__", None)
         if code is not None:
             return str(code.co_filename), int(code.co_firstlineno)
-        cls = type(blk)
+        source = getattr(blk, "__dfgraph_source__", None)  # what an adapter wraps (e.g. a diffusers class)
+        cls = source if inspect.isclass(source) else type(blk)
         if cls.__module__.split(".")[0] == "dfgraph":  # a wrapper of ours says nothing about the user's code
             return None
         file = inspect.getsourcefile(cls)

@@ -699,18 +699,28 @@ SDXL_CODES = {  # non-DF202 diagnostics of every workflow (docs/modular_findings
 
 
 def test_sdxl_workflows_check_with_the_known_findings(sdxl: Any) -> None:
-    found = {}
-    for workflow, graph in from_modular_workflows(sdxl, name="sdxl").items():
+    found, suppressed = {}, {}
+    for workflow, graph in from_modular_workflows(sdxl, name="sdxl", known_findings=False).items():
         codes = collections.Counter(df.check(graph).codes())
         assert codes["DF202"] > 0  # many InputParams declare no type_hint
         del codes["DF202"]
         found[workflow] = dict(codes)
     assert found == SDXL_CODES
+    for workflow, graph in from_modular_workflows(sdxl, name="sdxl").items():
+        report = df.check(graph)  # the known findings are carried as suppressions, each with its reason
+        assert report.ok, workflow
+        assert {d.code for d in report.diagnostics} == {"DF202"}, workflow
+        assert all(d.message.startswith("undeclared: ") for d in report.diagnostics), workflow
+        codes = collections.Counter(d.code for d in report.ignored)
+        del codes["DF202"]
+        suppressed[workflow] = dict(codes)
+        assert all(": real: " in d.suppressed_by or ": loose: " in d.suppressed_by for d in report.ignored)
+    assert suppressed == SDXL_CODES
 
 
 def test_sdxl_error_paths(sdxl: Any) -> None:
     def errors(workflow: str) -> set[tuple[str, str]]:
-        report = df.check(from_modular(sdxl, workflow=workflow, name="sdxl"))
+        report = df.check(from_modular(sdxl, workflow=workflow, name="sdxl", known_findings=False))
         return {(d.path, d.message.split("'")[1]) for d in report.errors}
 
     loop = "sdxl/denoise/denoise/denoise"
@@ -726,14 +736,16 @@ def test_sdxl_error_paths(sdxl: Any) -> None:
         (f"{union}.conditioning_scale", "conditioning_scale"),
     }
     [strength] = [
-        d for d in df.check(from_modular(sdxl, workflow="inpainting")).warnings if d.code == "DF206"
+        d
+        for d in df.check(from_modular(sdxl, workflow="inpainting", known_findings=False)).warnings
+        if d.code == "DF206"
     ]
     assert "'strength'" in strength.message and "0.3" in strength.message and "0.9999" in strength.message
 
 
 def test_sdxl_auto_blocks_check_as_one_graph_of_switches(sdxl: Any) -> None:
     """Every workflow in one graph: the known findings once each, plus the correlated-switch ones."""
-    graph = from_modular(sdxl, name="sdxl")
+    graph = from_modular(sdxl, name="sdxl", known_findings=False)
     assert [(n, type(c).__name__) for n, c in graph.children] == [
         ("text_encoder", "ModularLeaf"),
         ("ip_adapter", "Switch"),
@@ -781,7 +793,9 @@ def test_the_command_line_checks_a_converted_pipeline(
             from diffusers.modular_pipelines import StableDiffusionXLAutoBlocks
             from dfgraph_blocks.diffusers_compat import from_modular
 
-            text2image = from_modular(StableDiffusionXLAutoBlocks(), workflow="text2image", name="sdxl")
+            text2image = from_modular(
+                StableDiffusionXLAutoBlocks(), workflow="text2image", name="sdxl", known_findings=False
+            )
             """
         )
     )
@@ -796,3 +810,45 @@ def test_the_command_line_checks_a_converted_pipeline(
         f"{loop}/denoiser.scaled_latents: warning[DF202]: undeclared: StableDiffusionXLLoopDenoiser.__call__ "
         "reads block_state.scaled_latents without declaring it (written by before_denoiser)"
     ) in out
+
+
+def test_the_command_line_checks_a_shipped_set_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    """`dfgraph check diffusers:NAME[@WORKFLOW]`: no code to write; the known findings listed with reasons."""
+    assert dfgraph_main(["check", "diffusers:StableDiffusionXLAutoBlocks@inpainting", "--show-ignored"]) == 0
+    out = capsys.readouterr().out
+    assert "diffusers:StableDiffusionXLAutoBlocks@inpainting: 0 errors, 5 warnings (" in out
+    loop = "StableDiffusionXLAutoBlocks/denoise/denoise/inpaint_denoise"
+    assert (
+        f"{loop}/denoiser.t: ignored error[DF001] (by ignore= of input {loop}/denoiser.t: loose: the loop "
+        "sub-block annotates `t: int` and receives a 0-d Tensor"
+    ) in out
+    assert "stable_diffusion_xl/denoise.py:" in out  # located at diffusers' own class
+    assert "real: a dead default (0.9999)" in out
+    # the whole set as one graph, a class given as such, and clear failures (exit status 2)
+    assert dfgraph_main(["check", "diffusers.modular_pipelines:StableDiffusionXLAutoBlocks"]) == 0
+    assert "StableDiffusionXLAutoBlocks: 0 errors, 20 warnings (131 ignored)" in capsys.readouterr().out
+    assert dfgraph_main(["check", "diffusers:StableDiffusionXLAutoBlocks@nope"]) == 2
+    assert "has no workflow 'nope'" in capsys.readouterr().err
+    assert dfgraph_main(["check", "dfgraph_blocks.examples:counter_two@text2image"]) == 2
+    assert "a @WORKFLOW suffix needs Modular Diffusers blocks" in capsys.readouterr().err
+    assert dfgraph_main(["check", "diffusers:NoSuchBlocks"]) == 2
+
+
+def test_known_findings_reach_only_diffusers_own_classes() -> None:
+    """A user's block class named like a diffusers one gets no built-in suppression."""
+
+    class StableDiffusionXLLoopDenoiser(ModularPipelineBlocks):  # a user's class, same name
+        @property
+        def inputs(self) -> list[InputParam]:
+            return [InputParam("t", type_hint=int, required=True)]
+
+        @property
+        def intermediate_outputs(self) -> list[OutputParam]:
+            return [OutputParam("t", type_hint=int)]
+
+        def __call__(self, components: Any, state: Any) -> Any:
+            return components, state
+
+    leaf = from_modular(StableDiffusionXLLoopDenoiser())
+    assert [p.ignore for p in leaf.inputs] == [()]
+    assert not hasattr(leaf, "__dfgraph_ignore_reasons__")

@@ -148,20 +148,6 @@ def test_sdxl_loop_traffic_is_inferred_from_the_sub_blocks_source() -> None:
 # -- SDXL: the shipped auto blocks, compiled, against ModularPipeline ------------------------------------
 
 
-def documented(tag: str) -> dict[str, tuple[str, ...]]:
-    """A suppression mapping exactly as docs/modular_findings.md shows it."""
-    text = (ROOT / "docs" / "modular_findings.md").read_text()
-    source = text.split(f"<!-- {tag} -->\n```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, Any] = {}
-    exec(source, namespace)  # the documentation's own code
-    name = tag.upper().replace("-", "_")
-    mapping: dict[str, tuple[str, ...]] = namespace[name]
-    return mapping
-
-
-IGNORE = {**documented("sdxl-ignore"), **documented("sdxl-switch-ignore")}
-
-
 @pytest.fixture(scope="module")
 def sdxl() -> dict[str, Any]:
     """Tiny SDXL components with diffusers' CFG guider, and a ModularPipeline holding them."""
@@ -215,9 +201,10 @@ def components_as(sdxl: dict[str, Any], form: str) -> Any:
 
 @pytest.mark.parametrize("form", ["pipeline", "dict", "manager"])
 def test_sdxl_text2image_one_graph_equals_modular_pipeline(sdxl: dict[str, Any], form: str) -> None:
-    graph = from_modular(StableDiffusionXLAutoBlocks(), components=components_as(sdxl, form), ignore=IGNORE)
+    graph = from_modular(StableDiffusionXLAutoBlocks(), components=components_as(sdxl, form))
     report = df.check(graph)
-    assert report.diagnostics == ()  # the findings are suppressed, still listed:
+    # the known findings are suppressed, still listed; the loops' undeclared BlockState traffic is reported
+    assert report.ok and all(d.message.startswith("undeclared: ") for d in report.diagnostics)
     assert {"DF001", "DF202", "DF206"} <= {d.code for d in report.ignored}
     ours, our_calls, theirs, their_calls = both(sdxl, df.compile(graph), "text2image")
     assert ours.dtype == theirs.dtype == torch.float32
@@ -226,7 +213,7 @@ def test_sdxl_text2image_one_graph_equals_modular_pipeline(sdxl: dict[str, Any],
 
 
 def test_sdxl_image2image_one_graph_equals_modular_pipeline(sdxl: dict[str, Any]) -> None:
-    graph = from_modular(StableDiffusionXLAutoBlocks(), components=sdxl["pipe"], ignore=IGNORE)
+    graph = from_modular(StableDiffusionXLAutoBlocks(), components=sdxl["pipe"])
     ours, our_calls, theirs, their_calls = both(sdxl, df.compile(graph), "image2image")
     assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
     assert our_calls == their_calls == 2 * round(STEPS * 0.6)  # strength cuts the steps
@@ -238,7 +225,6 @@ def test_a_resolved_sdxl_workflow_equals_modular_pipeline(sdxl: dict[str, Any], 
         StableDiffusionXLAutoBlocks(),
         workflow=workflow,
         components=sdxl["pipe"],
-        ignore=documented("sdxl-ignore"),
     )
     ours, our_calls, theirs, their_calls = both(sdxl, df.compile(graph), workflow)
     assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
@@ -248,7 +234,7 @@ def test_a_resolved_sdxl_workflow_equals_modular_pipeline(sdxl: dict[str, Any], 
 def test_sdxl_inpainting_one_graph_equals_modular_pipeline(sdxl: dict[str, Any]) -> None:
     """Equal only because the inputs `prepare_latents` rebinds (image_latents, masked_image_latents) are
     outputs of the converted block: without them the latents differed by 2.4e-7."""
-    graph = from_modular(StableDiffusionXLAutoBlocks(), components=sdxl["pipe"], ignore=IGNORE)
+    graph = from_modular(StableDiffusionXLAutoBlocks(), components=sdxl["pipe"])
     prepare = dict(dict(dict(graph.children)["denoise"].children)["before_denoise"].cases["inpaint"].children)
     rebound = {p.name for p in prepare["prepare_latents"].outputs}
     assert {"image_latents", "masked_image_latents"} <= rebound
@@ -257,12 +243,15 @@ def test_sdxl_inpainting_one_graph_equals_modular_pipeline(sdxl: dict[str, Any])
     assert our_calls == their_calls == 2 * round(STEPS * 0.6)
 
 
-def test_the_one_graph_needs_the_switch_suppressions_to_compile(sdxl: dict[str, Any]) -> None:
-    graph = from_modular(
-        StableDiffusionXLAutoBlocks(), components=sdxl["pipe"], ignore=documented("sdxl-ignore")
-    )
+def test_the_one_graph_compiles_because_the_known_findings_are_suppressed(sdxl: dict[str, Any]) -> None:
+    reported = from_modular(StableDiffusionXLAutoBlocks(), components=sdxl["pipe"], known_findings=False)
     with pytest.raises(df.WiringError, match="DF001"):
-        df.compile(graph)
+        df.compile(reported)
+    graph = from_modular(StableDiffusionXLAutoBlocks(), components=sdxl["pipe"])
+    report = df.check(graph)
+    assert report.ok and {d.code for d in report.diagnostics} == {"DF202"}  # the undeclared traffic
+    assert {d.code for d in report.ignored} == {"DF001", "DF202", "DF206"}
+    assert all(d.suppressed_by.startswith("ignore= of ") for d in report.ignored)
 
 
 # Every guider of test_guiders but auto-guidance-dropout (its dropout draws from the global generator).
@@ -285,7 +274,7 @@ def test_sdxl_text2image_with_a_guider_equals_modular_pipeline(sdxl: dict[str, A
     from test_guiders import GUIDERS  # every diffusers guider that runs with the tiny UNet
 
     ours_pipe, theirs_pipe = fresh_pipe(sdxl, GUIDERS[name]()), fresh_pipe(sdxl, GUIDERS[name]())
-    graph = from_modular(StableDiffusionXLAutoBlocks(), components=ours_pipe, ignore=IGNORE)
+    graph = from_modular(StableDiffusionXLAutoBlocks(), components=ours_pipe)
     ours, our_calls, theirs, their_calls = both(
         {**sdxl, "pipe": theirs_pipe}, df.compile(graph), "text2image"
     )

@@ -283,17 +283,20 @@ def test_fatal_findings_are_never_suppressed_by_a_block() -> None:
 # -- diffusers' SDXL workflows: clean by documented suppressions, then compiled ------------------------
 
 
-def _sdxl_ignore() -> dict[str, tuple[str, ...]]:
-    """The SDXL_IGNORE mapping exactly as docs/modular_findings.md shows it."""
-    text = (ROOT / "docs" / "modular_findings.md").read_text()
-    source = text.split("<!-- sdxl-ignore -->\n```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, Any] = {}
-    exec(source, namespace)  # the documentation's own code
-    ignore: dict[str, tuple[str, ...]] = namespace["SDXL_IGNORE"]
-    return ignore
+def _sdxl_ignore(blocks: Any) -> dict[str, tuple[str, ...]]:
+    """The known findings of the SDXL classes as an explicit `ignore=` mapping, plus DF202 everywhere."""
+    from dfgraph_blocks.modular_known import KNOWN_FINDINGS
+
+    classes, stack = set(), [blocks]
+    while stack:
+        block = stack.pop()
+        classes.add(type(block).__name__)
+        stack.extend((getattr(block, "sub_blocks", None) or {}).values())
+    ignore = {key: tuple(codes) for key, codes in KNOWN_FINDINGS.items() if key.partition(".")[0] in classes}
+    return {"*": ("DF202",), **ignore}
 
 
-def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
+def test_sdxl_workflows_are_clean_with_explicit_suppressions_and_compile(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("diffusers")
@@ -302,8 +305,9 @@ def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
     from dfgraph_blocks.diffusers_compat import from_modular, from_modular_workflows
 
     sdxl = StableDiffusionXLAutoBlocks()
-    ignore = _sdxl_ignore()
-    for workflow, graph in from_modular_workflows(sdxl, name="sdxl", ignore=ignore).items():
+    ignore = _sdxl_ignore(sdxl)
+    options: dict[str, Any] = {"name": "sdxl", "ignore": ignore, "known_findings": False}
+    for workflow, graph in from_modular_workflows(sdxl, **options).items():
         report = df.check(graph)
         assert report.diagnostics == (), (workflow, str(report))
         assert {d.code for d in report.ignored} >= {"DF001", "DF202"}, workflow
@@ -311,20 +315,18 @@ def test_sdxl_workflows_are_clean_with_the_documented_suppressions_and_compile(
         assert {p.name for p in program.outputs} >= {"images"}, workflow
     # without the suppressions the same workflow does not compile
     with pytest.raises(df.WiringError, match="DF001"):
-        df.compile(from_modular(sdxl, workflow="text2image"))
+        df.compile(from_modular(sdxl, workflow="text2image", known_findings=False))
     with pytest.raises(
         ValueError, match="no block of StableDiffusionXLAutoBlocks is a StableDiffusionXLLoopDenoiserr"
     ):
         from_modular(sdxl, ignore={"StableDiffusionXLLoopDenoiserr.t": "DF001"})
     with pytest.raises(ValueError, match="the converted StableDiffusionXLLoopDenoiser has no port 'tt'"):
         from_modular(sdxl, workflow="text2image", ignore={"StableDiffusionXLLoopDenoiser.tt": "DF001"})
-    t2i = from_modular(sdxl, workflow="text2image", ignore="DF202")  # codes: every converted block
+    t2i = from_modular(sdxl, workflow="text2image", ignore="DF202", known_findings=False)  # every block
     assert set(df.check(t2i).codes()) == {"DF001"}
     # the command line agrees: clean, and --show-ignored says what suppressed each finding
     module = types.ModuleType("sdxl_clean")
-    module.inpainting = from_modular(  # type: ignore[attr-defined]
-        sdxl, workflow="inpainting", name="sdxl", ignore=ignore
-    )
+    module.inpainting = from_modular(sdxl, workflow="inpainting", **options)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "sdxl_clean", module)
     assert dfgraph_main(["check", "sdxl_clean:inpainting", "-W", "--show-ignored"]) == 0
     out = capsys.readouterr().out
