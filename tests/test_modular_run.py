@@ -280,3 +280,42 @@ def test_sdxl_text2image_with_a_guider_equals_modular_pipeline(sdxl: dict[str, A
     )
     assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
     assert our_calls == their_calls >= STEPS
+
+
+# -- ControlNet: the same auto blocks with a tiny ControlNetModel built from the tiny UNet ------------------
+
+
+@pytest.fixture(scope="module")
+def sdxl_controlnet(sdxl: dict[str, Any]) -> dict[str, Any]:
+    """The SDXL components plus a ControlNet derived from their UNet, in a ModularPipeline."""
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(SEED)
+    controlnet = ControlNetModel.from_unet(sdxl["components"]["unet"])
+    components = {**sdxl["components"], "controlnet": controlnet}
+    pipe = StableDiffusionXLAutoBlocks().init_pipeline()
+    pipe.update_components(**components)
+    pipe.set_progress_bar_config(disable=True)
+    controlnet_calls: list[int] = []
+    controlnet.register_forward_hook(lambda *_: controlnet_calls.append(1))
+    return {**sdxl, "components": components, "pipe": pipe, "controlnet_calls": controlnet_calls}
+
+
+@pytest.mark.parametrize("workflow", ["text2image", "image2image", "inpainting"])
+def test_sdxl_controlnet_workflows_equal_modular_pipeline(
+    sdxl_controlnet: dict[str, Any], workflow: str
+) -> None:
+    """`control_image` chooses the ControlNet cases of three Switches at run time, as diffusers chooses."""
+    program = df.compile(from_modular(StableDiffusionXLAutoBlocks(), components=sdxl_controlnet["pipe"]))
+    inputs = {**workflow_inputs(workflow), "control_image": images()["image"]}
+    unet_calls, controlnet_calls = sdxl_controlnet["calls"], sdxl_controlnet["controlnet_calls"]
+    results = []
+    for run in (program, sdxl_controlnet["pipe"]):
+        unet_calls.clear()
+        controlnet_calls.clear()
+        latents = run(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents")
+        results.append((latents, len(unet_calls), len(controlnet_calls)))
+    (ours, our_unet, our_controlnet), (theirs, their_unet, their_controlnet) = results
+    assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
+    steps = STEPS if workflow == "text2image" else round(STEPS * 0.6)
+    assert our_unet == their_unet == our_controlnet == their_controlnet == 2 * steps
