@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import sys
 import textwrap
 import types
 from pathlib import Path
@@ -852,3 +853,40 @@ def test_known_findings_reach_only_diffusers_own_classes() -> None:
     leaf = from_modular(StableDiffusionXLLoopDenoiser())
     assert [p.ignore for p in leaf.inputs] == [()]
     assert not hasattr(leaf, "__dfgraph_ignore_reasons__")
+
+
+class Misspelt(ModularPipelineBlocks):
+    """Reads `scalled`, which nothing writes (a user's block with a typo)."""
+
+    @property
+    def inputs(self) -> list[InputParam]:
+        return [InputParam("scalled", type_hint=float, required=True)]
+
+    @property
+    def intermediate_outputs(self) -> list[OutputParam]:
+        return [OutputParam("out", type_hint=float)]
+
+    def __call__(self, components: Any, state: Any) -> Any:
+        return _run(self, lambda s: setattr(s, "out", s.scalled), components, state)
+
+
+def test_the_command_line_converts_a_users_modular_blocks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An instance, a class and a ModularPipeline named by MODULE:ATTR are converted and checked."""
+    module = types.ModuleType("my_modular_blocks")
+    module.blocks = seq(scale=Scale(), shift=Shift())  # type: ignore[attr-defined]
+    module.pipeline = module.blocks.init_pipeline()  # type: ignore[attr-defined]
+    module.Misspelt = Misspelt  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "my_modular_blocks", module)
+    assert dfgraph_main(["check", "my_modular_blocks:blocks", "my_modular_blocks:pipeline"]) == 0
+    out = capsys.readouterr().out
+    # a user's class keeps its findings: Shift declares `note` without a type_hint
+    assert "SequentialPipelineBlocks/shift.note: warning[DF202]: input 'note' of Shift declares no" in out
+    assert "my_modular_blocks:blocks: 0 errors, 2 warnings" in out
+    assert "my_modular_blocks:pipeline: 0 errors, 2 warnings" in out
+    assert dfgraph_main(["check", "my_modular_blocks:Misspelt"]) == 0  # one block: its input is the caller's
+    assert "my_modular_blocks:Misspelt: 0 errors, 0 warnings" in capsys.readouterr().out
+    module.typo = seq(scale=Scale(), misspelt=Misspelt())  # type: ignore[attr-defined]
+    assert dfgraph_main(["check", "my_modular_blocks:typo", "--select", "DF207"]) == 0
+    assert "did you mean 'scaled'" in capsys.readouterr().out

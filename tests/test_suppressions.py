@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -457,3 +458,25 @@ def test_a_likely_misspelt_input_is_located_at_its_readers() -> None:
     assert report.ok and [(d.code, d.suppressed_by) for d in report.ignored] == [
         ("DF207", "ignore= of block g/reads_latent")
     ]
+
+
+def test_a_block_explains_its_suppressions() -> None:
+    """`__dfgraph_ignore_reasons__` appends the reason to `suppressed_by`, at a port and at the block."""
+
+    @df.block(outputs="x", ignore={"x": "DF001"})
+    def make() -> str:
+        return "1"
+
+    @df.block(outputs="y")
+    def use(x: int) -> int:
+        return x
+
+    make.__dfgraph_ignore_reasons__ = {("x", "DF001"): "the value is parsed later"}  # type: ignore[attr-defined]
+    [ignored] = df.check(df.Sequential(make, use, name="g")).ignored
+    assert ignored.suppressed_by == "ignore= of output g/make.x: the value is parsed later"
+    use.__dfgraph_ignore__ = ("DF001",)  # type: ignore[attr-defined]
+    use.__dfgraph_ignore_reasons__ = {("", "DF001"): "accepts strings too"}  # type: ignore[attr-defined]
+    make.__dfgraph_ignore_reasons__ = "not a mapping"  # type: ignore[attr-defined]  # explains nothing
+    make.outputs = tuple(attrs.evolve(p, ignore=()) for p in make.outputs)  # type: ignore[attr-defined]
+    [ignored] = df.check(df.Sequential(make, use, name="g")).ignored
+    assert ignored.suppressed_by == "ignore= of block g/use: accepts strings too"
