@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -29,3 +31,10 @@ def test_quickstart_and_property_example_run() -> None:
     example = next(b for b in blocks if "inputs_for" in b)
     exec(example, namespace)
     namespace["test_two_increments_per_step"]()  # runs the hypothesis test
+
+
+def test_the_modular_diffusers_example_runs() -> None:
+    """The README's "Running your Modular Diffusers blocks" example: dfgraph equals ModularPipeline."""
+    pytest.importorskip("diffusers")
+    [example] = [b for b in python_blocks() if "from_modular(pipe)" in b]
+    exec(compile(example, "README.md", "exec"), {})
