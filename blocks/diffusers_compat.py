@@ -785,6 +785,7 @@ def _undeclared_note(verb: str, port: str, cls: str, where: str, typ: Any) -> No
         port,
         f"undeclared: {cls}.__call__ {verb} block_state.{port} without declaring it ({where}); "
         f"inferred from its source, {typed}",
+        f"declare it: {'an InputParam' if verb == 'reads' else 'an OutputParam'} {port!r} of {cls}",
     )
 
 

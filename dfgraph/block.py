@@ -63,6 +63,7 @@ class Note:
     code: str
     port: str
     message: str
+    hint: str = ""  # how to fix it; empty: the code's usual hint
 
 
 @attrs.frozen

@@ -252,7 +252,12 @@ class Lowerer:
             self._noted.add(id(blk))
             self._check_mutates(blk, path)
             for note in block_notes(blk):
-                self.warn(note.code, f"{path}.{note.port}", note.message, _NOTE_HINTS.get(note.code, ""))
+                self.warn(
+                    note.code,
+                    f"{path}.{note.port}",
+                    note.message,
+                    note.hint or _NOTE_HINTS.get(note.code, ""),
+                )
         return ins, outs
 
     def _check_mutates(self, blk: Any, path: str) -> None:

@@ -811,6 +811,7 @@ def test_the_command_line_checks_a_converted_pipeline(
         f"{loop}/denoiser.scaled_latents: warning[DF202]: undeclared: StableDiffusionXLLoopDenoiser.__call__ "
         "reads block_state.scaled_latents without declaring it (written by before_denoiser)"
     ) in out
+    assert "hint: declare it: an InputParam 'scaled_latents' of StableDiffusionXLLoopDenoiser" in out
 
 
 def test_the_command_line_checks_a_shipped_set_by_name(capsys: pytest.CaptureFixture[str]) -> None:
