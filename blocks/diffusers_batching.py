@@ -63,9 +63,7 @@ class _Merged:
 
 
 class BranchBatchingGuider:
-    """A diffusers guider that hands a loop denoiser one merged branch when its branches can share one call."""
-
-    _own = ("_guider", "_merged")
+    """A diffusers guider that hands a loop denoiser one merged branch when the branches can share a call."""
 
     def __init__(self, guider: Any) -> None:
         object.__setattr__(self, "_guider", guider)
