@@ -32,6 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dfgraph as df
+from benchmarks.end_to_end import documented  # the SDXL suppressions as docs/modular_findings.md shows them
 from dfgraph_blocks.diffusers_compat import ModularLeaf, from_modular
 from dfgraph_blocks.diffusion import tiny
 
@@ -146,17 +147,6 @@ def test_sdxl_loop_traffic_is_inferred_from_the_sub_blocks_source() -> None:
 
 
 # -- SDXL: the shipped auto blocks, compiled, against ModularPipeline ------------------------------------
-
-
-def documented(tag: str) -> dict[str, tuple[str, ...]]:
-    """A suppression mapping exactly as docs/modular_findings.md shows it."""
-    text = (ROOT / "docs" / "modular_findings.md").read_text()
-    source = text.split(f"<!-- {tag} -->\n```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, Any] = {}
-    exec(source, namespace)  # the documentation's own code
-    name = tag.upper().replace("-", "_")
-    mapping: dict[str, tuple[str, ...]] = namespace[name]
-    return mapping
 
 
 IGNORE = {**documented("sdxl-ignore"), **documented("sdxl-switch-ignore")}
