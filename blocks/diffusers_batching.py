@@ -5,19 +5,21 @@ guider prepares (cond, uncond, ...) as its own model call. `from_modular(..., ba
 those converted loop sub-blocks run diffusers' unchanged code with `batched_components(components)`, a
 view of the components in which:
 
-- `guider` is a `BranchBatchingGuider`: its `prepare_inputs` calls the real guider and, when there are at
-  least two branches, the guider has no model hooks (`guiders.uses_hooks`) and every field is stackable
-  (tensors of one shape, dtype and device with a batch dimension, or None in every branch), returns ONE
-  merged `BlockState` whose fields are the branches' concatenated along dim 0. `prepare_models` and
-  `cleanup_models` still run the real guider's once per real branch (it counts them); calling it splits
-  the merged `noise_pred` into the branches' chunks and runs the real guider on the real branches.
+- each guider (`guider`, Wan 2.2's `guider_2`) is a `BranchBatchingGuider`: its `prepare_inputs` (and
+  `prepare_inputs_from_block_state`) calls the real guider and, when there are at least two branches and
+  every field is stackable (tensors of one shape, dtype and device with a batch dimension, or None in
+  every branch), returns ONE merged `BlockState` whose fields are the branches' concatenated along dim 0.
+  `prepare_models` and `cleanup_models` still run the real guider's once per real branch (it counts
+  them); calling it splits the merged `noise_pred` into the branches' chunks and runs the real guider on
+  the real branches.
 - every `torch.nn.Module` component (the UNet or transformer the loop calls) is a `BatchedModel`: during
   a merged step it repeats along dim 0 (once per branch) every tensor argument that is not a merged field
   and has the per-branch batch as its first dim (the latents), nested in dicts, lists and tuples too;
   0-d tensors (the timestep) pass unchanged.
 
-With one branch, a hooked guider (PAG, SLG, SEG, AutoGuidance: their branches run different models), or
-fields that do not stack, every call passes straight through: diffusers' exact path, bitwise equal.
+With one branch or fields that do not stack, every call passes straight through; with a guider that has
+model hooks (`guiders.uses_hooks`: PAG, SLG, SEG, AutoGuidance, whose branches run different models) the
+real components are used: diffusers' exact path, bitwise equal.
 The batched path equals it within float rounding (one batch-k call rounds differently from k batch-1
 calls). A denoiser that asks the guider per branch whether it is conditional (ControlNet's guess mode)
 cannot be merged: reading `is_conditional` during a merged step raises RuntimeError.
@@ -36,15 +38,19 @@ __all__ = ["BatchedModel", "BranchBatchingGuider", "BatchingComponents", "batche
 
 def batched_components(components: Any) -> Any:
     """The components a converted loop sub-block runs with when branches are batched: a
-    `BatchingComponents` view, or `components` itself when its guider cannot batch (none, or hooked)."""
+    `BatchingComponents` view, or `components` itself when no guider can batch (none, or one is hooked:
+    a hooked guider's prepare_models must get the real model)."""
     from diffusers.guiders.guider_utils import BaseGuidance
 
     from dfgraph_blocks.diffusion.guiders import uses_hooks
 
-    guider = getattr(components, "guider", None)
-    if not isinstance(guider, BaseGuidance) or uses_hooks(guider):
+    found = getattr(components, "components", None)  # a ModularPipeline's loaded components
+    if not isinstance(found, Mapping):
+        found = vars(components) if hasattr(components, "__dict__") else {}
+    guiders = {str(name): g for name, g in found.items() if isinstance(g, BaseGuidance)}
+    if not guiders or any(uses_hooks(g) for g in guiders.values()):
         return components
-    return BatchingComponents(components, guider)
+    return BatchingComponents(components, guiders)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,13 @@ class BranchBatchingGuider:
 
     def prepare_inputs(self, *args: Any, **kwargs: Any) -> list[Any]:
         """The real guider's branches, or one BlockState with their fields concatenated along dim 0."""
-        branches: list[Any] = self._guider.prepare_inputs(*args, **kwargs)
+        return self._merging(self._guider.prepare_inputs(*args, **kwargs))
+
+    def prepare_inputs_from_block_state(self, *args: Any, **kwargs: Any) -> list[Any]:
+        """As `prepare_inputs`, for the denoisers that hand the guider their BlockState (Wan)."""
+        return self._merging(self._guider.prepare_inputs_from_block_state(*args, **kwargs))
+
+    def _merging(self, branches: list[Any]) -> list[Any]:
         object.__setattr__(self, "_merged", None)
         merged = _merge(branches, self._guider._identifier_key)
         if merged is None:
@@ -139,13 +151,13 @@ class BranchBatchingGuider:
 class BatchedModel:
     """A model component that, during a merged step, repeats the per-branch tensors once per branch."""
 
-    def __init__(self, model: Any, guider: BranchBatchingGuider) -> None:
+    def __init__(self, model: Any, guiders: tuple[BranchBatchingGuider, ...]) -> None:
         self.model = model
-        self.guider = guider
+        self.guiders = guiders
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The real model; its batch arguments repeated along dim 0 while a merged step is in progress."""
-        merged = self.guider.merged
+        merged = next((g.merged for g in self.guiders if g.merged is not None), None)
         if merged is None:
             return self.model(*args, **kwargs)
         return self.model(*_repeat(args, merged), **_repeat(kwargs, merged))
@@ -158,23 +170,30 @@ class BatchedModel:
 
 
 class BatchingComponents:
-    """A read-only view of the components: the guider and the model components wrapped for batching."""
+    """A view of the components: the guiders and the model components wrapped for batching; everything
+    else, and every attribute set on it, is the real components'."""
 
-    def __init__(self, components: Any, guider: Any) -> None:
-        self._components = components
-        self._guider = BranchBatchingGuider(guider)
-        self._models: dict[str, BatchedModel] = {}
+    _own = ("_components", "_guiders", "_models")
+
+    def __init__(self, components: Any, guiders: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_components", components)
+        object.__setattr__(self, "_guiders", {n: BranchBatchingGuider(g) for n, g in guiders.items()})
+        object.__setattr__(self, "_models", {})
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._components, name)
-        if name == "guider":
-            return self._guider
+        wrapper = self._guiders.get(name)
+        if wrapper is not None and wrapper.guider is value:
+            return wrapper
         if isinstance(value, torch.nn.Module):
             model = self._models.get(name)
             if model is None or model.model is not value:
-                model = self._models[name] = BatchedModel(value, self._guider)
+                model = self._models[name] = BatchedModel(value, tuple(self._guiders.values()))
             return model
         return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._components, name, value)  # as diffusers' code would on the real components
 
     def __repr__(self) -> str:
         return f"<BatchingComponents of {type(self._components).__name__}>"

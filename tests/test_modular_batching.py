@@ -237,6 +237,20 @@ def test_a_per_branch_question_during_a_merged_step_is_refused() -> None:
         _ = view.guider.is_conditional
 
 
+def test_a_guider_reading_the_block_state_is_merged_too() -> None:
+    """Wan's denoiser hands the guider its BlockState (prepare_inputs_from_block_state)."""
+    view = batched_components(BlockState(unet=Recorder(), guider=ClassifierFreeGuidance(guidance_scale=3.0)))
+    state = BlockState(prompt_embeds=torch.ones(1, 2), negative_prompt_embeds=torch.zeros(1, 2))
+    view.guider.set_state(step=0, num_inference_steps=4, timestep=torch.tensor(1.0))
+    branches = view.guider.prepare_inputs_from_block_state(
+        state, {"prompt_embeds": ("prompt_embeds", "negative_prompt_embeds")}
+    )
+    assert len(branches) == 1 and torch.equal(
+        branches[0].prompt_embeds, torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    )
+    assert view.guider.merged is not None and view.guider.merged.k == 2
+
+
 def test_a_hooked_or_missing_guider_gets_the_real_components() -> None:
     hooked = BlockState(unet=Recorder(), guider=GUIDERS["pag"]())
     assert batched_components(hooked) is hooked
