@@ -1,11 +1,12 @@
 """Run every benchmark case, print the tables and write RESULTS.md (`make bench`).
 
-    python -m benchmarks [--quick] [--out PATH] [--cases 1,2,3,4,5,6,7 | scaling,...] [--max-blocks N]
+    python -m benchmarks [--quick] [--out PATH] [--cases 1,2,3,4,5,6,7,8 | scaling,...] [--max-blocks N]
 
 1 loop overhead, 2 sequential overhead (benchmarks.overhead), 3 checker scaling (benchmarks.scaling),
 4 tiny text2img end to end on the CPU (benchmarks.end_to_end), 5 the same on a GPU (benchmarks.gpu),
 6 the cost of hooks: none, a no-op hook on one event, on every event (benchmarks.overhead), 7 tiny SDXL
-from a prompt against StableDiffusionXLPipeline and Modular Diffusers at 1 and 2 torch threads.
+from a prompt against StableDiffusionXLPipeline and Modular Diffusers at 1 and 2 torch threads, 8 diffusers'
+StableDiffusionXLAutoBlocks run by ModularPipeline and by dfgraph (`from_modular`, unfused and fused).
 A case that fails is reported as failed (with the error) and the others still run.
 """
 
@@ -49,10 +50,20 @@ TITLES = {
     5: "GPU: streams, fusion, CUDA-graph capture",
     6: "Hook overhead",
     7: "End to end (tiny SDXL text2img, CPU)",
+    8: "From Modular Diffusers (tiny SDXL text2img, CPU)",
 }
 
 
-CASE_NAMES = {"loop": 1, "sequential": 2, "scaling": 3, "end_to_end": 4, "gpu": 5, "hooks": 6, "sdxl": 7}
+CASE_NAMES = {
+    "loop": 1,
+    "sequential": 2,
+    "scaling": 3,
+    "end_to_end": 4,
+    "gpu": 5,
+    "hooks": 6,
+    "sdxl": 7,
+    "modular": 8,
+}
 """`--cases` also takes these names: `python -m benchmarks --cases scaling` runs case 3."""
 
 
@@ -66,6 +77,7 @@ def cases(sizes: Sizes, budget: float = scaling.BUDGET) -> dict[int, Callable[[]
         5: lambda: gpu.gpu(sizes.gpu_steps, sizes.gpu_repeats),
         6: lambda: overhead.hook_overhead(sizes.steps, sizes.overhead_repeats),
         7: lambda: end_to_end.sdxl_end_to_end(sizes.e2e_steps, sizes.e2e_repeats),
+        8: lambda: end_to_end.modular_end_to_end(sizes.e2e_steps, max(1, sizes.e2e_repeats * 3 // 5)),
     }
 
 
@@ -84,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke sizes: checks that everything runs")
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where to write RESULTS.md")
-    parser.add_argument("--cases", default="1,2,3,4,5,6,7", help="case numbers or names, comma-separated")
+    parser.add_argument("--cases", default="1,2,3,4,5,6,7,8", help="case numbers or names, comma-separated")
     parser.add_argument("--max-blocks", type=int, default=None, help="largest graph of case 3")
     parser.add_argument("--budget", type=float, default=scaling.BUDGET, help="case 3: seconds per run")
     args = parser.parse_args(argv)

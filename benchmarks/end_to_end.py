@@ -1,6 +1,9 @@
 """Case 4: tiny text-to-image end to end on the CPU, dfgraph against diffusers, with the same components.
 
-    python -m benchmarks.end_to_end [--quick] [--steps 20] [--scheduler euler]
+    python -m benchmarks.end_to_end [--quick] [--steps 20] [--scheduler euler] [--sdxl | --modular]
+
+(`--sdxl`: case 7, tiny SDXL from a prompt; `--modular`: case 8, diffusers' StableDiffusionXLAutoBlocks run
+by ModularPipeline and by dfgraph through `from_modular`, unfused and with batch_branches=True.)
 
 Every variant runs Stable Diffusion's denoising from prompt embeddings to latents (no VAE, no text
 encoder: `dfgraph_blocks.diffusion.tiny`'s random UNet and random embeddings), 20 steps at guidance 7.5, from
@@ -25,7 +28,7 @@ import torch
 
 import dfgraph as df
 from benchmarks.results import CaseResult
-from benchmarks.timing import Stats, commit, measure, quiet, ratio_text, timing_table
+from benchmarks.timing import Stats, Table, commit, measure, quiet, ratio_text, seconds, timing_table
 
 STEPS = 20
 GUIDANCE = 7.5
@@ -317,21 +320,196 @@ def sdxl_end_to_end(steps: int = STEPS, repeats: int = 10, *, threads: Sequence[
     )
 
 
+MODULAR_PIPE = "ModularPipeline"
+FROM_MODULAR = "dfgraph from_modular (unfused)"
+FROM_MODULAR_FUSED = "dfgraph from_modular (batch_branches=True)"
+MODULAR_RUN_HOW = (
+    "one ModularPipeline of StableDiffusionXLAutoBlocks holding the tiny SDXL components of case 7 "
+    "(dfgraph_blocks.diffusion.tiny.sdxl_components) and the ClassifierFreeGuidance guider at 5.0, run "
+    "through (a) ModularPipeline.__call__, (b) df.compile(from_modular(StableDiffusionXLAutoBlocks(), "
+    "components=pipe)), which runs diffusers' own block code under dfgraph with diffusers' batching (two "
+    "batch-1 UNet calls per step), and (c) the same with batch_branches=True (one batch-2 UNet call per "
+    "step, diffusers' denoiser code unchanged); text2image from the same prompt, negative prompt and seed, "
+    "latents out (the VAE decode runs in all three); from_modular carries the known SDXL findings as "
+    "suppressions (docs/modular_findings.md)"
+)
+
+
+def modular_variants(
+    steps: int = STEPS, *, size: int = SIZE
+) -> tuple[dict[str, Callable[[], torch.Tensor]], Any]:
+    """The three ways to run StableDiffusionXLAutoBlocks' text2image (each a call returning float32 latents
+    from the same seed and components), and the UNet they share (to count its calls)."""
+    from dfgraph_blocks.diffusers_compat import from_modular
+    from dfgraph_blocks.diffusion import tiny
+
+    guiders: Any = importlib.import_module("diffusers.guiders")
+    sdxl: Any = importlib.import_module(
+        "diffusers.modular_pipelines.stable_diffusion_xl.modular_blocks_stable_diffusion_xl"
+    )
+    parts = tiny.sdxl_components()
+    pipe = sdxl.StableDiffusionXLAutoBlocks().init_pipeline()
+    pipe.update_components(**parts, guider=guiders.ClassifierFreeGuidance(guidance_scale=SDXL_GUIDANCE))
+    silence_modular(pipe._blocks)  # the block set it runs (`.blocks` is a copy)
+    unfused, fused = (
+        df.compile(from_modular(sdxl.StableDiffusionXLAutoBlocks(), components=pipe, batch_branches=batch))
+        for batch in (False, True)
+    )
+    inputs = {"prompt": "a red cat", "negative_prompt": "blurry", "num_inference_steps": steps}
+    inputs |= {"height": size, "width": size}
+
+    def generator() -> torch.Generator:
+        return torch.Generator().manual_seed(SEED)
+
+    def run(program: Any) -> Callable[[], torch.Tensor]:
+        def call() -> torch.Tensor:
+            latents: torch.Tensor = program(**inputs, generator=generator(), output="latents")
+            return latents
+
+        return call
+
+    variants = {MODULAR_PIPE: run(pipe), FROM_MODULAR: run(unfused), FROM_MODULAR_FUSED: run(fused)}
+    return variants, parts["unet"]
+
+
+def compare_counting(
+    variants: Mapping[str, Callable[[], torch.Tensor]], unet: Any, baseline: str
+) -> tuple[list[str], dict[str, list[int]]]:
+    """`compare` (each variant run once), also recording the batch size of each UNet call per variant."""
+    batches: dict[str, list[int]] = {name: [] for name in variants}
+    current: list[str] = []
+
+    def record(_: Any, args: Any, __: Any) -> None:
+        batches[current[-1]].append(int(args[0].shape[0]))
+
+    handle = unet.register_forward_hook(record)
+
+    def counted(name: str, fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        def call() -> torch.Tensor:
+            current.append(name)
+            return fn()
+
+        return call
+
+    try:
+        lines = compare({name: counted(name, fn) for name, fn in variants.items()}, baseline=baseline)
+    finally:
+        handle.remove()
+    return lines, batches
+
+
+def modular_end_to_end(
+    steps: int = STEPS, repeats: int = 6, *, short: int | None = None, threads: Sequence[int] = (1, 2)
+) -> CaseResult:
+    """Case 8: StableDiffusionXLAutoBlocks run by ModularPipeline, by dfgraph (from_modular) unfused, and
+    fused (batch_branches=True), at each torch thread count; per step is the slope between `short` steps
+    and `steps` (the fixed costs, text encoders and VAE, cancel out)."""
+    short = max(1, steps // 10) if short is None else short
+    if not 0 < short < steps:
+        raise ValueError(f"short must be between 0 and steps ({steps}), got {short}")
+    before = torch.get_num_threads()
+    tables, notes, verdicts, met = [], [MODULAR_RUN_HOW], [], True
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            long_runs, unet = modular_variants(steps)
+            short_runs, _ = modular_variants(short)
+            agreement, calls = compare_counting(long_runs, unet, MODULAR_PIPE)
+            timed = {f"{n}@{steps}": fn for n, fn in long_runs.items()}
+            timed |= {f"{n}@{short}": fn for n, fn in short_runs.items()}
+            stats = measure(timed, repeats)
+            whole = {n: stats[f"{n}@{steps}"] for n in long_runs}
+            step = {n: (whole[n].median - stats[f"{n}@{short}"].median) / (steps - short) for n in long_runs}
+            tables.append(modular_table(count, steps, short, repeats, whole, step, calls))
+            notes += [f"{count} thread(s): {line}" for line in agreement]
+            overhead = step[FROM_MODULAR] - step[MODULAR_PIPE]
+            fused_vs_pipe, fused_vs_unfused = (
+                step[MODULAR_PIPE] / step[FROM_MODULAR_FUSED],
+                step[FROM_MODULAR] / step[FROM_MODULAR_FUSED],
+            )
+            whole_vs_pipe = whole[MODULAR_PIPE].median / whole[FROM_MODULAR_FUSED].median
+            whole_vs_unfused = whole[FROM_MODULAR].median / whole[FROM_MODULAR_FUSED].median
+            verdicts.append(
+                f"{count} thread(s): dfgraph's own overhead {overhead * 1e3:+.2f} ms per step "
+                f"({overhead / step[MODULAR_PIPE]:+.1%} of ModularPipeline's); batch_branches "
+                f"{fused_vs_pipe:.2f}x faster per step than ModularPipeline ({whole_vs_pipe:.2f}x end to "
+                f"end), {fused_vs_unfused:.2f}x than unfused ({whole_vs_unfused:.2f}x end to end)"
+            )
+            met = met and min(fused_vs_pipe, fused_vs_unfused, whole_vs_pipe, whole_vs_unfused) > 1
+    finally:
+        torch.set_num_threads(before)
+    target = (
+        "batch_branches=True faster than ModularPipeline and than unfused, per step and end to end, at 1 and "
+        "2 torch threads; dfgraph's own overhead per step (unfused minus ModularPipeline) reported"
+    )
+    title = "From Modular Diffusers (tiny SDXL text2img, CPU)"
+    return CaseResult(8, title, target, met, "; ".join(verdicts), tables, notes)
+
+
+def modular_table(
+    threads: int,
+    steps: int,
+    short: int,
+    repeats: int,
+    whole: Mapping[str, Stats],
+    step: Mapping[str, float],
+    calls: Mapping[str, list[int]],
+) -> Table:
+    """One row per variant: end to end (median, min, max, ratio), per step (ms, ratio), its UNet calls."""
+    base, base_step = whole[MODULAR_PIPE].median, step[MODULAR_PIPE]
+    rows = tuple(
+        (
+            name,
+            seconds(s.median),
+            seconds(s.min),
+            seconds(s.max),
+            ratio_text(s.median / base),
+            f"{step[name] * 1e3:.2f}",
+            ratio_text(step[name] / base_step),
+            f"{len(calls[name])} x batch {'/'.join(map(str, sorted(set(calls[name]))))}",
+        )
+        for name, s in whole.items()
+    )
+    columns = (
+        "variant",
+        "median s",
+        "min s",
+        "max s",
+        f"ratio to {MODULAR_PIPE}",
+        "per step ms",
+        "per-step ratio",
+        "UNet calls",
+    )
+    title = (
+        f"StableDiffusionXLAutoBlocks text2image, {steps} steps (per step: the slope from {short} to {steps} "
+        f"steps), {SIZE}x{SIZE} px, batch 1, CPU, {threads} torch thread(s) ({repeats} runs each)"
+    )
+    return Table(title, columns, rows)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run case 4 and print its table."""
+    """Run case 4 (or 7, or 8) and print its table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.end_to_end", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 steps, 2 repeats")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--scheduler", default=SCHEDULER)
     parser.add_argument("--sdxl", action="store_true", help="case 7: tiny SDXL at 1 and 2 torch threads")
+    parser.add_argument(
+        "--modular",
+        action="store_true",
+        help="case 8: StableDiffusionXLAutoBlocks by ModularPipeline and by dfgraph, unfused and fused",
+    )
     args = parser.parse_args(argv)
     quiet()
     steps = args.steps or (3 if args.quick else STEPS)
     repeats = args.repeats or (2 if args.quick else 10)
-    case = (
-        sdxl_end_to_end(steps, repeats) if args.sdxl else end_to_end(steps, repeats, scheduler=args.scheduler)
-    )
+    if args.modular:
+        case = modular_end_to_end(steps, args.repeats or (2 if args.quick else 6))
+    elif args.sdxl:
+        case = sdxl_end_to_end(steps, repeats)
+    else:
+        case = end_to_end(steps, repeats, scheduler=args.scheduler)
     print(case.text(commit()))
 
 

@@ -156,6 +156,7 @@ class _Context:
     switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
+    batch_branches: bool = False  # loop sub-blocks stack the guider's branches into one model call
 
 
 class ModularLeaf:
@@ -174,6 +175,7 @@ class ModularLeaf:
         components: Any,
         notes: tuple[Note, ...] = (),
         inferred: Iterable[str] = (),
+        batch_branches: bool = False,
     ) -> None:
         self.modular = modular
         self.name = name
@@ -187,6 +189,7 @@ class ModularLeaf:
         self.step_args = step_args  # None outside a loop; the loop-step keywords inside one
         self.components = components
         self.inferred = tuple(inferred)  # outputs read from the source, not declared: may stay unset
+        self.batch_branches = batch_branches  # a loop sub-block runs with dfgraph_blocks.diffusers_batching
         self.__dfgraph_notes__ = notes
         self.__dfgraph_source__ = type(modular)  # findings point at the diffusers class
 
@@ -218,7 +221,12 @@ class ModularLeaf:
                 setattr(block_state, n, value)
             setattr(block_state, kwargs_type, present)
         step = {arg: inputs[arg] for arg in self.step_args}
-        _, block_state = self.modular(self.components, block_state, **step)
+        components = self.components
+        if self.batch_branches:  # the guider's branches in one model call (diffusers' code unchanged)
+            from dfgraph_blocks.diffusers_batching import batched_components
+
+            components = batched_components(components)
+        _, block_state = self.modular(components, block_state, **step)
         missing = [p.name for p in self.outputs if not hasattr(block_state, p.name)]
         if [m for m in missing if m not in self.inferred]:
             raise ValueError(f"block {self.name!r} did not set its declared outputs {missing}")
@@ -335,6 +343,7 @@ def from_modular(
     warn_untyped: bool = True,
     ignore: Suppressions | None = None,
     known_findings: bool = True,
+    batch_branches: bool = False,
 ) -> Converted:
     """Convert Modular Diffusers blocks to a dfgraph block (see the module docstring for the mapping).
 
@@ -342,7 +351,13 @@ def from_modular(
     from a diffusers block class name to codes (that block, or a loop's `loop_inputs` head), from
     "ClassName.port" to codes (that port only), or from "*" to codes (every block).
     `known_findings` (default True) suppresses what dfgraph finds in diffusers' own blocks, as judged in
-    `dfgraph_blocks.modular_known` (each suppression gives its judgement as the reason); False reports it."""
+    `dfgraph_blocks.modular_known` (each suppression gives its judgement as the reason); False reports it.
+
+    `batch_branches=True` runs the guider's branches (cond, uncond, ...) of each converted loop sub-block
+    as ONE model call, as `guiders.guided_denoiser(batch_branches=True)` does, without changing diffusers'
+    code (see `dfgraph_blocks.diffusers_batching`): equal within float rounding, not bitwise. It falls back
+    to diffusers' one call per branch for one branch, a guider with model hooks (PAG, SLG, SEG,
+    AutoGuidance) or fields that do not stack. The default, False, is bitwise equal to ModularPipeline."""
     mp = _diffusers()
     if isinstance(modular_blocks, mp.ModularPipeline):
         components = modular_blocks if components is None else components
@@ -364,6 +379,7 @@ def from_modular(
     ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
     ctx.ignore = _suppressions(ignore, modular_blocks)
     ctx.known_findings = known_findings
+    ctx.batch_branches = batch_branches
     root = name if name is not None else type(modular_blocks).__name__
     converted = _convert(modular_blocks, _identifier(root), ctx)
     if converted is None:
@@ -741,6 +757,7 @@ def _leaf(
         components=ctx.components,
         notes=tuple(n for n in notes if ctx.warn_untyped or n.message.startswith("undeclared")),
         inferred=[w for w in hidden.writes if w not in declared_outputs],
+        batch_branches=ctx.batch_branches and step_args is not None,
     )
     _suppress(leaf, block, ctx, untyped_names)
     return leaf

@@ -174,12 +174,39 @@ def test_sdxl_variants_give_the_pipelines_latents_at_each_thread_count(sdxl_case
     assert "1 thread(s): default" in sdxl_case.verdict and "2 thread(s): default" in sdxl_case.verdict
 
 
+@pytest.fixture(scope="module")
+def modular_case() -> CaseResult:
+    return end_to_end.modular_end_to_end(steps=2, repeats=1, short=1, threads=(1, 2))
+
+
+def test_modular_case_runs_the_three_paths_alike(modular_case: CaseResult) -> None:
+    """ModularPipeline, from_modular unfused (bitwise equal) and fused (within TOLERANCE, half the calls)."""
+    assert modular_case.number == 8 and len(modular_case.tables) == 2
+    names = (end_to_end.MODULAR_PIPE, end_to_end.FROM_MODULAR, end_to_end.FROM_MODULAR_FUSED)
+    notes = "\n".join(modular_case.notes)
+    for threads, table in zip((1, 2), modular_case.tables, strict=True):
+        assert f"{threads} torch thread(s)" in table.title
+        assert [row[0] for row in table.rows] == list(names)
+        assert "per step ms" in table.columns and "UNet calls" in table.columns
+        calls = {row[0]: row[-1] for row in table.rows}
+        assert calls == {names[0]: "4 x batch 1", names[1]: "4 x batch 1", names[2]: "2 x batch 2"}
+        assert (
+            f"{threads} thread(s): {end_to_end.FROM_MODULAR}: largest difference from "
+            f"{end_to_end.MODULAR_PIPE} 0 (bitwise equal)" in notes
+        )
+        fused = notes.split(f"{threads} thread(s): {end_to_end.FROM_MODULAR_FUSED}: largest difference from ")
+        assert float(fused[1].split()[1]) <= end_to_end.TOLERANCE  # compare() also raises beyond it
+        assert f"{threads} thread(s): dfgraph's own overhead" in modular_case.verdict
+    assert modular_case.met in (True, False)
+
+
 def test_results_markdown_has_every_case(
     loop_case: CaseResult,
     sequence_case: CaseResult,
     scaling_case: CaseResult,
     e2e_case: CaseResult,
     sdxl_case: CaseResult,
+    modular_case: CaseResult,
 ) -> None:
     cases = [
         loop_case,
@@ -189,6 +216,7 @@ def test_results_markdown_has_every_case(
         gpu.gpu(2, 1, (1,)),
         overhead.hook_overhead(200, 1),
         sdxl_case,
+        modular_case,
     ]
     text = render_results(
         cases,
