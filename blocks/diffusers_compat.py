@@ -24,7 +24,8 @@ Mapping (Modular Diffusers -> dfgraph):
     absent optional input (unwidened, a `Tensor | None` producer would be a false DF001).
   - Outputs are its `intermediate_outputs` (`OutputParam`), typed the same way. A block may also rebind
     one of its *inputs* in the state without declaring it (diffusers writes back every input whose
-    identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source
+    identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source (or
+    `setattr(block_state, name, ...)`, `name` a string, `self.attr` or a loop variable over `self.attrs`)
     (outside loops) makes X an output too, typed as the input's `type_hint`, when an earlier block
     writes X (a rebound caller input stays invisible: in a Switch case it would make that optional
     input required).
@@ -835,12 +836,37 @@ def _state_access(block: Any) -> tuple[list[str], list[str]]:
             state = node.targets[0].id
     reads: list[str] = []
     writes: list[str] = []
+    me = func.args.args[0].arg
+    bound: dict[str, list[str]] = {}  # loop variable -> the names it takes (`for n in self.names:`)
+
+    def names(node: ast.expr) -> list[str]:
+        """The state names an attribute-name argument can be: "x", `self.name` or a loop variable over
+        `self.names` (configurable blocks, e.g. Flux's additional inputs, name their values that way)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.Name):
+            return bound.get(node.id, [])
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me:
+            value = getattr(block, node.attr, None)
+            return [value] if isinstance(value, str) else []
+        return []
 
     class Visitor(ast.NodeVisitor):
         def visit_Assign(self, node: ast.Assign) -> None:  # the value is evaluated before the targets
             self.visit(node.value)
             for target in node.targets:
                 self.visit(target)
+
+        def visit_For(self, node: ast.For) -> None:
+            it, target = node.iter, node.target
+            values = (
+                getattr(block, it.attr, None)
+                if isinstance(it, ast.Attribute) and isinstance(it.value, ast.Name) and it.value.id == me
+                else None
+            )
+            if isinstance(target, ast.Name) and isinstance(values, list | tuple):
+                bound[target.id] = [v for v in values if isinstance(v, str)]
+            self.generic_visit(node)
 
         def visit_Attribute(self, node: ast.Attribute) -> None:
             if isinstance(node.value, ast.Name) and node.value.id == state:
@@ -850,20 +876,17 @@ def _state_access(block: Any) -> tuple[list[str], list[str]]:
                     reads.append(node.attr)
             self.generic_visit(node)
 
-        def visit_Call(self, node: ast.Call) -> None:  # getattr(block_state, "x", default)
+        def visit_Call(self, node: ast.Call) -> None:  # getattr(block_state, n), setattr(block_state, n, _)
             f, args = node.func, node.args
-            if (
-                isinstance(f, ast.Name)
-                and f.id == "getattr"
-                and len(args) == 2  # with a default, a missing value is no error
-                and isinstance(args[0], ast.Name)
-                and args[0].id == state
-                and isinstance(args[1], ast.Constant)
-                and isinstance(args[1].value, str)
-                and args[1].value not in writes
-            ):
-                reads.append(args[1].value)
-            self.generic_visit(node)
+            self.generic_visit(node)  # setattr's value is evaluated before the write
+            if not (isinstance(f, ast.Name) and len(args) >= 2):
+                return
+            if not (isinstance(args[0], ast.Name) and args[0].id == state):
+                return
+            if f.id == "getattr" and len(args) == 2:  # with a default, a missing value is no error
+                reads.extend(n for n in names(args[1]) if n not in writes)
+            elif f.id == "setattr" and len(args) == 3:
+                writes.extend(names(args[1]))
 
     Visitor().visit(func)
     return list(dict.fromkeys(reads)), list(dict.fromkeys(writes))
