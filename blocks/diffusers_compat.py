@@ -62,11 +62,14 @@ Mapping (Modular Diffusers -> dfgraph):
   sub-block is a case keyed by its name made an identifier (paths: `decode/non_inpaint/...`); a block
   without a default gets a `skip` case that runs nothing. A name some cases write and others leave
   unset, with no value before the block, is set to None by the cases that leave it (`state.get` gives
-  None in diffusers), so the Switch output is `T | None`. An AutoPipelineBlocks case whose trigger an
-  earlier block writes starts with a `given` block that reads the trigger narrowed to its type without
-  None (the case runs only when it is not None). Not modelled: the correlation between two switches (a
-  later case triggered by `mask` reads `image_latents`, which an earlier switch sets exactly when
-  `mask_image` was given): such a reader of a `T | None` output is a DF001 the checker cannot rule out.
+  None in diffusers), so the Switch output is `T | None`; when it is a pipeline input a block reads
+  from the caller (Flux Kontext's `height`, which only the image-conditioned case rewrites) those
+  cases pass the caller's value on.
+  An AutoPipelineBlocks case whose trigger an earlier block writes starts with a `given` block that
+  reads the trigger narrowed to its type without None (the case runs only when it is not None). Not
+  modelled: the correlation between two switches (a later case triggered by `mask` reads
+  `image_latents`, which an earlier switch sets exactly when `mask_image` was given): such a reader of
+  a `T | None` output is a DF001 the checker cannot rule out.
 - Build-time resolution, `trigger_inputs=` or `workflow=`: conditional blocks are resolved exactly as
   diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
   trigger inputs given plus the names written by the blocks converted so far (present = True), falling
@@ -155,6 +158,7 @@ class _Context:
     switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
+    caller_types: dict[str, Any] = field(default_factory=dict)  # an input's type at its first caller read
 
 
 class ModularLeaf:
@@ -271,16 +275,31 @@ class BlockSelector:
 
 
 class _Unset:
-    """Writes None for the names a case leaves unset that another case writes: diffusers' state.get."""
+    """Writes None for the names a case leaves unset that another case writes: diffusers' state.get. A
+    pipeline input among them (`kept`, name -> its pipeline default) keeps the caller's value instead."""
 
-    def __init__(self, name: str, names: Iterable[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        names: Iterable[str],
+        kept: Mapping[str, Any] | None = None,
+        kept_types: Mapping[str, Any] | None = None,
+    ) -> None:
         self.name = name
-        self.inputs: tuple[df.Port, ...] = ()
-        self.outputs = tuple(df.Port(n, type(None), doc="not set by this case: None") for n in names)
+        kept, typed = dict(kept or {}), dict(kept_types or {})
+        doc = "a pipeline input this case leaves as the caller gave it"
+        self.inputs: tuple[df.Port, ...] = tuple(
+            df.Port(n, typed.get(n, Any), d, doc) for n, d in kept.items()
+        )
+        unset = "not set by this case: None"
+        self.outputs = tuple(
+            df.Port(n, typed.get(n, Any), doc=doc) if n in kept else df.Port(n, type(None), doc=unset)
+            for n in names
+        )
 
-    def __call__(self) -> dict[str, Any]:
-        """None for each name."""
-        return {p.name: None for p in self.outputs}
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """None for each name, or the caller's value of a kept pipeline input."""
+        return {p.name: inputs.get(p.name) for p in self.outputs}
 
 
 class _Given:
@@ -560,11 +579,15 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
     every: set[str] = set().union(*writes.values())
     for key, case in list(cases.items()):
         unset = sorted(every - writes[key])
+        # A pipeline input a block reads from the caller (Kontext's `height`) is in diffusers' state
+        # before the block: a case that leaves it passes the caller's value on, not None.
+        kept = {n: ctx.first_default[n] for n in unset if n in ctx.first_default}
+        kept_types = {n: ctx.caller_types.get(n, Any) for n in kept}
         for missing in unset:
-            types[missing] = df.type_union(types[missing], type(None))
+            types[missing] = df.type_union(types[missing], kept_types.get(missing, type(None)))
         if not unset and case is not None:
             continue
-        filler = _Unset(_identifier("unset", {key}), unset)
+        filler = _Unset(_identifier("unset", {key}), unset, kept, kept_types)
         if case is None:
             cases[key] = filler
         elif isinstance(case, df.Sequential):
@@ -741,10 +764,14 @@ def _input_port(param: Any, ctx: _Context) -> tuple[df.Port, bool]:
         if default is None and not param.required:
             default = first
     if default is not None:
-        return df.Port(param.name, typ, default, doc), untyped
-    if param.required:
-        return df.Port(param.name, typ, doc=doc), untyped
-    return df.Port(param.name, _admit_none(typ), None, doc), untyped
+        port = df.Port(param.name, typ, default, doc)
+    elif param.required:
+        port = df.Port(param.name, typ, doc=doc)
+    else:
+        port = df.Port(param.name, _admit_none(typ), None, doc)
+    if param.name not in ctx.written:
+        ctx.caller_types.setdefault(param.name, port.type)
+    return port, untyped
 
 
 def _output_port(out: Any) -> tuple[df.Port, bool]:
