@@ -26,9 +26,10 @@ Mapping (Modular Diffusers -> dfgraph):
     one of its *inputs* in the state without declaring it (diffusers writes back every input whose
     identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source (or
     `setattr(block_state, name, ...)`, `name` a string, `self.attr` or a loop variable over `self.attrs`)
-    (outside loops) makes X an output too, typed as the input's `type_hint`, when an earlier block
-    writes X (a rebound caller input stays invisible: in a Switch case it would make that optional
-    input required).
+    (outside loops) makes X an output too, typed as the input's `type_hint` (without one, as the value it
+    rebinds: Flux and Wan rebind their image latents only when they are not None), when an earlier
+    block writes X (a rebound caller input stays invisible: in a Switch case it would make that
+    optional input required).
   - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
     `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
 - A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
@@ -724,7 +725,8 @@ def _leaf(
             # Only an intermediate: a conditional case rebinding a caller's optional input would make
             # that input required of the Switch (it needs a value for the cases that do not write it).
             if rebound in params and rebound not in declared_outputs and rebound in written_before:
-                typ = hints.get(rebound, Any)  # as declared: a rebinding sets a value
+                # as declared (a rebinding sets a value); untyped, as the value it rebinds (None stays None)
+                typ = hints.get(rebound, ctx.types.get(rebound, Any))
                 outputs.append(
                     df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
                 )
