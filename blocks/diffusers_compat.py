@@ -159,7 +159,7 @@ class _Context:
     switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
-    caller_types: dict[str, Any] = field(default_factory=dict)  # an input's type at its first caller read
+    caller_ports: dict[str, df.Port] = field(default_factory=dict)  # an input's port at its first caller read
 
 
 class ModularLeaf:
@@ -277,24 +277,16 @@ class BlockSelector:
 
 class _Unset:
     """Writes None for the names a case leaves unset that another case writes: diffusers' state.get. A
-    pipeline input among them (`kept`, name -> its pipeline default) keeps the caller's value instead."""
+    pipeline input among them (`kept`: name -> the port a block first read it by) keeps the caller's value."""
 
-    def __init__(
-        self,
-        name: str,
-        names: Iterable[str],
-        kept: Mapping[str, Any] | None = None,
-        kept_types: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, name: str, names: Iterable[str], kept: Mapping[str, df.Port] | None = None) -> None:
         self.name = name
-        kept, typed = dict(kept or {}), dict(kept_types or {})
+        kept = dict(kept or {})
         doc = "a pipeline input this case leaves as the caller gave it"
-        self.inputs: tuple[df.Port, ...] = tuple(
-            df.Port(n, typed.get(n, Any), d, doc) for n, d in kept.items()
-        )
+        self.inputs: tuple[df.Port, ...] = tuple(df.Port(n, p.type, p.default, doc) for n, p in kept.items())
         unset = "not set by this case: None"
         self.outputs = tuple(
-            df.Port(n, typed.get(n, Any), doc=doc) if n in kept else df.Port(n, type(None), doc=unset)
+            df.Port(n, kept[n].type, doc=doc) if n in kept else df.Port(n, type(None), doc=unset)
             for n in names
         )
 
@@ -582,13 +574,14 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
         unset = sorted(every - writes[key])
         # A pipeline input a block reads from the caller (Kontext's `height`) is in diffusers' state
         # before the block: a case that leaves it passes the caller's value on, not None.
-        kept = {n: ctx.first_default[n] for n in unset if n in ctx.first_default}
-        kept_types = {n: ctx.caller_types.get(n, Any) for n in kept}
+        kept = {n: ctx.caller_ports[n] for n in unset if n in ctx.caller_ports}
         for missing in unset:
-            types[missing] = df.type_union(types[missing], kept_types.get(missing, type(None)))
+            types[missing] = df.type_union(
+                types[missing], kept[missing].type if missing in kept else type(None)
+            )
         if not unset and case is not None:
             continue
-        filler = _Unset(_identifier("unset", {key}), unset, kept, kept_types)
+        filler = _Unset(_identifier("unset", {key}), unset, kept)
         if case is None:
             cases[key] = filler
         elif isinstance(case, df.Sequential):
@@ -772,7 +765,7 @@ def _input_port(param: Any, ctx: _Context) -> tuple[df.Port, bool]:
     else:
         port = df.Port(param.name, _admit_none(typ), None, doc)
     if param.name not in ctx.written:
-        ctx.caller_types.setdefault(param.name, port.type)
+        ctx.caller_ports.setdefault(param.name, port)
     return port, untyped
 
 
