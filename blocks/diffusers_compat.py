@@ -24,10 +24,12 @@ Mapping (Modular Diffusers -> dfgraph):
     absent optional input (unwidened, a `Tensor | None` producer would be a false DF001).
   - Outputs are its `intermediate_outputs` (`OutputParam`), typed the same way. A block may also rebind
     one of its *inputs* in the state without declaring it (diffusers writes back every input whose
-    identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source
-    (outside loops) makes X an output too, typed as the input's `type_hint`, when an earlier block
-    writes X (a rebound caller input stays invisible: in a Switch case it would make that optional
-    input required).
+    identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source (or
+    `setattr(block_state, name, ...)`, `name` a string, `self.attr` or a loop variable over `self.attrs`)
+    (outside loops) makes X an output too, typed as the input's `type_hint` (without one, as the value it
+    rebinds: Flux and Wan rebind their image latents only when they are not None), when an earlier
+    block writes X (a rebound caller input stays invisible: in a Switch case it would make that
+    optional input required).
   - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
     `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
 - A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
@@ -61,11 +63,14 @@ Mapping (Modular Diffusers -> dfgraph):
   sub-block is a case keyed by its name made an identifier (paths: `decode/non_inpaint/...`); a block
   without a default gets a `skip` case that runs nothing. A name some cases write and others leave
   unset, with no value before the block, is set to None by the cases that leave it (`state.get` gives
-  None in diffusers), so the Switch output is `T | None`. An AutoPipelineBlocks case whose trigger an
-  earlier block writes starts with a `given` block that reads the trigger narrowed to its type without
-  None (the case runs only when it is not None). Not modelled: the correlation between two switches (a
-  later case triggered by `mask` reads `image_latents`, which an earlier switch sets exactly when
-  `mask_image` was given): such a reader of a `T | None` output is a DF001 the checker cannot rule out.
+  None in diffusers), so the Switch output is `T | None`; when it is a pipeline input a block reads
+  from the caller (Flux Kontext's `height`, which only the image-conditioned case rewrites) those
+  cases pass the caller's value on.
+  An AutoPipelineBlocks case whose trigger an earlier block writes starts with a `given` block that
+  reads the trigger narrowed to its type without None (the case runs only when it is not None). Not
+  modelled: the correlation between two switches (a later case triggered by `mask` reads
+  `image_latents`, which an earlier switch sets exactly when `mask_image` was given): such a reader of
+  a `T | None` output is a DF001 the checker cannot rule out.
 - Build-time resolution, `trigger_inputs=` or `workflow=`: conditional blocks are resolved exactly as
   diffusers' `get_execution_blocks(**trigger_inputs)` resolves them: `select_block` is called with the
   trigger inputs given plus the names written by the blocks converted so far (present = True), falling
@@ -157,6 +162,7 @@ class _Context:
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
     batch_branches: bool = False  # loop sub-blocks stack the guider's branches into one model call
+    caller_ports: dict[str, df.Port] = field(default_factory=dict)  # an input's port at its first caller read
 
 
 class ModularLeaf:
@@ -282,16 +288,23 @@ class BlockSelector:
 
 
 class _Unset:
-    """Writes None for the names a case leaves unset that another case writes: diffusers' state.get."""
+    """Writes None for the names a case leaves unset that another case writes: diffusers' state.get. A
+    pipeline input among them (`kept`: name -> the port a block first read it by) keeps the caller's value."""
 
-    def __init__(self, name: str, names: Iterable[str]) -> None:
+    def __init__(self, name: str, names: Iterable[str], kept: Mapping[str, df.Port] | None = None) -> None:
         self.name = name
-        self.inputs: tuple[df.Port, ...] = ()
-        self.outputs = tuple(df.Port(n, type(None), doc="not set by this case: None") for n in names)
+        kept = dict(kept or {})
+        doc = "a pipeline input this case leaves as the caller gave it"
+        self.inputs: tuple[df.Port, ...] = tuple(df.Port(n, p.type, p.default, doc) for n, p in kept.items())
+        unset = "not set by this case: None"
+        self.outputs = tuple(
+            df.Port(n, kept[n].type, doc=doc) if n in kept else df.Port(n, type(None), doc=unset)
+            for n in names
+        )
 
-    def __call__(self) -> dict[str, Any]:
-        """None for each name."""
-        return {p.name: None for p in self.outputs}
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        """None for each name, or the caller's value of a kept pipeline input."""
+        return {p.name: inputs.get(p.name) for p in self.outputs}
 
 
 class _Given:
@@ -591,11 +604,16 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
     every: set[str] = set().union(*writes.values())
     for key, case in list(cases.items()):
         unset = sorted(every - writes[key])
+        # A pipeline input a block reads from the caller (Kontext's `height`) is in diffusers' state
+        # before the block: a case that leaves it passes the caller's value on, not None.
+        kept = {n: ctx.caller_ports[n] for n in unset if n in ctx.caller_ports}
         for missing in unset:
-            types[missing] = df.type_union(types[missing], type(None))
+            types[missing] = df.type_union(
+                types[missing], kept[missing].type if missing in kept else type(None)
+            )
         if not unset and case is not None:
             continue
-        filler = _Unset(_identifier("unset", {key}), unset)
+        filler = _Unset(_identifier("unset", {key}), unset, kept)
         if case is None:
             cases[key] = filler
         elif isinstance(case, df.Sequential):
@@ -735,7 +753,8 @@ def _leaf(
             # Only an intermediate: a conditional case rebinding a caller's optional input would make
             # that input required of the Switch (it needs a value for the cases that do not write it).
             if rebound in params and rebound not in declared_outputs and rebound in written_before:
-                typ = hints.get(rebound, Any)  # as declared: a rebinding sets a value
+                # as declared (a rebinding sets a value); untyped, as the value it rebinds (None stays None)
+                typ = hints.get(rebound, ctx.types.get(rebound, Any))
                 outputs.append(
                     df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
                 )
@@ -776,10 +795,14 @@ def _input_port(param: Any, ctx: _Context) -> tuple[df.Port, bool]:
         if default is None and not param.required:
             default = first
     if default is not None:
-        return df.Port(param.name, typ, default, doc), untyped
-    if param.required:
-        return df.Port(param.name, typ, doc=doc), untyped
-    return df.Port(param.name, _admit_none(typ), None, doc), untyped
+        port = df.Port(param.name, typ, default, doc)
+    elif param.required:
+        port = df.Port(param.name, typ, doc=doc)
+    else:
+        port = df.Port(param.name, _admit_none(typ), None, doc)
+    if param.name not in ctx.written:
+        ctx.caller_ports.setdefault(param.name, port)
+    return port, untyped
 
 
 def _output_port(out: Any) -> tuple[df.Port, bool]:
@@ -872,12 +895,37 @@ def _state_access(block: Any) -> tuple[list[str], list[str]]:
             state = node.targets[0].id
     reads: list[str] = []
     writes: list[str] = []
+    me = func.args.args[0].arg
+    bound: dict[str, list[str]] = {}  # loop variable -> the names it takes (`for n in self.names:`)
+
+    def names(node: ast.expr) -> list[str]:
+        """The state names an attribute-name argument can be: "x", `self.name` or a loop variable over
+        `self.names` (configurable blocks, e.g. Flux's additional inputs, name their values that way)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.Name):
+            return bound.get(node.id, [])
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me:
+            value = getattr(block, node.attr, None)
+            return [value] if isinstance(value, str) else []
+        return []
 
     class Visitor(ast.NodeVisitor):
         def visit_Assign(self, node: ast.Assign) -> None:  # the value is evaluated before the targets
             self.visit(node.value)
             for target in node.targets:
                 self.visit(target)
+
+        def visit_For(self, node: ast.For) -> None:
+            it, target = node.iter, node.target
+            values = (
+                getattr(block, it.attr, None)
+                if isinstance(it, ast.Attribute) and isinstance(it.value, ast.Name) and it.value.id == me
+                else None
+            )
+            if isinstance(target, ast.Name) and isinstance(values, list | tuple):
+                bound[target.id] = [v for v in values if isinstance(v, str)]
+            self.generic_visit(node)
 
         def visit_Attribute(self, node: ast.Attribute) -> None:
             if isinstance(node.value, ast.Name) and node.value.id == state:
@@ -887,20 +935,17 @@ def _state_access(block: Any) -> tuple[list[str], list[str]]:
                     reads.append(node.attr)
             self.generic_visit(node)
 
-        def visit_Call(self, node: ast.Call) -> None:  # getattr(block_state, "x", default)
+        def visit_Call(self, node: ast.Call) -> None:  # getattr(block_state, n), setattr(block_state, n, _)
             f, args = node.func, node.args
-            if (
-                isinstance(f, ast.Name)
-                and f.id == "getattr"
-                and len(args) == 2  # with a default, a missing value is no error
-                and isinstance(args[0], ast.Name)
-                and args[0].id == state
-                and isinstance(args[1], ast.Constant)
-                and isinstance(args[1].value, str)
-                and args[1].value not in writes
-            ):
-                reads.append(args[1].value)
-            self.generic_visit(node)
+            self.generic_visit(node)  # setattr's value is evaluated before the write
+            if not (isinstance(f, ast.Name) and len(args) >= 2):
+                return
+            if not (isinstance(args[0], ast.Name) and args[0].id == state):
+                return
+            if f.id == "getattr" and len(args) == 2:  # with a default, a missing value is no error
+                reads.extend(n for n in names(args[1]) if n not in writes)
+            elif f.id == "setattr" and len(args) == 3:
+                writes.extend(names(args[1]))
 
     Visitor().visit(func)
     return list(dict.fromkeys(reads)), list(dict.fromkeys(writes))

@@ -268,3 +268,119 @@ def sdxl_prompt_embeddings(
         "pooled_prompt_embeds": torch.randn(batch, pooled, generator=generator),
         "negative_pooled_prompt_embeds": torch.randn(batch, pooled, generator=generator),
     }
+
+
+# -- Flux ----------------------------------------------------------------------------------------------------
+
+FLUX_LATENT_CHANNELS = 16
+"""Flux's latent channels (its VAE's); the transformer sees them packed 2x2, as 64 features per token."""
+
+FLUX_SCHEDULE: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "shift": 3.0,
+    "use_dynamic_shifting": True,  # the pipelines pass mu, computed from the image's sequence length
+    "base_shift": 0.5,
+    "max_shift": 1.15,
+    "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+}
+"""FLUX.1-dev's FlowMatchEulerDiscreteScheduler config."""
+
+
+def t5_tokenizer(*, model_max_length: int = TOKENS) -> Any:
+    """A T5 tokenizer (Unigram) over a vocabulary written on the fly: T5's pad, end and unknown tokens, the
+    word-start marker and one piece per character, with and without it; no sentinels, nothing downloaded."""
+    import string
+
+    import transformers
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    for char in string.ascii_lowercase + string.digits + ".,!?'-":
+        pieces += [("\u2581" + char, -3.0), (char, -3.0)]  # a character that starts a word, and one inside
+    made: Any = transformers.T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
+    return made
+
+
+def t5_encoder(seed: int = 0, *, d_model: int = 32) -> Any:
+    """A one-layer T5EncoderModel over `t5_tokenizer()`'s vocabulary; d_model is Flux's joint attention."""
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.T5Config(
+        vocab_size=len(t5_tokenizer()),
+        d_model=d_model,
+        d_kv=8,
+        d_ff=2 * d_model,
+        num_layers=1,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+    )
+    model: Any = transformers.T5EncoderModel(config)
+    return model.eval()
+
+
+def flux_transformer(seed: int = 0, *, joint_attention_dim: int = 32, pooled_projection_dim: int = 32) -> Any:
+    """A FluxTransformer2DModel with one double-stream and one single-stream block, two 16-wide heads and a
+    guidance embedding (FLUX.1-dev's); it reads `FLUX_LATENT_CHANNELS` packed 2x2."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    model: Any = diffusers.FluxTransformer2DModel(  # type: ignore[no-untyped-call]
+        patch_size=1,
+        in_channels=4 * FLUX_LATENT_CHANNELS,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=joint_attention_dim,
+        pooled_projection_dim=pooled_projection_dim,
+        guidance_embeds=True,
+        axes_dims_rope=(4, 6, 6),  # sums to attention_head_dim
+    )
+    return model.eval()
+
+
+def flux_vae(seed: int = 0) -> Any:
+    """`vae()` with Flux's 16 latent channels, shift and scaling factors and no quant convolutions."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    model: Any = diffusers.AutoencoderKL(  # type: ignore[no-untyped-call]
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        latent_channels=FLUX_LATENT_CHANNELS,
+        norm_num_groups=8,
+        sample_size=32,
+        shift_factor=0.1159,
+        scaling_factor=0.3611,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    return model.eval()
+
+
+def flux_scheduler() -> Any:
+    """A fresh FlowMatchEulerDiscreteScheduler with FLUX.1-dev's config (dynamic shifting)."""
+    import diffusers
+
+    made: Any = diffusers.FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULE)  # type: ignore[no-untyped-call]
+    return made
+
+
+def flux_components(seed: int = 0) -> dict[str, Any]:
+    """Every component FluxPipeline takes (and Modular Diffusers' Flux blocks): transformer, vae,
+    text_encoder (CLIP, pooled), text_encoder_2 (T5), tokenizer, tokenizer_2, scheduler; float32."""
+    return {
+        "transformer": flux_transformer(seed),
+        "vae": flux_vae(seed),
+        "text_encoder": text_encoder(seed),
+        "text_encoder_2": t5_encoder(seed + 1),
+        "tokenizer": tokenizer(),
+        "tokenizer_2": t5_tokenizer(),
+        "scheduler": flux_scheduler(),
+    }
