@@ -26,8 +26,10 @@ Mapping (Modular Diffusers -> dfgraph):
     one of its *inputs* in the state without declaring it (diffusers writes back every input whose
     identity changed): a `block_state.X = ...` write of a declared input X in its `__call__` source
     (outside loops) makes X an output too, typed as the input's `type_hint`, when an earlier block
-    writes X (a rebound caller input stays invisible: in a Switch case it would make that optional
-    input required).
+    writes X, or when X is a caller's input that no block of the set declares as an output and the
+    block is in no Switch case (Wan's set_timesteps rebinds `timesteps` and declares nothing; its loop
+    reads them). Otherwise a rebound caller input stays invisible: in a Switch case it would make that
+    optional input required, and a declared writer's value is the one later blocks read.
   - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
     `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
 - A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
@@ -96,6 +98,7 @@ blocks and is the components.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import keyword
@@ -154,6 +157,8 @@ class _Context:
     switches: bool = False  # conditional blocks become df.Switch (no trigger inputs, no workflow given)
     types: dict[str, Any] = field(default_factory=dict)  # name -> declared type of its latest writer
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
+    in_case: int = 0  # how many Switch cases enclose the block being converted
+    declared_outputs: set[str] = field(default_factory=set)  # every name some block declares it writes
 
 
 class ModularLeaf:
@@ -355,6 +360,7 @@ def from_modular(
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
     ctx.switches = trigger_inputs is None and workflow is None
     ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
+    ctx.declared_outputs = _declared_outputs(modular_blocks)
     ctx.ignore = _suppressions(ignore, modular_blocks)
     root = name if name is not None else type(modular_blocks).__name__
     converted = _convert(modular_blocks, _identifier(root), ctx)
@@ -394,6 +400,18 @@ def _pipeline_inputs(blocks: Any) -> set[str]:
         return {str(p.name) for p in blocks.inputs if p.name}
     except Exception:  # a malformed sub-block: converting it reports it, naming its path
         return set()
+
+
+def _declared_outputs(blocks: Any) -> set[str]:
+    """The names any block of the set (every branch) declares as an intermediate output."""
+    names: set[str] = set()
+    stack = [blocks]
+    while stack:
+        block = stack.pop()
+        with contextlib.suppress(Exception):  # a malformed block: converting it reports it
+            names.update(str(o.name) for o in block.intermediate_outputs if o.name)
+        stack.extend((getattr(block, "sub_blocks", None) or {}).values())
+    return names
 
 
 def _suppressions(spec: Suppressions | None, blocks: Any) -> dict[str, tuple[str, ...]]:
@@ -541,7 +559,11 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
         if trigger is not None and trigger in before_written:  # an earlier block writes the trigger
             given = _Given("given", trigger, _without_none(before_types.get(trigger, Any)))
             ctx.types[trigger] = given.outputs[0].type
-        case = _convert(sub, key, ctx)
+        ctx.in_case += 1
+        try:
+            case = _convert(sub, key, ctx)
+        finally:
+            ctx.in_case -= 1
         if given is not None:
             children = dict(case.children) if isinstance(case, df.Sequential) else {key: case}
             case = df.Sequential({_identifier(given.name, children): given, **children}, name=key)
@@ -697,9 +719,16 @@ def _leaf(
     declared_outputs = {p.name for p in outputs}
     if step_args is None:  # set_block_state writes back every input the block rebinds
         for rebound in _state_access(block)[1]:
-            # Only an intermediate: a conditional case rebinding a caller's optional input would make
-            # that input required of the Switch (it needs a value for the cases that do not write it).
-            if rebound in params and rebound not in declared_outputs and rebound in written_before:
+            # A caller's input too, outside Switch cases, when no block declares writing it (Wan's
+            # set_timesteps rebinds `timesteps`, declared by none; the loop reads it); a declared
+            # writer's value is the one read (else: DF201 on SDXL's rebound `dtype`). In a case it would
+            # make that optional input required of the Switch (a value for the cases not writing it).
+            caller = not ctx.in_case and rebound not in ctx.declared_outputs
+            if (
+                rebound in params
+                and rebound not in declared_outputs
+                and (rebound in written_before or caller)
+            ):
                 typ = hints.get(rebound, Any)  # as declared: a rebinding sets a value
                 outputs.append(
                     df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
