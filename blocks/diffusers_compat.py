@@ -52,9 +52,12 @@ Mapping (Modular Diffusers -> dfgraph):
   `getattr(block_state, "X")` reads before any write): a read of a name an earlier sub-block writes, or
   that a sub-block declares as an output (the carry), becomes an input port, and that earlier write an
   output port (`Any` unless a declared writer types it); each carries a DF202 note naming the sub-block
-  and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). Not
-  modelled: the wrapper's own code around the loop (guider enable, warm-up count), and a value a
-  sub-block leaves in the `BlockState` for the next iteration.
+  and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). The
+  `BlockState` also holds every input the loop or any sub-block declares: an undeclared read of one is
+  an input port typed by that declaration, and an undeclared write of one an output port, the carry
+  (Wan: the denoiser reads `dtype`, which only before_denoiser declares; after_denoiser reads and
+  writes `latents`, declaring neither). Not modelled: the wrapper's own code around the loop (guider
+  enable, warm-up count), and a value a sub-block leaves in the `BlockState` for the next iteration.
 - Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) become `df.Switch`es, chosen
   at run time exactly as `ConditionalPipelineBlocks.__call__` chooses: a `BlockSelector` calls the
   block's own `select_block(**triggers)` on the `block_trigger_inputs` (an earlier block's output, or a
@@ -640,7 +643,7 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
                 f"{'/'.join(ctx.path)}/{_identifier(str(key), body)}: a loop's sub-blocks must be leaf "
                 f"blocks (as diffusers requires), got {type(sub).__name__}"
             )
-    undeclared = _undeclared_traffic(block.sub_blocks, spec.step_args)
+    undeclared = _undeclared_traffic(block.sub_blocks, spec.step_args, block.loop_inputs)
     for key, sub in block.sub_blocks.items():
         child_name = _identifier(str(key), body)
         ctx.path.append(child_name)
@@ -704,7 +707,8 @@ def _leaf(
         ports.append(df.Port(read, typ, doc=doc))
         params[read] = (None, None)
         declared.add(read)
-        notes.append(_undeclared_note("reads", read, cls, writer, typ))
+        by = "that declaration" if writer.startswith("an input") else "its declared writer"
+        notes.append(_undeclared_note("reads", read, cls, writer, typ, by))
     outputs: list[df.Port] = []
     for out in block.intermediate_outputs:
         port, untyped = _output_port(out)
@@ -717,6 +721,7 @@ def _leaf(
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
     declared_outputs = {p.name for p in outputs}
+    declared_ports = set(declared_outputs)  # the outputs the block declares itself
     if step_args is None:  # set_block_state writes back every input the block rebinds
         for rebound in _state_access(block)[1]:
             # A caller's input too, outside Switch cases, when no block declares writing it (Wan's
@@ -740,6 +745,14 @@ def _leaf(
         doc = "written to the loop's BlockState without a declaration (a later sub-block reads it)"
         outputs.append(df.Port(written, Any, doc=doc))
         notes.append(_undeclared_note("writes", written, cls, "read by a later sub-block", Any))
+        declared_outputs.add(written)
+    for written, typ in hidden.carried.items():
+        if written in declared_outputs:
+            continue
+        doc = "an input of the loop's BlockState written without a declaration (the next iteration reads it)"
+        outputs.append(df.Port(written, typ, doc=doc))
+        where = "an input of the loop's BlockState: the next iteration and the loop's caller see it"
+        notes.append(_undeclared_note("writes", written, cls, where, typ, "its input declaration"))
     leaf = ModularLeaf(
         block,
         name,
@@ -750,7 +763,7 @@ def _leaf(
         step_args=step_args,
         components=ctx.components,
         notes=tuple(n for n in notes if ctx.warn_untyped or n.message.startswith("undeclared")),
-        inferred=[w for w in hidden.writes if w not in declared_outputs],
+        inferred=[w for w in (*hidden.writes, *hidden.carried) if w not in declared_ports],
     )
     _suppress(leaf, cls, ctx)
     return leaf
@@ -787,9 +800,11 @@ def _admit_none(typ: Any) -> Any:
     return df.type_union(typ, type(None))
 
 
-def _undeclared_note(verb: str, port: str, cls: str, where: str, typ: Any) -> Note:
-    """The DF202 an inferred port carries: undeclared, so untyped unless a declared writer types it."""
-    typed = "typed as Any" if typ is Any else f"typed {df.describe_type(typ)} by its declared writer"
+def _undeclared_note(
+    verb: str, port: str, cls: str, where: str, typ: Any, by: str = "its declared writer"
+) -> Note:
+    """The DF202 an inferred port carries: undeclared, so untyped unless a declaration types it."""
+    typed = "typed as Any" if typ is Any else f"typed {df.describe_type(typ)} by {by}"
     return Note(
         "DF202",
         port,
@@ -805,19 +820,34 @@ class _Undeclared:
     reads: dict[str, str] = field(default_factory=dict)  # name -> its writer ("written by before_denoiser")
     writes: list[str] = field(default_factory=list)  # names a later sub-block reads
     types: dict[str, Any] = field(default_factory=dict)  # read name -> the type of its declared writer
+    carried: dict[str, Any] = field(default_factory=dict)  # written input of the loop's BlockState -> type
 
 
-def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...]) -> dict[str, _Undeclared]:
+def _undeclared_traffic(
+    sub_blocks: Mapping[str, Any], step_args: tuple[str, ...], loop_inputs: Iterable[Any] = ()
+) -> dict[str, _Undeclared]:
     """Per loop sub-block, the undeclared BlockState reads and writes found in its `__call__` source.
 
     Read statically (not by a recorded trial) so it works before anything runs, without components, and
     sees every branch. A read counts when the block reads the name before writing it and does not declare
-    it; it is inferred only when an earlier sub-block writes the name, or any sub-block declares it as an
-    output (the loop's carry, e.g. `latents`). A name a block writes and reads only itself stays local."""
+    it; it is inferred only when an earlier sub-block writes the name, any sub-block declares it as an
+    output (the loop's carry, e.g. `latents`), or the loop or another sub-block declares it as an input
+    (the loop's BlockState holds every input of the loop: Wan's denoiser reads `dtype`, which only
+    before_denoiser declares). A name a block writes and reads only itself stays local."""
     access = {str(k): _state_access(sub) for k, sub in sub_blocks.items()}
     declared_out = {
         o.name: _output_port(o)[0].type for sub in sub_blocks.values() for o in sub.intermediate_outputs
     }
+    declared_in: dict[str, tuple[str, Any]] = {}  # an input of the loop's BlockState -> (declarer, type)
+    for owner, params in [
+        ("the loop", loop_inputs),
+        *((str(k), sub.inputs) for k, sub in sub_blocks.items()),
+    ]:
+        for p in params:
+            if p.name and p.name not in declared_in:
+                hint = Any if p.type_hint is None else p.type_hint
+                optional = not p.required and p.default is None  # diffusers passes None when absent
+                declared_in[p.name] = (owner, _admit_none(hint) if optional else hint)
     result: dict[str, _Undeclared] = {}
     written_before: dict[str, str] = {}  # undeclared name -> the first earlier sub-block writing it
     for key, sub in sub_blocks.items():
@@ -833,10 +863,16 @@ def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...
             elif name in declared_out:
                 entry.reads[name] = "a declared output of the loop body"
                 entry.types[name] = declared_out[name]
+            elif name in declared_in:
+                owner, typ = declared_in[name]
+                entry.reads[name] = f"an input {owner} declares"
+                entry.types[name] = typ
         outs = {o.name for o in sub.intermediate_outputs}
         for name in writes:
             if name not in outs:
                 written_before.setdefault(name, str(key))
+            if name not in outs and name in declared_in and name not in step_args:
+                entry.carried[name] = declared_in[name][1]  # the next iteration (and the loop) sees it
     for entry in result.values():
         entry.writes = list(dict.fromkeys(entry.writes))
     return result
