@@ -735,6 +735,8 @@ def _leaf(
                 and (rebound in written_before or caller)
             ):
                 typ = hints.get(rebound, Any)  # as declared: a rebinding sets a value
+                if rebound not in written_before:  # a caller's optional input may pass through as None
+                    typ = next(p.type for p in ports if p.name == rebound)
                 outputs.append(
                     df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
                 )
