@@ -54,7 +54,8 @@ Mapping (Modular Diffusers -> dfgraph):
   output port (`Any` unless a declared writer types it); each carries a DF202 note naming the sub-block
   and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). The
   `BlockState` also holds every input the loop or any sub-block declares: an undeclared read of one is
-  an input port typed by that declaration, and an undeclared write of one an output port, the carry
+  an input port (typed by the value's declared writer before the loop, else `Any`: another reader's
+  declaration is no promise about the value), and an undeclared write of one an `Any` output, the carry
   (Wan: the denoiser reads `dtype`, which only before_denoiser declares; after_denoiser reads and
   writes `latents`, declaring neither). Not modelled: the wrapper's own code around the loop (guider
   enable, warm-up count), and a value a sub-block leaves in the `BlockState` for the next iteration.
@@ -707,8 +708,7 @@ def _leaf(
         ports.append(df.Port(read, typ, doc=doc))
         params[read] = (None, None)
         declared.add(read)
-        by = "that declaration" if writer.startswith("an input") else "its declared writer"
-        notes.append(_undeclared_note("reads", read, cls, writer, typ, by))
+        notes.append(_undeclared_note("reads", read, cls, writer, typ))
     outputs: list[df.Port] = []
     for out in block.intermediate_outputs:
         port, untyped = _output_port(out)
@@ -748,13 +748,13 @@ def _leaf(
         outputs.append(df.Port(written, Any, doc=doc))
         notes.append(_undeclared_note("writes", written, cls, "read by a later sub-block", Any))
         declared_outputs.add(written)
-    for written, typ in hidden.carried.items():
+    for written in hidden.carried:
         if written in declared_outputs:
             continue
         doc = "an input of the loop's BlockState written without a declaration (the next iteration reads it)"
-        outputs.append(df.Port(written, typ, doc=doc))
+        outputs.append(df.Port(written, Any, doc=doc))
         where = "an input of the loop's BlockState: the next iteration and the loop's caller see it"
-        notes.append(_undeclared_note("writes", written, cls, where, typ, "its input declaration"))
+        notes.append(_undeclared_note("writes", written, cls, where, Any))
     leaf = ModularLeaf(
         block,
         name,
@@ -802,11 +802,9 @@ def _admit_none(typ: Any) -> Any:
     return df.type_union(typ, type(None))
 
 
-def _undeclared_note(
-    verb: str, port: str, cls: str, where: str, typ: Any, by: str = "its declared writer"
-) -> Note:
-    """The DF202 an inferred port carries: undeclared, so untyped unless a declaration types it."""
-    typed = "typed as Any" if typ is Any else f"typed {df.describe_type(typ)} by {by}"
+def _undeclared_note(verb: str, port: str, cls: str, where: str, typ: Any) -> Note:
+    """The DF202 an inferred port carries: undeclared, so untyped unless a declared writer types it."""
+    typed = "typed as Any" if typ is Any else f"typed {df.describe_type(typ)} by its declared writer"
     return Note(
         "DF202",
         port,
@@ -822,7 +820,7 @@ class _Undeclared:
     reads: dict[str, str] = field(default_factory=dict)  # name -> its writer ("written by before_denoiser")
     writes: list[str] = field(default_factory=list)  # names a later sub-block reads
     types: dict[str, Any] = field(default_factory=dict)  # read name -> the type of its declared writer
-    carried: dict[str, Any] = field(default_factory=dict)  # written input of the loop's BlockState -> type
+    carried: list[str] = field(default_factory=list)  # inputs of the loop's BlockState it writes
 
 
 def _undeclared_traffic(
@@ -840,16 +838,14 @@ def _undeclared_traffic(
     declared_out = {
         o.name: _output_port(o)[0].type for sub in sub_blocks.values() for o in sub.intermediate_outputs
     }
-    declared_in: dict[str, tuple[str, Any]] = {}  # an input of the loop's BlockState -> (declarer, type)
+    declared_in: dict[str, str] = {}  # an input of the loop's BlockState -> the first block declaring it
     for owner, params in [
         ("the loop", loop_inputs),
         *((str(k), sub.inputs) for k, sub in sub_blocks.items()),
     ]:
         for p in params:
-            if p.name and p.name not in declared_in:
-                hint = Any if p.type_hint is None else p.type_hint
-                optional = not p.required and p.default is None  # diffusers passes None when absent
-                declared_in[p.name] = (owner, _admit_none(hint) if optional else hint)
+            if p.name:
+                declared_in.setdefault(p.name, owner)
     result: dict[str, _Undeclared] = {}
     written_before: dict[str, str] = {}  # undeclared name -> the first earlier sub-block writing it
     for key, sub in sub_blocks.items():
@@ -865,16 +861,14 @@ def _undeclared_traffic(
             elif name in declared_out:
                 entry.reads[name] = "a declared output of the loop body"
                 entry.types[name] = declared_out[name]
-            elif name in declared_in:
-                owner, typ = declared_in[name]
-                entry.reads[name] = f"an input {owner} declares"
-                entry.types[name] = typ
+            elif name in declared_in:  # typed by the value's declared writer before the loop, if any
+                entry.reads[name] = f"an input {declared_in[name]} declares"
         outs = {o.name for o in sub.intermediate_outputs}
         for name in writes:
             if name not in outs:
                 written_before.setdefault(name, str(key))
             if name not in outs and name in declared_in and name not in step_args:
-                entry.carried[name] = declared_in[name][1]  # the next iteration (and the loop) sees it
+                entry.carried.append(name)  # the next iteration (and the loop's caller) sees it
     for entry in result.values():
         entry.writes = list(dict.fromkeys(entry.writes))
     return result
