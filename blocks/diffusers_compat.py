@@ -28,8 +28,10 @@ Mapping (Modular Diffusers -> dfgraph):
     `setattr(block_state, name, ...)`, `name` a string, `self.attr` or a loop variable over `self.attrs`)
     (outside loops) makes X an output too, typed as the input's `type_hint` (without one, as the value it
     rebinds: Flux and Wan rebind their image latents only when they are not None), when an earlier
-    block writes X (a rebound caller input stays invisible: in a Switch case it would make that
-    optional input required).
+    block writes X, or when X is a caller's input that no block of the set declares as an output and the
+    block is in no Switch case (Wan's set_timesteps rebinds `timesteps` and declares nothing; its loop
+    reads them). Otherwise a rebound caller input stays invisible: in a Switch case it would make that
+    optional input required, and a declared writer's value is the one later blocks read.
   - `mutates` lists its `expected_components` (scheduler, guider, unet, ...): blocks mutate them (e.g.
     `scheduler.set_timesteps`, `guider.set_state`), so stream scheduling keeps blocks sharing one in order.
 - A nameless `InputParam(kwargs_type=K)` (e.g. `**denoiser_input_fields`) reads every state value that
@@ -52,9 +54,13 @@ Mapping (Modular Diffusers -> dfgraph):
   `getattr(block_state, "X")` reads before any write): a read of a name an earlier sub-block writes, or
   that a sub-block declares as an output (the carry), becomes an input port, and that earlier write an
   output port (`Any` unless a declared writer types it); each carries a DF202 note naming the sub-block
-  and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). Not
-  modelled: the wrapper's own code around the loop (guider enable, warm-up count), and a value a
-  sub-block leaves in the `BlockState` for the next iteration.
+  and the name (SDXL: `scaled_latents`, `noise_pred`, and `after_denoiser`'s read of `latents`). The
+  `BlockState` also holds every input the loop or any sub-block declares: an undeclared read of one is
+  an input port (typed by the value's declared writer before the loop, else `Any`: another reader's
+  declaration is no promise about the value), and an undeclared write of one an `Any` output, the carry
+  (Wan: the denoiser reads `dtype`, which only before_denoiser declares; after_denoiser reads and
+  writes `latents`, declaring neither). Not modelled: the wrapper's own code around the loop (guider
+  enable, warm-up count), and a value a sub-block leaves in the `BlockState` for the next iteration.
 - Conditional blocks (`AutoPipelineBlocks`, `ConditionalPipelineBlocks`) become `df.Switch`es, chosen
   at run time exactly as `ConditionalPipelineBlocks.__call__` chooses: a `BlockSelector` calls the
   block's own `select_block(**triggers)` on the `block_trigger_inputs` (an earlier block's output, or a
@@ -101,6 +107,7 @@ blocks and is the components.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import keyword
@@ -163,6 +170,8 @@ class _Context:
     pipeline_inputs: set[str] = field(default_factory=set)  # what ModularPipeline.__call__ accepts
     batch_branches: bool = False  # loop sub-blocks stack the guider's branches into one model call
     caller_ports: dict[str, df.Port] = field(default_factory=dict)  # an input's port at its first caller read
+    in_case: int = 0  # how many Switch cases enclose the block being converted
+    declared_outputs: set[str] = field(default_factory=set)  # every name some block declares it writes
 
 
 class ModularLeaf:
@@ -390,6 +399,7 @@ def from_modular(
     ctx = _Context(triggers, {}, components, dict(loops or {}), warn_untyped)
     ctx.switches = trigger_inputs is None and workflow is None
     ctx.pipeline_inputs = _pipeline_inputs(modular_blocks)
+    ctx.declared_outputs = _declared_outputs(modular_blocks)
     ctx.ignore = _suppressions(ignore, modular_blocks)
     ctx.known_findings = known_findings
     ctx.batch_branches = batch_branches
@@ -431,6 +441,18 @@ def _pipeline_inputs(blocks: Any) -> set[str]:
         return {str(p.name) for p in blocks.inputs if p.name}
     except Exception:  # a malformed sub-block: converting it reports it, naming its path
         return set()
+
+
+def _declared_outputs(blocks: Any) -> set[str]:
+    """The names any block of the set (every branch) declares as an intermediate output."""
+    names: set[str] = set()
+    stack = [blocks]
+    while stack:
+        block = stack.pop()
+        with contextlib.suppress(Exception):  # a malformed block: converting it reports it
+            names.update(str(o.name) for o in block.intermediate_outputs if o.name)
+        stack.extend((getattr(block, "sub_blocks", None) or {}).values())
+    return names
 
 
 def _suppressions(spec: Suppressions | None, blocks: Any) -> dict[str, tuple[str, ...]]:
@@ -586,7 +608,11 @@ def _switch(block: Any, name: str, ctx: _Context) -> df.Switch:
         if trigger is not None and trigger in before_written:  # an earlier block writes the trigger
             given = _Given("given", trigger, _without_none(before_types.get(trigger, Any)))
             ctx.types[trigger] = given.outputs[0].type
-        case = _convert(sub, key, ctx)
+        ctx.in_case += 1
+        try:
+            case = _convert(sub, key, ctx)
+        finally:
+            ctx.in_case -= 1
         if given is not None:
             children = dict(case.children) if isinstance(case, df.Sequential) else {key: case}
             case = df.Sequential({_identifier(given.name, children): given, **children}, name=key)
@@ -668,7 +694,7 @@ def _loop(block: Any, name: str, ctx: _Context) -> df.Loop:
                 f"{'/'.join(ctx.path)}/{_identifier(str(key), body)}: a loop's sub-blocks must be leaf "
                 f"blocks (as diffusers requires), got {type(sub).__name__}"
             )
-    undeclared = _undeclared_traffic(block.sub_blocks, spec.step_args)
+    undeclared = _undeclared_traffic(block.sub_blocks, spec.step_args, block.loop_inputs)
     for key, sub in block.sub_blocks.items():
         child_name = _identifier(str(key), body)
         ctx.path.append(child_name)
@@ -748,13 +774,23 @@ def _leaf(
         ctx.active[out.name] = True  # as get_execution_blocks: a later trigger sees it present
         ctx.written.add(out.name)
     declared_outputs = {p.name for p in outputs}
+    declared_ports = set(declared_outputs)  # the outputs the block declares itself
     if step_args is None:  # set_block_state writes back every input the block rebinds
         for rebound in _state_access(block)[1]:
-            # Only an intermediate: a conditional case rebinding a caller's optional input would make
-            # that input required of the Switch (it needs a value for the cases that do not write it).
-            if rebound in params and rebound not in declared_outputs and rebound in written_before:
+            # A caller's input too, outside Switch cases, when no block declares writing it (Wan's
+            # set_timesteps rebinds `timesteps`, declared by none; the loop reads it); a declared
+            # writer's value is the one read (else: DF201 on SDXL's rebound `dtype`). In a case it would
+            # make that optional input required of the Switch (a value for the cases not writing it).
+            caller = not ctx.in_case and rebound not in ctx.declared_outputs
+            if (
+                rebound in params
+                and rebound not in declared_outputs
+                and (rebound in written_before or caller)
+            ):
                 # as declared (a rebinding sets a value); untyped, as the value it rebinds (None stays None)
                 typ = hints.get(rebound, ctx.types.get(rebound, Any))
+                if rebound not in written_before:  # a caller's optional input may pass through as None
+                    typ = next(p.type for p in ports if p.name == rebound)
                 outputs.append(
                     df.Port(rebound, typ, doc="an input the block rebinds (diffusers writes it back)")
                 )
@@ -765,6 +801,14 @@ def _leaf(
         doc = "written to the loop's BlockState without a declaration (a later sub-block reads it)"
         outputs.append(df.Port(written, Any, doc=doc))
         notes.append(_undeclared_note("writes", written, cls, "read by a later sub-block", Any))
+        declared_outputs.add(written)
+    for written in hidden.carried:
+        if written in declared_outputs:
+            continue
+        doc = "an input of the loop's BlockState written without a declaration (the next iteration reads it)"
+        outputs.append(df.Port(written, Any, doc=doc))
+        where = "an input of the loop's BlockState: the next iteration and the loop's caller see it"
+        notes.append(_undeclared_note("writes", written, cls, where, Any))
     leaf = ModularLeaf(
         block,
         name,
@@ -775,7 +819,7 @@ def _leaf(
         step_args=step_args,
         components=ctx.components,
         notes=tuple(n for n in notes if ctx.warn_untyped or n.message.startswith("undeclared")),
-        inferred=[w for w in hidden.writes if w not in declared_outputs],
+        inferred=[w for w in (*hidden.writes, *hidden.carried) if w not in declared_ports],
         batch_branches=ctx.batch_branches and step_args is not None,
     )
     _suppress(leaf, block, ctx, untyped_names)
@@ -836,19 +880,32 @@ class _Undeclared:
     reads: dict[str, str] = field(default_factory=dict)  # name -> its writer ("written by before_denoiser")
     writes: list[str] = field(default_factory=list)  # names a later sub-block reads
     types: dict[str, Any] = field(default_factory=dict)  # read name -> the type of its declared writer
+    carried: list[str] = field(default_factory=list)  # inputs of the loop's BlockState it writes
 
 
-def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...]) -> dict[str, _Undeclared]:
+def _undeclared_traffic(
+    sub_blocks: Mapping[str, Any], step_args: tuple[str, ...], loop_inputs: Iterable[Any] = ()
+) -> dict[str, _Undeclared]:
     """Per loop sub-block, the undeclared BlockState reads and writes found in its `__call__` source.
 
     Read statically (not by a recorded trial) so it works before anything runs, without components, and
     sees every branch. A read counts when the block reads the name before writing it and does not declare
-    it; it is inferred only when an earlier sub-block writes the name, or any sub-block declares it as an
-    output (the loop's carry, e.g. `latents`). A name a block writes and reads only itself stays local."""
+    it; it is inferred only when an earlier sub-block writes the name, any sub-block declares it as an
+    output (the loop's carry, e.g. `latents`), or the loop or another sub-block declares it as an input
+    (the loop's BlockState holds every input of the loop: Wan's denoiser reads `dtype`, which only
+    before_denoiser declares). A name a block writes and reads only itself stays local."""
     access = {str(k): _state_access(sub) for k, sub in sub_blocks.items()}
     declared_out = {
         o.name: _output_port(o)[0].type for sub in sub_blocks.values() for o in sub.intermediate_outputs
     }
+    declared_in: dict[str, str] = {}  # an input of the loop's BlockState -> the first block declaring it
+    for owner, params in [
+        ("the loop", loop_inputs),
+        *((str(k), sub.inputs) for k, sub in sub_blocks.items()),
+    ]:
+        for p in params:
+            if p.name:
+                declared_in.setdefault(p.name, owner)
     result: dict[str, _Undeclared] = {}
     written_before: dict[str, str] = {}  # undeclared name -> the first earlier sub-block writing it
     for key, sub in sub_blocks.items():
@@ -864,10 +921,14 @@ def _undeclared_traffic(sub_blocks: Mapping[str, Any], step_args: tuple[str, ...
             elif name in declared_out:
                 entry.reads[name] = "a declared output of the loop body"
                 entry.types[name] = declared_out[name]
+            elif name in declared_in:  # typed by the value's declared writer before the loop, if any
+                entry.reads[name] = f"an input {declared_in[name]} declares"
         outs = {o.name for o in sub.intermediate_outputs}
         for name in writes:
             if name not in outs:
                 written_before.setdefault(name, str(key))
+            if name not in outs and name in declared_in and name not in step_args:
+                entry.carried.append(name)  # the next iteration (and the loop's caller) sees it
     for entry in result.values():
         entry.writes = list(dict.fromkeys(entry.writes))
     return result

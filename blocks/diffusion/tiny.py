@@ -384,3 +384,88 @@ def flux_components(seed: int = 0) -> dict[str, Any]:
         "tokenizer_2": t5_tokenizer(),
         "scheduler": flux_scheduler(),
     }
+
+
+# -- Wan (text to video, image to video) ---------------------------------------------------------------------
+
+WAN_TEXT_DIM = 32
+"""The tiny UMT5 encoder's width, which is the tiny Wan transformer's text_dim."""
+
+
+def umt5_encoder(seed: int = 0, *, d_model: int = WAN_TEXT_DIM) -> Any:
+    """A one-layer UMT5EncoderModel over `t5_tokenizer()`'s vocabulary (Wan's text encoder)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.UMT5Config(
+        vocab_size=len(t5_tokenizer()),
+        d_model=d_model,
+        d_kv=8,
+        d_ff=2 * d_model,
+        num_layers=1,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    model: Any = transformers.UMT5EncoderModel(config)
+    return model.eval()
+
+
+def wan_transformer(seed: int = 0, *, in_channels: int = 16, image_dim: int | None = None) -> Any:
+    """A one-layer WanTransformer3DModel (2 heads of 8, patch 1x2x2) reading `umt5_encoder()`'s width;
+    `image_dim` adds the image-embedding projection of Wan 2.1 image to video."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    model: Any = diffusers.WanTransformer3DModel(  # type: ignore[no-untyped-call]
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=in_channels,
+        out_channels=16,
+        text_dim=WAN_TEXT_DIM,
+        freq_dim=16,
+        ffn_dim=32,
+        num_layers=1,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        image_dim=image_dim,
+        added_kv_proj_dim=None if image_dim is None else 16,
+        rope_max_seq_len=32,
+    )
+    return model.eval()
+
+
+def wan_vae(seed: int = 0) -> Any:
+    """An AutoencoderKLWan with 16 latent channels (Wan's), scale factors 8 (space) and 4 (time), base
+    width 4."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    model: Any = diffusers.AutoencoderKLWan(  # type: ignore[no-untyped-call]
+        base_dim=4,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    return model.eval()
+
+
+def wan_components(seed: int = 0) -> dict[str, Any]:
+    """What Modular Diffusers' WanBlocks take: transformer, vae, text_encoder, tokenizer and a
+    UniPCMultistepScheduler with Wan's flow-matching schedule (shift 3); float32, random weights."""
+    import diffusers
+
+    scheduler: Any = diffusers.UniPCMultistepScheduler(  # type: ignore[no-untyped-call]
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    )
+    return {
+        "transformer": wan_transformer(seed),
+        "vae": wan_vae(seed),
+        "text_encoder": umt5_encoder(seed),
+        "tokenizer": t5_tokenizer(),
+        "scheduler": scheduler,
+    }
