@@ -83,6 +83,10 @@ _TABLE: dict[str, dict[str, str]] = {
     "WanImage2VideoLoopBeforeDenoiser.image_condition_latents": {
         "DF001": "loose: the producer declares Tensor | None but always sets a tensor"
     },
+    "WanLoopDenoiser.image_embeds": {"DF001": _SWITCHES},
+    "WanLoopDenoiser.negative_prompt_embeds": {
+        "DF001": "real: the input step passes an absent value on as None; the denoiser requires it"
+    },
     # -- QwenImage ----------------------------------------------------------------------------------
     **_each(("QwenImageLoopDenoiser", "QwenImageEditLoopDenoiser"), "img_shapes", "DF001", _IMG_SHAPES),
     **_each(
@@ -117,12 +121,6 @@ _TABLE: dict[str, dict[str, str]] = {
     "ZImageVaeDecoderStep.images": {
         "DF204": "real: list[PIL.Image.Image, list[Tensor], list[ndarray]] is no type (a union was meant)"
     },
-    **_each(
-        ("Krea2SetTimestepsStep", "Krea2TurboSetTimestepsStep"),
-        "num_inference_steps",
-        "DF206",
-        "real: dead defaults: set_timesteps declares 28 (turbo: 8), the loop 50; the first is kept",
-    ),
     "HeliosPyramidChunkNoiseGenStep.pyramid_num_inference_steps_list": {
         "DF206": "real: dead defaults: [10, 10, 10] and [2, 2, 2] are declared for the same input"
     },

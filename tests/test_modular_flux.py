@@ -32,15 +32,9 @@ SEED = 0
 SIZE = 32  # pixels: 4x4 latents, 2x2 packed tokens
 STRENGTH = 0.6
 
+
 # Real (docs/modular_findings.md, Flux): `prepare_rope_inputs` declares `txt_ids`/`img_ids` as list[int]
 # and builds tensors; the denoiser declares Tensor. The DF001 is reported at the reading port.
-FLUX_IGNORE = {"FluxLoopDenoiser.txt_ids": ("DF001",), "FluxLoopDenoiser.img_ids": ("DF001",)}
-KONTEXT_IGNORE = {
-    "FluxKontextLoopDenoiser.txt_ids": ("DF001",),
-    "FluxKontextLoopDenoiser.img_ids": ("DF001",),
-}
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Both sides on one torch thread: tiny matmuls on two threads of a busy machine ran 10x slower."""
@@ -127,15 +121,15 @@ def components_as(flux: dict[str, Any], form: str) -> Any:
 
 
 def test_flux_has_two_documented_errors_and_compiles_once_they_are_suppressed(flux: dict[str, Any]) -> None:
-    plain = df.check(from_modular(FluxAutoBlocks()))
+    plain = df.check(from_modular(FluxAutoBlocks(), known_findings=False))
     assert {(d.code, d.path.rsplit("/", 1)[-1]) for d in plain.errors} == {
         ("DF001", "denoiser.txt_ids"),
         ("DF001", "denoiser.img_ids"),
     }
-    report = df.check(from_modular(FluxAutoBlocks(), ignore=FLUX_IGNORE))
+    report = df.check(from_modular(FluxAutoBlocks()))  # the known findings are carried as suppressions
     assert report.errors == ()
     assert {d.code for d in report.diagnostics} == {"DF202"}  # untyped and undeclared ports: warnings
-    assert {(d.code, d.path.rsplit("/", 1)[-1]) for d in report.ignored} == {
+    assert {(d.code, d.path.rsplit("/", 1)[-1]) for d in report.ignored if d.code != "DF202"} == {
         ("DF001", "denoiser.txt_ids"),
         ("DF001", "denoiser.img_ids"),
     }
@@ -146,7 +140,7 @@ def test_flux_has_two_documented_errors_and_compiles_once_they_are_suppressed(fl
 @pytest.fixture(scope="module")
 def one_graph(flux: dict[str, Any]) -> Any:
     """FluxAutoBlocks as one graph of Switches, compiled, run with the ModularPipeline's components."""
-    return df.compile(from_modular(FluxAutoBlocks(), components=flux["pipe"], ignore=FLUX_IGNORE))
+    return df.compile(from_modular(FluxAutoBlocks(), components=flux["pipe"]))
 
 
 @pytest.mark.parametrize("workflow", ["text2image", "image2image"])
@@ -169,7 +163,7 @@ def test_flux_decoded_images_equal_modular_pipeline(flux: dict[str, Any], one_gr
 
 @pytest.mark.parametrize("form", ["dict", "manager"])
 def test_flux_components_as_a_dict_or_a_manager_run_the_same(flux: dict[str, Any], form: str) -> None:
-    graph = from_modular(FluxAutoBlocks(), components=components_as(flux, form), ignore=FLUX_IGNORE)
+    graph = from_modular(FluxAutoBlocks(), components=components_as(flux, form))
     ours, our_calls, theirs, their_calls = both(flux, df.compile(graph), flux_inputs("image2image"))
     assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
     assert our_calls == their_calls == img2img_steps(STEPS, STRENGTH)
@@ -177,7 +171,7 @@ def test_flux_components_as_a_dict_or_a_manager_run_the_same(flux: dict[str, Any
 
 @pytest.mark.parametrize("workflow", ["text2image", "image2image"])
 def test_a_resolved_flux_workflow_equals_modular_pipeline(flux: dict[str, Any], workflow: str) -> None:
-    graph = from_modular(FluxAutoBlocks(), workflow=workflow, components=flux["pipe"], ignore=FLUX_IGNORE)
+    graph = from_modular(FluxAutoBlocks(), workflow=workflow, components=flux["pipe"])
     assert not any(isinstance(b, df.Switch) for b in walk(graph))  # every auto block resolved
     ours, our_calls, theirs, their_calls = both(flux, df.compile(graph), flux_inputs(workflow))
     assert torch.equal(ours, theirs), (ours - theirs).abs().max().item()
@@ -231,7 +225,7 @@ def test_flux_kontext_one_graph_equals_modular_pipeline(flux: dict[str, Any], wo
     """Kontext text2image is equal only because a Switch case that leaves a pipeline input unset passes the
     caller's value on: only the image-conditioned input case rewrites `height` (to max_area), and a None
     from the text2image case made the latents Kontext's default 1024 pixels high."""
-    graph = from_modular(FluxKontextAutoBlocks(), components=flux["kontext"], ignore=KONTEXT_IGNORE)
+    graph = from_modular(FluxKontextAutoBlocks(), components=flux["kontext"])
     assert df.check(graph).errors == ()
     inputs = {**flux_inputs(workflow), "max_area": SIZE * SIZE}
     ours, our_calls, theirs, their_calls = both(flux, df.compile(graph), inputs, pipe=flux["kontext"])

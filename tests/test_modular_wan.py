@@ -47,14 +47,11 @@ SEED = 0
 VIDEO = {"height": 16, "width": 16, "num_frames": 5}  # latents (1, 16, 2, 2, 2)
 PROMPTS = {"prompt": "a red cat", "negative_prompt": "blurry", "max_sequence_length": tiny.TOKENS}
 
-# The image-to-video set's findings (docs/modular_findings.md, Wan). In every workflow the first-frame
-# latents are declared `Tensor | None` and always set; in the one graph the auto image encoder's skip
-# case (neither image nor last_image) leaves `image_embeds` None, where diffusers fails too.
-I2V_IGNORE = {"WanImage2VideoLoopBeforeDenoiser.image_condition_latents": ("DF001",)}
-I2V_SWITCH_IGNORE = {**I2V_IGNORE, "WanLoopDenoiser.image_embeds": ("DF001",)}
-# WanCoreDenoiseStep alone: its input step passes an absent negative_prompt_embeds on as None, which the
-# denoiser requires (diffusers refuses the call then, even with guidance off: "Required input").
-CORE_IGNORE = {"WanLoopDenoiser.negative_prompt_embeds": ("DF001",)}
+
+# The image-to-video set's findings (docs/modular_findings.md, Wan; carried by from_modular): in every
+# workflow the first-frame latents are declared `Tensor | None` and always set; in the one graph the auto
+# image encoder's skip case (neither image nor last_image) leaves `image_embeds` None, where diffusers
+# fails too.
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -199,7 +196,7 @@ def test_wan_core_denoise_from_prompt_embeddings_equals_modular_pipeline(wan: di
     embeddings = full(**inputs, output=["prompt_embeds", "negative_prompt_embeds"])
     assert embeddings["prompt_embeds"].shape == (1, tiny.TOKENS, tiny.WAN_TEXT_DIM)
     assert not torch.equal(embeddings["prompt_embeds"], embeddings["negative_prompt_embeds"])
-    core_graph = from_modular(WanCoreDenoiseStep(), components=dict(wan["components"]), ignore=CORE_IGNORE)
+    core_graph = from_modular(WanCoreDenoiseStep(), components=dict(wan["components"]))
     core = df.compile(core_graph)
     core_pipe = pipeline(WanCoreDenoiseStep(), wan["components"])
     ours, our_calls, theirs, their_calls = both(
@@ -241,7 +238,7 @@ def test_guidance_off_with_embeddings_equals_modular_pipeline(wan: dict[str, Any
         "prompt_embeds": torch.randn(1, tiny.TOKENS, tiny.WAN_TEXT_DIM, generator=generator),
         "negative_prompt_embeds": torch.randn(1, tiny.TOKENS, tiny.WAN_TEXT_DIM, generator=generator),
     }
-    core = df.compile(from_modular(WanCoreDenoiseStep(), components=off, ignore=CORE_IGNORE))
+    core = df.compile(from_modular(WanCoreDenoiseStep(), components=off))
     ours, our_calls, theirs, their_calls = both(
         core,
         pipeline(WanCoreDenoiseStep(), off),
@@ -362,12 +359,12 @@ def first_frame() -> PIL.Image.Image:
 
 
 def test_wan_image2video_one_graph_equals_modular_pipeline(i2v: dict[str, Any]) -> None:
-    graph = from_modular(WanImage2VideoAutoBlocks(), components=i2v["pipe"], ignore=I2V_SWITCH_IGNORE)
+    graph = from_modular(WanImage2VideoAutoBlocks(), components=i2v["pipe"])
     switches = {n for n, child in graph.children if isinstance(child, df.Switch)}
     assert switches == {"image_encoder", "vae_encoder"}
     report = df.check(graph)
     assert report.errors == ()
-    assert sorted(d.code for d in report.ignored) == ["DF001", "DF001"]  # suppressed, still listed
+    assert sorted(d.code for d in report.ignored if d.code != "DF202") == ["DF001", "DF001"]  # still listed
     ours, our_calls, theirs, their_calls = both(
         df.compile(graph),
         i2v["pipe"],
@@ -382,15 +379,16 @@ def test_wan_image2video_one_graph_equals_modular_pipeline(i2v: dict[str, Any]) 
 
 
 def test_the_image2video_one_graph_needs_the_switch_suppression(i2v: dict[str, Any]) -> None:
-    graph = from_modular(WanImage2VideoAutoBlocks(), components=i2v["pipe"], ignore=I2V_IGNORE)
+    ignore = {"WanImage2VideoLoopBeforeDenoiser.image_condition_latents": ("DF001",)}
+    graph = from_modular(
+        WanImage2VideoAutoBlocks(), components=i2v["pipe"], ignore=ignore, known_findings=False
+    )
     with pytest.raises(df.WiringError, match=r"denoiser\.image_embeds: error\[DF001\]"):
         df.compile(graph)
 
 
 def test_the_resolved_image2video_workflow_equals_modular_pipeline(i2v: dict[str, Any]) -> None:
-    graph = from_modular(
-        WanImage2VideoAutoBlocks(), workflow="image2video", components=i2v["pipe"], ignore=I2V_IGNORE
-    )
+    graph = from_modular(WanImage2VideoAutoBlocks(), workflow="image2video", components=i2v["pipe"])
     assert not any(isinstance(child, df.Switch) for _, child in graph.children)
     ours, our_calls, theirs, their_calls = both(
         df.compile(graph),
