@@ -70,7 +70,6 @@ _TABLE: dict[str, dict[str, str]] = {
     f"{_CONTROLNET}.conditioning_scale": {
         "DF001": "loose: declared float here and list[float] by the input steps; the denoiser handles both"
     },
-    f"{_CONTROLNET}.guess_mode": {"DF001": _SWITCHES},
     f"{_CONTROLNET}.controlnet_keep": {"DF001": _SWITCHES},
     "StableDiffusionXLInpaintPrepareLatentsStep.image_latents": {"DF001": _SWITCHES},
     "StableDiffusionXLInpaintPrepareLatentsStep.strength": {
