@@ -120,7 +120,7 @@ def components_as(flux: dict[str, Any], form: str) -> Any:
     return manager
 
 
-def test_flux_has_two_documented_errors_and_compiles_once_they_are_suppressed(flux: dict[str, Any]) -> None:
+def test_flux_has_two_documented_errors_carried_as_suppressions(flux: dict[str, Any]) -> None:
     plain = df.check(from_modular(FluxAutoBlocks(), known_findings=False))
     assert {(d.code, d.path.rsplit("/", 1)[-1]) for d in plain.errors} == {
         ("DF001", "denoiser.txt_ids"),
@@ -134,7 +134,7 @@ def test_flux_has_two_documented_errors_and_compiles_once_they_are_suppressed(fl
         ("DF001", "denoiser.img_ids"),
     }
     with pytest.raises(df.WiringError, match="DF001"):
-        df.compile(from_modular(FluxAutoBlocks(), components=flux["pipe"]))
+        df.compile(from_modular(FluxAutoBlocks(), components=flux["pipe"], known_findings=False))
 
 
 @pytest.fixture(scope="module")
