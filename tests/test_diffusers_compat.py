@@ -833,6 +833,11 @@ def test_the_command_line_checks_a_shipped_set_by_name(capsys: pytest.CaptureFix
     assert dfgraph_main(["check", "dfgraph_blocks.examples:counter_two@text2image"]) == 2
     assert "a @WORKFLOW suffix needs Modular Diffusers blocks" in capsys.readouterr().err
     assert dfgraph_main(["check", "diffusers:NoSuchBlocks"]) == 2
+    assert dfgraph_main(["check", "diffusers:EchoBlocks"]) == 2  # its loop runs over a local variable
+    assert (
+        "cannot read how EchoDenoiseLoopStep iterates from its __call__; pass loops="
+        in capsys.readouterr().err
+    )
 
 
 def test_known_findings_reach_only_diffusers_own_classes() -> None:
