@@ -91,8 +91,10 @@ Mapping (Modular Diffusers -> dfgraph):
   earlier resolved block declares it).
 
 Suppressions: `ignore=` gives converted blocks diagnostic codes to suppress (all blocks, one diffusers
-class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`); docs/modular_findings.md
-has the set that makes every SDXL workflow clean.
+class, or one port of it: `{"StableDiffusionXLLoopDenoiser.t": ("DF001",)}`). Without it, the findings
+judged in docs/modular_findings.md (`dfgraph_blocks.modular_known`) are carried on diffusers' own classes,
+each with its judgement as the reason, so every shipped SDXL workflow checks clean
+(`known_findings=False` reports them).
 
 Calling: built with `components=` (a `ModularPipeline`; a `ComponentsManager`, whose components of the
 blocks' expected names are used; or a mapping name -> component: both go into the family's

@@ -303,10 +303,15 @@ def t5_tokenizer(*, model_max_length: int = TOKENS) -> Any:
 
 def t5_encoder(seed: int = 0, *, d_model: int = 32) -> Any:
     """A one-layer T5EncoderModel over `t5_tokenizer()`'s vocabulary; d_model is Flux's joint attention."""
+    return _t5_family_encoder("T5", seed, d_model)
+
+
+def _t5_family_encoder(kind: str, seed: int, d_model: int) -> Any:
+    """A one-layer `{kind}EncoderModel` (T5 or UMT5) over `t5_tokenizer()`'s vocabulary, seeded."""
     import transformers
 
     torch.manual_seed(seed)
-    config = transformers.T5Config(
+    config = getattr(transformers, f"{kind}Config")(
         vocab_size=len(t5_tokenizer()),
         d_model=d_model,
         d_kv=8,
@@ -315,8 +320,11 @@ def t5_encoder(seed: int = 0, *, d_model: int = 32) -> Any:
         num_heads=4,
         relative_attention_num_buckets=8,
         dropout_rate=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
     )
-    model: Any = transformers.T5EncoderModel(config)
+    model: Any = getattr(transformers, f"{kind}EncoderModel")(config)
     return model.eval()
 
 
@@ -394,23 +402,7 @@ WAN_TEXT_DIM = 32
 
 def umt5_encoder(seed: int = 0, *, d_model: int = WAN_TEXT_DIM) -> Any:
     """A one-layer UMT5EncoderModel over `t5_tokenizer()`'s vocabulary (Wan's text encoder)."""
-    import transformers
-
-    torch.manual_seed(seed)
-    config = transformers.UMT5Config(
-        vocab_size=len(t5_tokenizer()),
-        d_model=d_model,
-        d_kv=8,
-        d_ff=2 * d_model,
-        num_layers=1,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    )
-    model: Any = transformers.UMT5EncoderModel(config)
-    return model.eval()
+    return _t5_family_encoder("UMT5", seed, d_model)
 
 
 def wan_transformer(seed: int = 0, *, in_channels: int = 16, image_dim: int | None = None) -> Any:
