@@ -19,9 +19,10 @@ pytest.importorskip("diffusers")
 import numpy as np
 import PIL.Image
 import torch
-from diffusers.modular_pipelines import ComponentsManager, FluxAutoBlocks, FluxKontextAutoBlocks
+from diffusers.modular_pipelines import FluxAutoBlocks, FluxKontextAutoBlocks
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_modular_run import components_as  # a ModularPipeline, a dict or a ComponentsManager
 
 import dfgraph as df
 from dfgraph_blocks.diffusers_compat import from_modular
@@ -107,17 +108,6 @@ def walk(block: Any) -> Iterator[Any]:
     inner += list(block.cases.values()) if isinstance(block, df.Switch) else []
     for child in inner:
         yield from walk(child)
-
-
-def components_as(flux: dict[str, Any], form: str) -> Any:
-    if form == "pipeline":
-        return flux["pipe"]
-    if form == "dict":
-        return dict(flux["components"])
-    manager = ComponentsManager()
-    for name, component in flux["components"].items():
-        manager.add(name, component)
-    return manager
 
 
 def test_flux_has_two_documented_errors_carried_as_suppressions(flux: dict[str, Any]) -> None:

@@ -27,7 +27,6 @@ import torch
 import transformers
 from diffusers.guiders import AdaptiveProjectedGuidance, ClassifierFreeGuidance
 from diffusers.modular_pipelines import (
-    ComponentsManager,
     Wan22Blocks,
     WanBlocks,
     WanImage2VideoAutoBlocks,
@@ -37,6 +36,7 @@ from diffusers.modular_pipelines.wan.denoise import WanDenoiseStep
 from diffusers.modular_pipelines.wan.modular_blocks_wan import WanCoreDenoiseStep
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_modular_run import components_as  # a ModularPipeline, a dict or a ComponentsManager
 
 import dfgraph as df
 from dfgraph_blocks.diffusers_compat import ModularLeaf, from_modular
@@ -114,17 +114,6 @@ def both(
     our_calls = calls.take()
     theirs = pipe(**inputs, generator=torch.Generator().manual_seed(SEED), output="latents")
     return ours, our_calls, theirs, calls.take()
-
-
-def components_as(wan: dict[str, Any], form: str) -> Any:
-    if form == "pipeline":
-        return wan["pipe"]
-    if form == "dict":
-        return dict(wan["components"])
-    manager = ComponentsManager()
-    for name, component in wan["components"].items():
-        manager.add(name, component)
-    return manager
 
 
 def undeclared(graph: Any) -> set[tuple[str, str]]:
