@@ -46,21 +46,24 @@ def unet(seed: int = 0, *, in_channels: int = 4, cross_attention_dim: int = 32, 
     return model.eval()
 
 
-def vae(seed: int = 0, *, latent_channels: int = 4) -> Any:
-    """A four-level AutoencoderKL (scale factor 8) with 8 to 16 channels."""
+def vae(seed: int = 0, *, latent_channels: int = 4, **config: Any) -> Any:
+    """A four-level AutoencoderKL (scale factor 8) with 8 to 16 channels; `config` overrides its config."""
     import diffusers
 
     torch.manual_seed(seed)
     model: Any = diffusers.AutoencoderKL(  # type: ignore[no-untyped-call]
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
-        latent_channels=latent_channels,
-        norm_num_groups=8,
-        sample_size=64,
+        **{
+            "in_channels": 3,
+            "out_channels": 3,
+            "down_block_types": ("DownEncoderBlock2D",) * 4,
+            "up_block_types": ("UpDecoderBlock2D",) * 4,
+            "block_out_channels": (8, 16, 16, 16),
+            "layers_per_block": 1,
+            "latent_channels": latent_channels,
+            "norm_num_groups": 8,
+            "sample_size": 64,
+            **config,
+        }
     )
     return model.eval()
 
@@ -351,25 +354,15 @@ def flux_transformer(seed: int = 0, *, joint_attention_dim: int = 32, pooled_pro
 
 def flux_vae(seed: int = 0) -> Any:
     """`vae()` with Flux's 16 latent channels, shift and scaling factors and no quant convolutions."""
-    import diffusers
-
-    torch.manual_seed(seed)
-    model: Any = diffusers.AutoencoderKL(  # type: ignore[no-untyped-call]
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
+    return vae(
+        seed,
         latent_channels=FLUX_LATENT_CHANNELS,
-        norm_num_groups=8,
         sample_size=32,
         shift_factor=0.1159,
         scaling_factor=0.3611,
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
-    return model.eval()
 
 
 def flux_scheduler() -> Any:
