@@ -22,7 +22,7 @@ import torch
 from diffusers.modular_pipelines import FluxAutoBlocks, FluxKontextAutoBlocks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_modular_run import components_as  # a ModularPipeline, a dict or a ComponentsManager
+from test_modular_run import components_as, pipeline_of
 
 import dfgraph as df
 from dfgraph_blocks.diffusers_compat import from_modular
@@ -43,13 +43,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def pipeline_of(blocks: Any, components: dict[str, Any]) -> Any:
-    pipe = blocks.init_pipeline()
-    pipe.update_components(**components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 @pytest.fixture(scope="module")

@@ -188,6 +188,14 @@ def both(sdxl: dict[str, Any], program: Any, workflow: str) -> tuple[torch.Tenso
     return ours, our_calls, theirs, len(calls)
 
 
+def pipeline_of(blocks: Any, components: dict[str, Any]) -> Any:
+    """The blocks' ModularPipeline holding `components`, its progress bar off."""
+    pipe = blocks.init_pipeline()
+    pipe.update_components(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def components_as(sdxl: dict[str, Any], form: str) -> Any:
     if form == "pipeline":
         return sdxl["pipe"]

@@ -36,7 +36,7 @@ from diffusers.modular_pipelines.wan.denoise import WanDenoiseStep
 from diffusers.modular_pipelines.wan.modular_blocks_wan import WanCoreDenoiseStep
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_modular_run import components_as  # a ModularPipeline, a dict or a ComponentsManager
+from test_modular_run import components_as, pipeline_of
 
 import dfgraph as df
 from dfgraph_blocks.diffusers_compat import ModularLeaf, from_modular
@@ -90,19 +90,12 @@ class Calls:
         return taken
 
 
-def pipeline(blocks: Any, components: dict[str, Any]) -> Any:
-    pipe = blocks.init_pipeline()
-    pipe.update_components(**components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 @pytest.fixture(scope="module")
 def wan() -> dict[str, Any]:
     """Tiny Wan components with diffusers' CFG guider, and WanBlocks' ModularPipeline holding them."""
     components = {**tiny.wan_components(SEED), "guider": ClassifierFreeGuidance(guidance_scale=5.0)}
     calls = Calls(transformer=components["transformer"])
-    return {"components": components, "pipe": pipeline(WanBlocks(), components), "calls": calls}
+    return {"components": components, "pipe": pipeline_of(WanBlocks(), components), "calls": calls}
 
 
 def both(
@@ -187,7 +180,7 @@ def test_wan_core_denoise_from_prompt_embeddings_equals_modular_pipeline(wan: di
     assert not torch.equal(embeddings["prompt_embeds"], embeddings["negative_prompt_embeds"])
     core_graph = from_modular(WanCoreDenoiseStep(), components=dict(wan["components"]))
     core = df.compile(core_graph)
-    core_pipe = pipeline(WanCoreDenoiseStep(), wan["components"])
+    core_pipe = pipeline_of(WanCoreDenoiseStep(), wan["components"])
     ours, our_calls, theirs, their_calls = both(
         core, core_pipe, wan["calls"], **embeddings, **VIDEO, num_inference_steps=STEPS
     )
@@ -203,7 +196,7 @@ def test_the_core_denoise_step_needs_its_suppression_as_diffusers_needs_negative
     graph = from_modular(WanCoreDenoiseStep(), components=wan["pipe"], known_findings=False)
     with pytest.raises(df.WiringError, match=r"denoiser\.negative_prompt_embeds: error\[DF001\]"):
         df.compile(graph)
-    pipe = pipeline(
+    pipe = pipeline_of(
         WanCoreDenoiseStep(), {**wan["components"], "guider": ClassifierFreeGuidance(guidance_scale=1.0)}
     )
     with pytest.raises(ValueError, match="Required input 'negative_prompt_embeds' is missing"):
@@ -217,7 +210,7 @@ def test_guidance_off_with_embeddings_equals_modular_pipeline(wan: dict[str, Any
     off = {**wan["components"], "guider": ClassifierFreeGuidance(guidance_scale=1.0)}
     inputs = {**PROMPTS, **VIDEO, "num_inference_steps": STEPS}
     with pytest.raises(UnboundLocalError):
-        pipeline(WanBlocks(), off)(**inputs)
+        pipeline_of(WanBlocks(), off)(**inputs)
     with pytest.raises(df.BlockError) as raised:
         df.compile(from_modular(WanBlocks(), components=off))(**inputs)
     assert raised.value.path == "WanBlocks/text_encoder"
@@ -230,7 +223,7 @@ def test_guidance_off_with_embeddings_equals_modular_pipeline(wan: dict[str, Any
     core = df.compile(from_modular(WanCoreDenoiseStep(), components=off))
     ours, our_calls, theirs, their_calls = both(
         core,
-        pipeline(WanCoreDenoiseStep(), off),
+        pipeline_of(WanCoreDenoiseStep(), off),
         wan["calls"],
         **embeddings,
         **VIDEO,
@@ -251,8 +244,8 @@ GUIDERS: dict[str, Callable[[], Any]] = {
 @pytest.mark.parametrize("name", list(GUIDERS))
 def test_wan_text2video_with_a_guider_equals_modular_pipeline(wan: dict[str, Any], name: str) -> None:
     """Each side gets a fresh guider (APG keeps a momentum across steps)."""
-    ours_pipe = pipeline(WanBlocks(), {**wan["components"], "guider": GUIDERS[name]()})
-    theirs_pipe = pipeline(WanBlocks(), {**wan["components"], "guider": GUIDERS[name]()})
+    ours_pipe = pipeline_of(WanBlocks(), {**wan["components"], "guider": GUIDERS[name]()})
+    theirs_pipe = pipeline_of(WanBlocks(), {**wan["components"], "guider": GUIDERS[name]()})
     program = df.compile(from_modular(WanBlocks(), components=ours_pipe))
     ours, our_calls, theirs, their_calls = both(
         program, theirs_pipe, wan["calls"], **PROMPTS, **VIDEO, num_inference_steps=STEPS
@@ -299,7 +292,7 @@ def test_wan22_text2video_equals_modular_pipeline(wan: dict[str, Any]) -> None:
         "guider": ClassifierFreeGuidance(guidance_scale=4.0),
         "guider_2": ClassifierFreeGuidance(guidance_scale=3.0),
     }
-    pipe = pipeline(Wan22Blocks(), components)
+    pipe = pipeline_of(Wan22Blocks(), components)
     calls = Calls(transformer=components["transformer"], transformer_2=second)
     graph = from_modular(Wan22Blocks(), components=pipe)
     assert {d.code for d in df.check(graph).diagnostics} == {"DF202"}
@@ -337,7 +330,7 @@ def i2v(wan: dict[str, Any]) -> dict[str, Any]:
     calls = Calls(transformer=components["transformer"])
     return {
         "components": components,
-        "pipe": pipeline(WanImage2VideoAutoBlocks(), components),
+        "pipe": pipeline_of(WanImage2VideoAutoBlocks(), components),
         "calls": calls,
     }
 
